@@ -1,0 +1,421 @@
+//! Static checks across steps: every template reference names something real that is
+//! guaranteed to exist when it is read, and the dependency graph has no cycle.
+
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::playbook::{Playbook, Step};
+use crate::template::{Reference, Tmpl};
+use petgraph::graphmap::DiGraphMap;
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
+
+/// Outputs every step has, whatever its type.
+pub const COMMON_OUTPUTS: &[&str] = &["status", "error"];
+
+/// A playbook that passed every static check, with its graph.
+pub struct Checked {
+    pub playbook: Playbook,
+    /// For each main step (by index in `playbook.steps`), the steps it waits for.
+    pub deps: Vec<Vec<usize>>,
+    /// For each main step, the steps waiting for it.
+    pub dependents: Vec<Vec<usize>>,
+    /// Main steps in execution order (dependencies first, then written order).
+    pub order: Vec<usize>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn main_count(&self) -> usize {
+        self.deps.len()
+    }
+}
+
+/// Where a template is written, which decides which names it may use.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    With,
+    When,
+    ForEach,
+    Until,
+    Undo,
+    Outputs,
+}
+
+pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let main: Vec<&Step> = playbook.main_steps().collect();
+    let main_count = main.len();
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); main_count];
+    for step in &playbook.steps {
+        for (tmpl, place) in templates_of(step) {
+            for reference in tmpl.references() {
+                if let Some(dep) = check_reference(&playbook, step, reference, place, &mut errors)
+                    && !step.finally
+                    && place != Place::Undo
+                    && dep != step.index
+                {
+                    deps[step.index].insert(dep);
+                }
+            }
+        }
+        match (&step.needs, step.finally) {
+            (Some(needs), true) if !needs.is_empty() => errors.push(Diagnostic::error(
+                Some(&needs[0].1),
+                format!("step `{}` is a `finally` step: those run in written order after everything else, so `needs` does not apply", step.id),
+            )),
+            (Some(needs), false) => {
+                for (id, span) in needs {
+                    match playbook.step(id) {
+                        Some(dep) if dep.finally => errors.push(Diagnostic::error(Some(span), format!("step `{}` needs `{id}`, a `finally` step that runs after every other step", step.id))),
+                        Some(dep) if dep.index == step.index => errors.push(Diagnostic::error(Some(span), format!("step `{id}` needs itself"))),
+                        Some(dep) => {
+                            deps[step.index].insert(dep.index);
+                        }
+                        None => errors.push(unknown_step(&playbook, id, span, &format!("step `{}` needs `{id}`, which is not a step", step.id))),
+                    }
+                }
+            }
+            (None, false) if step.index > 0 => {
+                deps[step.index].insert(step.index - 1);
+            }
+            _ => {}
+        }
+    }
+    for (name, _span, tmpl) in &playbook.outputs {
+        for reference in tmpl.references() {
+            let _ = name;
+            check_reference(
+                &playbook,
+                &main[0..0].first().copied().unwrap_or(&playbook.steps[0]),
+                reference,
+                Place::Outputs,
+                &mut errors,
+            );
+        }
+    }
+    if !errors.is_empty() {
+        errors.extend(warnings);
+        return Err(errors);
+    }
+    let deps: Vec<Vec<usize>> = deps.into_iter().map(|d| d.into_iter().collect()).collect();
+    if let Some(cycle) = find_cycle(&deps) {
+        let first = &playbook.steps[*cycle.iter().min().unwrap_or(&0)];
+        let names: Vec<&str> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|i| playbook.steps[*i].id.as_str())
+            .collect();
+        return Err(vec![Diagnostic::error(Some(&first.span), format!("dependency cycle: {}", names.join(" → ")))
+            .with_help("a step waits for the steps in its `needs`, the steps whose outputs it references, and (without `needs`) the step above it")]);
+    }
+    let mut dependents = vec![Vec::new(); main_count];
+    for (step, ds) in deps.iter().enumerate() {
+        for d in ds {
+            dependents[*d].push(step);
+        }
+    }
+    let order = topological_order(&deps, &dependents);
+    check_undo_references(&playbook, &deps, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Checked {
+        playbook,
+        deps,
+        dependents,
+        order,
+        warnings,
+    })
+}
+
+fn templates_of(step: &Step) -> Vec<(&Tmpl, Place)> {
+    let mut out = vec![(&step.body.with, Place::With)];
+    if let Some(when) = &step.when {
+        out.push((&when.expr, Place::When));
+    }
+    if let Some(for_each) = &step.for_each {
+        out.push((for_each, Place::ForEach));
+    }
+    if let Some(confirm) = &step.confirm {
+        out.push((confirm, Place::With));
+    }
+    if let Some(until) = step.retry.as_ref().and_then(|r| r.until.as_ref()) {
+        out.push((&until.expr, Place::Until));
+    }
+    if let Some(undo) = &step.undo {
+        out.push((&undo.with, Place::Undo));
+    }
+    out
+}
+
+const ROOTS: &[&str] = &[
+    "params",
+    "steps",
+    "env",
+    "run",
+    "item",
+    "item_index",
+    "result",
+];
+const RUN_FIELDS: &[&str] = &["id", "mode", "started_at", "playbook_dir"];
+
+/// Checks one reference; returns the main step it depends on, if any.
+fn check_reference(
+    playbook: &Playbook,
+    step: &Step,
+    reference: &Reference,
+    place: Place,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<usize> {
+    let here = if place == Place::Outputs {
+        "`outputs`".to_string()
+    } else {
+        format!("step `{}`", step.id)
+    };
+    let span = Some(&reference.span);
+    match reference.root() {
+        "params" => {
+            let name = reference.path.get(1)?;
+            if !playbook.params.contains_key(name) {
+                let d = Diagnostic::error(
+                    span,
+                    format!("{here} uses `params.{name}`, which is not declared under `params:`"),
+                );
+                errors.push(
+                    match did_you_mean(name, playbook.params.keys().map(String::as_str)) {
+                        Some(hint) => d.with_help(hint),
+                        None => d.with_help(format!(
+                            "declare it: `params: {{ {name}: {{ type: string }} }}`"
+                        )),
+                    },
+                );
+            }
+            None
+        }
+        "item" | "item_index" => {
+            let inside = step.for_each.is_some()
+                && matches!(place, Place::With | Place::Until | Place::Undo);
+            if !inside {
+                let why = match place {
+                    Place::When if step.for_each.is_some() => {
+                        "`when` is evaluated once for the whole step, before `for_each`".to_string()
+                    }
+                    Place::ForEach => {
+                        "`for_each` itself cannot use the element it produces".to_string()
+                    }
+                    _ => format!("{here} has no `for_each`"),
+                };
+                errors.push(Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` is only defined inside a `for_each` step: {why}",
+                        reference.root()
+                    ),
+                ));
+            }
+            None
+        }
+        "result" => {
+            if place != Place::Until {
+                errors.push(Diagnostic::error(
+                    span,
+                    "`result` is only defined in `retry.until` (the outputs of the attempt)",
+                ));
+            }
+            None
+        }
+        "env" => None,
+        "run" => {
+            if let Some(field) = reference.path.get(1)
+                && !RUN_FIELDS.contains(&field.as_str())
+            {
+                errors.push(Diagnostic::error(
+                    span,
+                    format!(
+                        "`run.{field}` does not exist; `run` has {}",
+                        RUN_FIELDS.join(", ")
+                    ),
+                ));
+            }
+            None
+        }
+        "steps" => check_step_reference(playbook, step, reference, place, &here, errors),
+        other => {
+            let d = Diagnostic::error(span, format!("{here} uses `{other}`, which is not defined"));
+            errors.push(match did_you_mean(other, ROOTS.iter().copied()) {
+                Some(hint) => d.with_help(hint),
+                None => d.with_help("templates can use params, steps, env, run, and item/item_index inside for_each"),
+            });
+            None
+        }
+    }
+}
+
+fn check_step_reference(
+    playbook: &Playbook,
+    step: &Step,
+    reference: &Reference,
+    place: Place,
+    here: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<usize> {
+    let span = Some(&reference.span);
+    let id = reference.step()?;
+    let Some(target) = playbook.step(id) else {
+        errors.push(unknown_step(
+            playbook,
+            id,
+            &reference.span,
+            &format!("{here} references `steps.{id}`, which is not a step"),
+        ));
+        return None;
+    };
+    if let Some(field) = reference.path.get(2) {
+        let meta = target.body.step_type.meta();
+        let valid = COMMON_OUTPUTS.contains(&field.as_str())
+            || if target.for_each.is_some() {
+                field == "results"
+            } else {
+                meta.outputs.iter().any(|o| o == field)
+            };
+        if !valid {
+            let mut names: Vec<&str> = COMMON_OUTPUTS.to_vec();
+            if target.for_each.is_some() {
+                names.push("results");
+            } else {
+                names.extend(meta.outputs.iter().map(String::as_str));
+            }
+            let message = if target.for_each.is_some() && meta.outputs.iter().any(|o| o == field) {
+                format!(
+                    "step `{id}` runs `for_each`: its `{field}` is per element, in `steps.{id}.results[i].{field}`"
+                )
+            } else {
+                format!("step `{id}` ({}) has no output `{field}`", meta.name)
+            };
+            let d = Diagnostic::error(span, message);
+            errors.push(match did_you_mean(field, names.iter().copied()) {
+                Some(hint) => d.with_help(hint),
+                None => d.with_help(format!("its outputs: {}", names.join(", "))),
+            });
+            return None;
+        }
+    }
+    if place == Place::Outputs {
+        return None;
+    }
+    if target.index == step.index {
+        if place != Place::Undo {
+            let hint = if place == Place::Until {
+                "; in `retry.until` the attempt's outputs are `result`"
+            } else {
+                ""
+            };
+            errors.push(Diagnostic::error(
+                span,
+                format!("step `{id}` references its own outputs{hint}"),
+            ));
+        }
+        return None;
+    }
+    if target.finally && (!step.finally || target.index > step.index) {
+        errors.push(Diagnostic::error(
+            span,
+            format!("{here} references `steps.{id}`, which is not guaranteed to have run before it: `{id}` is a `finally` step and runs later"),
+        ));
+        return None;
+    }
+    (!target.finally && !step.finally).then_some(target.index)
+}
+
+fn unknown_step(
+    playbook: &Playbook,
+    id: &str,
+    span: &crate::source::Span,
+    message: &str,
+) -> Diagnostic {
+    let d = Diagnostic::error(Some(span), message.to_string());
+    match did_you_mean(id, playbook.steps.iter().map(|s| s.id.as_str())) {
+        Some(hint) => d.with_help(hint),
+        None => d,
+    }
+}
+
+/// An `undo` runs after its step, possibly when later steps never ran: it may only read its
+/// own step and that step's ancestors.
+fn check_undo_references(playbook: &Playbook, deps: &[Vec<usize>], errors: &mut Vec<Diagnostic>) {
+    for step in playbook.main_steps() {
+        let Some(undo) = &step.undo else { continue };
+        let ancestors = ancestors(deps, step.index);
+        for reference in undo.with.references() {
+            if let Some(target) = reference.step().and_then(|id| playbook.step(id))
+                && target.index != step.index
+                && !target.finally
+                && !ancestors.contains(&target.index)
+            {
+                errors.push(Diagnostic::error(
+                    Some(&reference.span),
+                    format!("the `undo` of step `{}` references `steps.{}`, which is not guaranteed to have run before it (not one of its dependencies)", step.id, target.id),
+                ));
+            }
+        }
+    }
+}
+
+pub fn ancestors(deps: &[Vec<usize>], step: usize) -> HashSet<usize> {
+    let mut seen = HashSet::new();
+    let mut stack = deps[step].clone();
+    while let Some(s) = stack.pop() {
+        if seen.insert(s) {
+            stack.extend(deps[s].iter().copied());
+        }
+    }
+    seen
+}
+
+/// A cycle as the list of steps on it, starting anywhere.
+fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let mut graph: DiGraphMap<usize, (), std::hash::RandomState> = DiGraphMap::default();
+    for (step, ds) in deps.iter().enumerate() {
+        graph.add_node(step);
+        for d in ds {
+            graph.add_edge(*d, step, ());
+        }
+    }
+    let component = petgraph::algo::tarjan_scc(&graph)
+        .into_iter()
+        .find(|c| c.len() > 1)?;
+    let members: HashSet<usize> = component.iter().copied().collect();
+    // Walk forward inside the component from its first-written step until a step repeats.
+    let start = *component.iter().min()?;
+    let mut path = vec![start];
+    let mut current = start;
+    loop {
+        let next = graph
+            .neighbors(current)
+            .filter(|n| members.contains(n))
+            .min()?;
+        if let Some(at) = path.iter().position(|p| *p == next) {
+            return Some(path[at..].to_vec());
+        }
+        path.push(next);
+        current = next;
+    }
+}
+
+/// Kahn's algorithm, always taking the earliest-written ready step.
+fn topological_order(deps: &[Vec<usize>], dependents: &[Vec<usize>]) -> Vec<usize> {
+    let mut remaining: Vec<usize> = deps.iter().map(Vec::len).collect();
+    let mut ready: BinaryHeap<std::cmp::Reverse<usize>> = (0..deps.len())
+        .filter(|s| remaining[*s] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(deps.len());
+    while let Some(std::cmp::Reverse(step)) = ready.pop() {
+        order.push(step);
+        for d in &dependents[step] {
+            remaining[*d] -= 1;
+            if remaining[*d] == 0 {
+                ready.push(std::cmp::Reverse(*d));
+            }
+        }
+    }
+    order
+}

@@ -1,0 +1,198 @@
+//! What a step type gets from the engine while it plans or runs.
+
+use crate::event::{Emitter, Event, Mode, timestamp_now};
+use crate::prompt::Prompter;
+use crate::step_type::StepError;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Handed to `describe`: enough to look (read-only) at what a step would change.
+pub struct PlanContext {
+    pub step_id: String,
+    pub playbook_dir: PathBuf,
+}
+
+impl PlanContext {
+    /// Resolves a path written in the playbook against the playbook's folder.
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        resolve(&self.playbook_dir, path)
+    }
+}
+
+/// Paths in step params are relative to the working directory flow runs in, like the paths
+/// operators type in a shell; `read_file()` in templates is relative to the playbook.
+fn resolve(_dir: &std::path::Path, path: &str) -> PathBuf {
+    PathBuf::from(path)
+}
+
+/// Who may approve what: `--yes` approves everything, `--approve STEP` one step.
+#[derive(Debug, Clone, Default)]
+pub struct Approvals {
+    pub yes: bool,
+    pub approve: Vec<String>,
+}
+
+/// The operator, as the steps of one run see them. Questions are asked one at a time.
+pub struct Interaction {
+    prompter: Box<dyn Prompter>,
+    approvals: Approvals,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Interaction {
+    pub fn new(prompter: Box<dyn Prompter>, approvals: Approvals) -> Self {
+        Self {
+            prompter,
+            approvals,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn is_interactive(&self) -> bool {
+        self.prompter.is_interactive()
+    }
+}
+
+/// Handed to `apply`.
+pub struct StepContext {
+    pub run_id: String,
+    pub step_id: String,
+    /// The element index of a `for_each` step.
+    pub element: Option<usize>,
+    /// Stable across retries and resumes of this step (and element): for APIs that take an
+    /// idempotency token.
+    pub idempotency_token: String,
+    pub playbook_dir: PathBuf,
+    pub mode: Mode,
+    pub interaction: Arc<Interaction>,
+    pub emitter: Arc<Emitter>,
+}
+
+impl StepContext {
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        resolve(&self.playbook_dir, path)
+    }
+
+    /// Emits a line of the step's output (masked like everything else).
+    pub fn output(&self, stream: &str, line: &str) {
+        self.emitter.emit(Event::StepOutput {
+            step: self.step_id.clone(),
+            element: self.element,
+            stream: stream.to_string(),
+            line: line.to_string(),
+        });
+    }
+
+    /// Reports a warning about this step (an `assert` with `severity: warning`, say).
+    pub fn warn(&self, message: &str) {
+        self.emitter.emit(Event::Warning {
+            step: Some(self.step_id.clone()),
+            message: message.to_string(),
+        });
+    }
+
+    /// Asks for approval: `--yes` or `--approve STEP` answer without asking; otherwise the
+    /// terminal is asked, and without one the step needs a flag (exit 3).
+    pub async fn approve(&self, message: &str, table: Option<String>) -> Result<(), StepError> {
+        let approvals = &self.interaction.approvals;
+        let how = if approvals.yes {
+            Some("--yes")
+        } else if approvals.approve.iter().any(|s| s == &self.step_id) {
+            Some("--approve")
+        } else {
+            None
+        };
+        if let Some(how) = how {
+            self.record_approval(true, how);
+            return Ok(());
+        }
+        if !self.interaction.is_interactive() {
+            return Err(StepError::NeedsApproval(format!(
+                "step `{id}` needs approval and there is no terminal to ask: pass `--approve {id}` (or `--yes` to approve every step)",
+                id = self.step_id
+            )));
+        }
+        let _turn = self.interaction.lock.lock().await;
+        let interaction = Arc::clone(&self.interaction);
+        let message = self.emitter.masker.mask(message);
+        let table = table.map(|t| self.emitter.masker.mask(&t));
+        let answer = tokio::task::spawn_blocking(move || {
+            interaction.prompter.confirm(&message, table.as_deref())
+        })
+        .await
+        .map_err(|e| StepError::failed(format!("prompt failed: {e}")))?
+        .map_err(|e| StepError::failed(format!("could not ask on the terminal: {e}")))?;
+        self.record_approval(answer, "terminal");
+        if answer {
+            Ok(())
+        } else {
+            Err(StepError::Declined(format!(
+                "step `{}` was declined",
+                self.step_id
+            )))
+        }
+    }
+
+    /// Asks the operator to pick one option; without a terminal the default is taken.
+    pub async fn choose(
+        &self,
+        prompt: &str,
+        options: &[String],
+        default: Option<usize>,
+    ) -> Result<usize, StepError> {
+        if !self.interaction.is_interactive() {
+            return default.ok_or_else(|| {
+                StepError::NeedsApproval(format!(
+                    "step `{}` asks \"{prompt}\", has no default and there is no terminal to answer",
+                    self.step_id
+                ))
+            });
+        }
+        let _turn = self.interaction.lock.lock().await;
+        let interaction = Arc::clone(&self.interaction);
+        let prompt = self.emitter.masker.mask(prompt);
+        let options: Vec<String> = options
+            .iter()
+            .map(|o| self.emitter.masker.mask(o))
+            .collect();
+        tokio::task::spawn_blocking(move || interaction.prompter.choose(&prompt, &options, default))
+            .await
+            .map_err(|e| StepError::failed(format!("prompt failed: {e}")))?
+            .map_err(|e| StepError::failed(format!("could not ask on the terminal: {e}")))
+    }
+
+    fn record_approval(&self, approved: bool, how: &str) {
+        self.emitter.emit(Event::Approval {
+            step: self.step_id.clone(),
+            approved,
+            how: how.to_string(),
+            user: current_user(),
+            host: current_host(),
+            at: timestamp_now(),
+        });
+    }
+}
+
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| user_from_passwd().unwrap_or_else(|| "unknown".into()))
+}
+
+/// The login name of this process's uid, from /etc/passwd (USER is unset under cron and CI).
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_string())
+    })
+}
+
+pub fn current_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,178 @@
+//! Rendering compiled templates against a run's data.
+
+use crate::template::{Reference, Source, Tmpl};
+use minijinja::Environment;
+use serde_json::Value;
+
+/// The marker a value carries in a plan when it depends on a write that has not happened yet.
+pub const UNKNOWN_KEY: &str = "$known_after_apply";
+
+pub fn unknown(path: &str) -> Value {
+    serde_json::json!({ UNKNOWN_KEY: path })
+}
+
+/// The first unknown inside a rendered value, as the path it is waiting for.
+pub fn find_unknown(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(map) => match map.get(UNKNOWN_KEY) {
+            Some(Value::String(path)) => Some(path.clone()),
+            _ => map.values().find_map(find_unknown),
+        },
+        Value::Array(items) => items.iter().find_map(find_unknown),
+        _ => None,
+    }
+}
+
+/// Displays a value for plan and log lines: strings bare, unknowns as
+/// `(known after apply: steps.x.y)`, anything else as compact JSON.
+pub fn display_value(value: &Value) -> String {
+    if let Some(path) = find_unknown(value)
+        && value.get(UNKNOWN_KEY).is_some()
+    {
+        return format!("(known after apply: {path})");
+    }
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Object(_) | Value::Array(_) => {
+            let text = serde_json::to_string(value).unwrap_or_default();
+            text.replace(
+                &format!("{{\"{UNKNOWN_KEY}\":"),
+                "{\"(known after apply)\":",
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A template that failed to render: which expression and why.
+#[derive(Debug, Clone)]
+pub struct RenderError {
+    pub expression: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in `{}`", self.message, self.expression)
+    }
+}
+
+/// Renders templates of one run; `is_unknown` tells (in plan mode) which references are not
+/// known yet, so that values depending on them become unknown instead of failing.
+pub struct Evaluator<'a> {
+    pub env: &'a Environment<'static>,
+    pub context: minijinja::Value,
+    pub is_unknown: &'a (dyn Fn(&Reference) -> bool + Sync),
+}
+
+impl Evaluator<'_> {
+    pub fn render(&self, tmpl: &Tmpl) -> Result<Value, RenderError> {
+        match tmpl {
+            Tmpl::Literal(value) => Ok(value.clone()),
+            Tmpl::Expr(source) => self.with_known(source, |s| self.eval_expression(s)),
+            Tmpl::Text(source) => self.with_known(source, |s| {
+                self.env
+                    .render_str(&s.text, &self.context)
+                    .map(Value::String)
+                    .map_err(|e| self.explain(s, &e))
+            }),
+            Tmpl::List(items) => items
+                .iter()
+                .map(|i| self.render(i))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
+            Tmpl::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), self.render(v)?)))
+                .collect::<Result<serde_json::Map<_, _>, _>>()
+                .map(Value::Object),
+        }
+    }
+
+    /// Evaluates a condition to a boolean with Jinja truthiness (empty list, 0, "" are false).
+    pub fn truthy(&self, tmpl: &Tmpl) -> Result<Option<bool>, RenderError> {
+        let value = self.render(tmpl)?;
+        if find_unknown(&value).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(crate::evaluate::to_jinja(&value).is_true()))
+    }
+
+    fn with_known(
+        &self,
+        source: &Source,
+        render: impl FnOnce(&Source) -> Result<Value, RenderError>,
+    ) -> Result<Value, RenderError> {
+        match source.references.iter().find(|r| (self.is_unknown)(r)) {
+            Some(reference) => Ok(unknown(&reference.dotted())),
+            None => render(source),
+        }
+    }
+
+    fn eval_expression(&self, source: &Source) -> Result<Value, RenderError> {
+        let expr = self
+            .env
+            .compile_expression(&source.text)
+            .map_err(|e| self.explain(source, &e))?;
+        let value = expr
+            .eval(&self.context)
+            .map_err(|e| self.explain(source, &e))?;
+        if value.is_undefined() {
+            return Err(self.explain(
+                source,
+                &minijinja::Error::from(minijinja::ErrorKind::UndefinedError),
+            ));
+        }
+        serde_json::to_value(&value).map_err(|e| RenderError {
+            expression: format!("{{{{ {} }}}}", source.text),
+            message: format!("value cannot be used as data: {e}"),
+        })
+    }
+
+    /// Turns MiniJinja's error into one naming the undefined path when that is the cause.
+    fn explain(&self, source: &Source, error: &minijinja::Error) -> RenderError {
+        let expression = if source.text.contains("{{") || source.text.contains("{%") {
+            source.text.clone()
+        } else {
+            format!("{{{{ {} }}}}", source.text)
+        };
+        let message = if error.kind() == minijinja::ErrorKind::UndefinedError {
+            match self.first_undefined(source) {
+                Some(path) => format!("`{path}` is undefined"),
+                None => "undefined value".to_string(),
+            }
+        } else {
+            error
+                .detail()
+                .map(str::to_string)
+                .unwrap_or_else(|| error.kind().to_string())
+        };
+        RenderError {
+            expression,
+            message,
+        }
+    }
+
+    fn first_undefined(&self, source: &Source) -> Option<String> {
+        for reference in &source.references {
+            for depth in 1..=reference.path.len() {
+                let prefix = reference.path[..depth].join(".");
+                let defined = self
+                    .env
+                    .compile_expression(&format!("{prefix} is defined"))
+                    .ok()
+                    .and_then(|e| e.eval(&self.context).ok())
+                    .is_some_and(|v| v.is_true());
+                if !defined {
+                    return Some(prefix);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Data as a MiniJinja value.
+pub fn to_jinja<T: serde::Serialize>(value: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(value))
+}

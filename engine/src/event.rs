@@ -1,0 +1,197 @@
+//! The event stream of a run: everything flow shows, streams as JSON or records is one of
+//! these, in order.
+
+use crate::step_type::Action;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+/// The status of a finished step, as `steps.<id>.status` exposes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Skipped,
+    Declined,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Declined => "declined",
+        }
+    }
+}
+
+/// How a run ended; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    Declined,
+    NeedsApproval,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            RunStatus::Succeeded => 0,
+            RunStatus::Failed => 1,
+            RunStatus::Declined | RunStatus::NeedsApproval => 3,
+            RunStatus::Interrupted => 130,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Declined => "declined",
+            RunStatus::NeedsApproval => "needs approval",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        playbook: String,
+        name: String,
+        mode: Mode,
+        at: String,
+    },
+    /// One line of a plan.
+    PlanStep {
+        step: String,
+        #[serde(rename = "type")]
+        type_name: String,
+        finally: bool,
+        action: Action,
+        summary: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        details: Vec<String>,
+        /// Set when the step may or may not run: its `when` depends on an unknown value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        condition: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    StepStarted {
+        step: String,
+        #[serde(rename = "type")]
+        type_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        element: Option<usize>,
+        attempt: u32,
+        at: String,
+    },
+    /// A line a step printed (a command's stdout or stderr) or logged.
+    StepOutput {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        element: Option<usize>,
+        stream: String,
+        line: String,
+    },
+    StepRetrying {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        element: Option<usize>,
+        attempt: u32,
+        error: String,
+        delay_ms: u64,
+    },
+    StepFinished {
+        step: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        element: Option<usize>,
+        status: Status,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outputs: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// A failure that `continue_on_error` let through.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
+    },
+    Approval {
+        step: String,
+        approved: bool,
+        how: String,
+        user: String,
+        host: String,
+        at: String,
+    },
+    Warning {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        message: String,
+    },
+    RunFinished {
+        status: RunStatus,
+        exit_code: i32,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outputs: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// Receives the events of a run, already masked. The terminal view, the JSON stream and
+/// (next) the journal are reporters.
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Sends each event, masked, to every reporter in order.
+pub struct Emitter {
+    pub masker: std::sync::Arc<crate::secrets::Masker>,
+    reporters: Vec<Box<dyn Reporter>>,
+}
+
+impl Emitter {
+    pub fn new(
+        masker: std::sync::Arc<crate::secrets::Masker>,
+        reporters: Vec<Box<dyn Reporter>>,
+    ) -> Self {
+        Self { masker, reporters }
+    }
+
+    pub fn emit(&self, event: Event) {
+        let event = if self.masker.is_empty() {
+            event
+        } else {
+            let json = serde_json::to_value(&event).unwrap_or(Value::Null);
+            serde_json::from_value(self.masker.mask_json(&json)).unwrap_or(event)
+        };
+        for reporter in &self.reporters {
+            reporter.event(&event);
+        }
+    }
+}
+
+pub fn timestamp_now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string()
+}

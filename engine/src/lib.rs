@@ -1,0 +1,43 @@
+//! flow's engine: text → checked model → graph → plan → run → events.
+//!
+//! The stages, in order: `yaml` (text to spanned nodes), `load` (nodes to the `playbook`
+//! model), `analyze` (references and the graph), `plan` / `run` (the `Runner`), `output`
+//! (reporters). Step types plug in through `step_type` and the `registry`.
+
+pub mod analyze;
+pub mod context;
+pub mod diagnostic;
+pub mod duration;
+pub mod evaluate;
+pub mod event;
+pub mod load;
+pub mod ops;
+pub mod output;
+pub mod param;
+pub mod plan;
+pub mod playbook;
+pub mod playbook_schema;
+pub mod prompt;
+pub mod registry;
+pub mod run;
+pub mod schema;
+pub mod secrets;
+pub mod source;
+pub mod step_table;
+pub mod step_type;
+pub mod table;
+pub mod template;
+pub mod template_env;
+pub mod values;
+pub mod yaml;
+mod yaml_emit;
+
+pub use analyze::Checked;
+pub use diagnostic::Diagnostic;
+pub use registry::Registry;
+
+/// Loads, checks and analyzes a playbook file: everything `flow validate` does.
+pub fn check_file(path: &std::path::Path, registry: &Registry) -> Result<Checked, Vec<Diagnostic>> {
+    let (playbook, warnings) = load::load_file(path, registry)?;
+    analyze::analyze(playbook, warnings)
+}

@@ -1,0 +1,722 @@
+//! YAML nodes to the playbook model: every key, type and step type is checked here, each
+//! problem reported at its place. References between steps are checked next, by `analyze`.
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::param::{self, ParamSpec};
+use crate::playbook::{Body, Condition, Playbook, Retry, Step};
+use crate::registry::Registry;
+use crate::source::{SourceFile, Span};
+use crate::step_type::Effect;
+use crate::template::{self, Tmpl};
+use crate::yaml::{Key, Node, NodeValue};
+use indexmap::IndexMap;
+use sha2::Digest as _;
+use std::sync::Arc;
+
+const TOP_LEVEL: &[&str] = &[
+    "flow",
+    "name",
+    "description",
+    "params",
+    "defaults",
+    "steps",
+    "finally",
+    "outputs",
+];
+const STEP_FIELDS: &[&str] = &[
+    "type",
+    "name",
+    "with",
+    "needs",
+    "when",
+    "for_each",
+    "concurrency",
+    "retry",
+    "timeout",
+    "continue_on_error",
+    "confirm",
+    "effect",
+    "undo",
+];
+const RETRY_FIELDS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "until"];
+const UNDO_FIELDS: &[&str] = &["type", "with"];
+
+/// Loads and checks a playbook file (everything but references between steps).
+pub fn load_file(
+    path: &std::path::Path,
+    registry: &Registry,
+) -> Result<(Playbook, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::error(
+            None,
+            format!("cannot read playbook {}: {e}", path.display()),
+        )]
+    })?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    load_source(SourceFile::new(absolute, text), registry)
+}
+
+/// Loads a playbook from text already read; returns the model and its warnings.
+pub fn load_source(
+    file: Arc<SourceFile>,
+    registry: &Registry,
+) -> Result<(Playbook, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let root = crate::yaml::parse(&file).map_err(|d| vec![d])?;
+    let mut loader = Loader {
+        registry,
+        diags: Diagnostics::default(),
+        defaults: IndexMap::new(),
+    };
+    let playbook = loader.playbook(&file, &root);
+    let (errors, warnings): (Vec<_>, Vec<_>) = loader
+        .diags
+        .items
+        .into_iter()
+        .partition(Diagnostic::is_error);
+    match playbook {
+        Some(p) if errors.is_empty() => Ok((p, warnings)),
+        _ => Err(errors.into_iter().chain(warnings).collect()),
+    }
+}
+
+struct Loader<'r> {
+    registry: &'r Registry,
+    diags: Diagnostics,
+    defaults: IndexMap<String, Node>,
+}
+
+impl Loader<'_> {
+    fn unknown_keys(&mut self, entries: &[(Key, Node)], allowed: &[&str], what: &str) {
+        for (key, _) in entries {
+            if !allowed.contains(&key.name.as_str()) {
+                let mut d = Diagnostic::error(
+                    Some(&key.span),
+                    format!("unknown field `{}` in {what}", key.name),
+                );
+                d = match did_you_mean(&key.name, allowed.iter().copied()) {
+                    Some(hint) => d.with_help(hint),
+                    None => d.with_help(format!("accepted fields: {}", allowed.join(", "))),
+                };
+                self.diags.push(d);
+            }
+        }
+    }
+
+    fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Key, Node)]> {
+        match &node.value {
+            NodeValue::Map(entries) => Some(entries),
+            NodeValue::Null => Some(&[]),
+            _ => {
+                self.diags.error(
+                    Some(&node.span),
+                    format!("{what} must be a mapping, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.value {
+            NodeValue::Str(s) => Some(s.clone()),
+            _ => {
+                self.diags.error(
+                    Some(&node.span),
+                    format!("{what} must be a string, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.value {
+            NodeValue::Bool(b) => Some(b),
+            _ => {
+                self.diags.error(
+                    Some(&node.span),
+                    format!("{what} must be true or false, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<std::time::Duration> {
+        let parsed = match &node.value {
+            NodeValue::Str(s) => crate::duration::parse_duration(s),
+            NodeValue::Int(i) if *i >= 0 => Ok(std::time::Duration::from_secs(*i as u64)),
+            NodeValue::Float(f) if *f >= 0.0 => Ok(std::time::Duration::from_secs_f64(*f)),
+            _ => Err(format!(
+                "expected a duration like 30s, 5m or 1h, found {}",
+                node.kind()
+            )),
+        };
+        parsed
+            .map_err(|m| self.diags.error(Some(&node.span), format!("{what}: {m}")))
+            .ok()
+    }
+
+    fn compile(&mut self, node: &Node) -> Option<Tmpl> {
+        template::compile(node).map_err(|d| self.diags.push(d)).ok()
+    }
+
+    fn condition(&mut self, node: &Node) -> Option<Condition> {
+        let text = match &node.value {
+            NodeValue::Str(s) => s.trim().to_string(),
+            _ => node.to_json().to_string(),
+        };
+        let expr = template::compile_condition(node)
+            .map_err(|d| self.diags.push(d))
+            .ok()?;
+        Some(Condition { text, expr })
+    }
+
+    fn playbook(&mut self, file: &Arc<SourceFile>, root: &Node) -> Option<Playbook> {
+        let Some(entries) = root.as_map() else {
+            self.diags.push(
+                Diagnostic::error(
+                    Some(&root.span),
+                    format!(
+                        "a playbook is a mapping with `flow: 1`, `steps:` and more; found {}",
+                        root.kind()
+                    ),
+                )
+                .with_help("start the file with `flow: 1`"),
+            );
+            return None;
+        };
+        self.unknown_keys(entries, TOP_LEVEL, "the playbook");
+        match root.get("flow") {
+            None => self.diags.push(
+                Diagnostic::error(Some(&root.span), "missing `flow: 1` (the format version)")
+                    .with_help("add `flow: 1` as the first line"),
+            ),
+            Some(v) if matches!(v.value, NodeValue::Int(1)) => {}
+            Some(v) => self.diags.push(Diagnostic::error(
+                Some(&v.span),
+                format!(
+                    "unsupported format version `{}`: this flow reads `flow: 1`",
+                    crate::evaluate::display_value(&v.to_json())
+                ),
+            )),
+        }
+        let name = root
+            .get("name")
+            .and_then(|n| self.string(n, "`name`"))
+            .unwrap_or_else(|| {
+                file.path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        let description = root
+            .get("description")
+            .and_then(|n| self.string(n, "`description`"));
+        let params = root
+            .get("params")
+            .map(|n| self.params(n))
+            .unwrap_or_default();
+        if let Some(defaults) = root.get("defaults") {
+            self.collect_defaults(defaults);
+        }
+        let mut steps = Vec::new();
+        match root.get("steps") {
+            None => self.diags.push(Diagnostic::error(
+                Some(&root.span),
+                "the playbook has no `steps:`",
+            )),
+            Some(node) => {
+                if let Some(entries) = self.map(node, "`steps`") {
+                    if entries.is_empty() {
+                        self.diags.error(
+                            Some(&node.span),
+                            "`steps` is empty: a playbook needs at least one step",
+                        );
+                    }
+                    self.steps(entries, false, &mut steps);
+                }
+            }
+        }
+        if let Some(node) = root.get("finally")
+            && let Some(entries) = self.map(node, "`finally`")
+        {
+            self.steps(entries, true, &mut steps);
+        }
+        let mut outputs = Vec::new();
+        if let Some(node) = root.get("outputs")
+            && let Some(entries) = self.map(node, "`outputs`")
+        {
+            for (key, value) in entries {
+                if let Some(t) = self.compile(value) {
+                    outputs.push((key.name.clone(), key.span.clone(), t));
+                }
+            }
+        }
+        let hash = sha2::Sha256::digest(file.text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let dir = file
+            .path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        Some(Playbook {
+            file: Arc::clone(file),
+            dir,
+            hash,
+            name,
+            description,
+            params,
+            steps,
+            outputs,
+        })
+    }
+
+    fn params(&mut self, node: &Node) -> IndexMap<String, ParamSpec> {
+        let mut out = IndexMap::new();
+        let Some(entries) = self.map(node, "`params`") else {
+            return out;
+        };
+        for (key, value) in entries {
+            if !is_identifier(&key.name) {
+                self.diags.error(
+                    Some(&key.span),
+                    format!(
+                        "param name `{}` must match ^[a-z_][a-z0-9_]*$ (it is used as `params.{}`)",
+                        key.name, key.name
+                    ),
+                );
+                continue;
+            }
+            if let Some(spec) = param::parse_spec(&key.name, &key.span, value, &mut self.diags) {
+                out.insert(key.name.clone(), spec);
+            }
+        }
+        out
+    }
+
+    fn collect_defaults(&mut self, node: &Node) {
+        let Some(entries) = self.map(node, "`defaults`") else {
+            return;
+        };
+        let families = self.registry.families();
+        for (key, value) in entries {
+            if !families.contains(&key.name) {
+                let mut d = Diagnostic::error(
+                    Some(&key.span),
+                    format!("unknown defaults family `{}`", key.name),
+                );
+                d = d.with_help(
+                    did_you_mean(&key.name, families.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("families: {}", families.join(", "))),
+                );
+                self.diags.push(d);
+                continue;
+            }
+            if self
+                .map(value, &format!("`defaults.{}`", key.name))
+                .is_some()
+            {
+                self.defaults.insert(key.name.clone(), value.clone());
+            }
+        }
+    }
+
+    fn steps(&mut self, entries: &[(Key, Node)], finally: bool, out: &mut Vec<Step>) {
+        for (key, node) in entries {
+            if !is_step_id(&key.name) {
+                self.diags.push(
+                    Diagnostic::error(
+                        Some(&key.span),
+                        format!(
+                            "invalid step id `{}`: ids match ^[a-z][a-z0-9_]*$",
+                            key.name
+                        ),
+                    )
+                    .with_help(format!("for example `{}`", suggest_id(&key.name))),
+                );
+                continue;
+            }
+            if let Some(first) = out.iter().find(|s| s.id == key.name) {
+                self.diags.push(Diagnostic::error(
+                    Some(&key.span),
+                    format!(
+                        "duplicate step id `{}`: already used at {}",
+                        key.name,
+                        first.span.location()
+                    ),
+                ));
+                continue;
+            }
+            if let Some(step) = self.step(key, node, finally, out.len()) {
+                out.push(step);
+            }
+        }
+    }
+
+    fn step(&mut self, key: &Key, node: &Node, finally: bool, index: usize) -> Option<Step> {
+        let id = &key.name;
+        let what = format!("step `{id}`");
+        let entries = match &node.value {
+            NodeValue::Map(e) => e,
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(
+                        Some(&node.span),
+                        format!(
+                            "{what} must be a mapping with `type:`, found {}",
+                            node.kind()
+                        ),
+                    )
+                    .with_help("write `id: { type: log, with: { message: hi } }`"),
+                );
+                return None;
+            }
+        };
+        self.unknown_keys(entries, STEP_FIELDS, &what);
+        let errors_before = self.diags.items.len();
+        let effect_override = node.get("effect").and_then(|n| match n.as_str() {
+            Some("read") => Some((Effect::Read, n.span.clone())),
+            Some("write") => Some((Effect::Write, n.span.clone())),
+            _ => {
+                self.diags.error(
+                    Some(&n.span),
+                    format!("`effect` of {what} must be `read` or `write`"),
+                );
+                None
+            }
+        });
+        let body = self.body(id, &key.span, node, effect_override)?;
+        let name = node
+            .get("name")
+            .and_then(|n| self.string(n, &format!("`name` of {what}")));
+        let needs = node.get("needs").and_then(|n| self.needs(n, &what));
+        let when = node.get("when").and_then(|n| self.condition(n));
+        let for_each = node.get("for_each").and_then(|n| self.compile(n));
+        let concurrency = match node.get("concurrency") {
+            None => 1,
+            Some(n) => match n.value {
+                NodeValue::Int(c) if c >= 1 => {
+                    if for_each.is_none() {
+                        self.diags.error(
+                            Some(&n.span),
+                            format!("`concurrency` of {what} only applies with `for_each`"),
+                        );
+                    }
+                    c as usize
+                }
+                _ => {
+                    self.diags.error(Some(&n.span), format!("`concurrency` of {what} must be a whole number of at least 1, found {}", n.kind()));
+                    1
+                }
+            },
+        };
+        let retry = node.get("retry").and_then(|n| self.retry(n, &what));
+        let timeout = node
+            .get("timeout")
+            .and_then(|n| self.duration(n, &format!("`timeout` of {what}")));
+        let continue_on_error = node
+            .get("continue_on_error")
+            .and_then(|n| self.boolean(n, &format!("`continue_on_error` of {what}")))
+            .unwrap_or(false);
+        let confirm = node.get("confirm").and_then(|n| {
+            if !matches!(n.value, NodeValue::Str(_)) {
+                self.diags.error(
+                    Some(&n.span),
+                    format!(
+                        "`confirm` of {what} must be the message to ask, found {}",
+                        n.kind()
+                    ),
+                );
+                return None;
+            }
+            self.compile(n)
+        });
+        let undo = node.get("undo").and_then(|n| {
+            let entries = self.map(n, &format!("`undo` of {what}"))?;
+            self.unknown_keys(entries, UNDO_FIELDS, &format!("`undo` of {what}"));
+            if n.get("type").is_none() {
+                self.diags
+                    .error(Some(&n.span), format!("`undo` of {what} needs a `type`"));
+                return None;
+            }
+            self.body(id, &n.span, n, None)
+        });
+        if self.diags.items[errors_before..]
+            .iter()
+            .any(Diagnostic::is_error)
+        {
+            return None;
+        }
+        Some(Step {
+            id: id.clone(),
+            span: key.span.clone(),
+            index,
+            finally,
+            name,
+            body,
+            needs,
+            when,
+            for_each,
+            concurrency,
+            retry,
+            timeout,
+            continue_on_error,
+            confirm,
+            undo,
+        })
+    }
+
+    /// `type` + `with` (with defaults merged under it), checked against the type's schema.
+    fn body(
+        &mut self,
+        id: &str,
+        id_span: &Span,
+        node: &Node,
+        effect_override: Option<(Effect, Span)>,
+    ) -> Option<Body> {
+        let Some(type_node) = node.get("type") else {
+            self.diags.push(
+                Diagnostic::error(Some(id_span), format!("step `{id}` has no `type`"))
+                    .with_help("`flow steps` lists the step types"),
+            );
+            return None;
+        };
+        let type_name = self.string(type_node, &format!("`type` of step `{id}`"))?;
+        let Some(step_type) = self.registry.get(&type_name).cloned() else {
+            let d = Diagnostic::error(
+                Some(&type_node.span),
+                format!("unknown step type `{type_name}`"),
+            );
+            self.diags
+                .push(match did_you_mean(&type_name, self.registry.names()) {
+                    Some(hint) => d.with_help(hint),
+                    None => d.with_help("`flow steps` lists the step types"),
+                });
+            return None;
+        };
+        let meta = step_type.meta();
+        let mut effect = meta.effect;
+        if let Some((over, span)) = effect_override {
+            if meta.effect_overridable {
+                effect = over;
+            } else {
+                self.diags.error(Some(&span), format!("step type `{type_name}` always has effect `{}`; `effect:` is only for generic types like `exec`", meta.effect.as_str()));
+            }
+        }
+        let with_node = self.merged_with(node.get("with"), &meta.family, &node.span);
+        let mut problems = Vec::new();
+        crate::schema::check(&with_node, &meta.params_schema, "with", &mut problems);
+        let failed = problems.iter().any(Diagnostic::is_error);
+        for d in problems {
+            self.diags.push(d.clone_with_context(id));
+        }
+        self.shell_warnings(id, &with_node);
+        let with = self.compile_with(&with_node, meta.expression_fields)?;
+        (!failed).then(|| Body {
+            type_name,
+            step_type,
+            span: type_node.span.clone(),
+            with,
+            effect,
+        })
+    }
+
+    /// Compiles `with`; fields that hold bare expressions become `{ expression, value }`.
+    fn compile_with(&mut self, with: &Node, expression_fields: &[&str]) -> Option<Tmpl> {
+        let entries = match &with.value {
+            NodeValue::Map(entries) if !expression_fields.is_empty() => entries,
+            _ => return self.compile(with),
+        };
+        let mut out = Vec::new();
+        for (key, value) in entries {
+            let compiled = if expression_fields.contains(&key.name.as_str()) {
+                match &value.value {
+                    NodeValue::List(items) => Tmpl::List(
+                        items
+                            .iter()
+                            .map(|i| self.expression(i))
+                            .collect::<Option<_>>()?,
+                    ),
+                    _ => self.expression(value)?,
+                }
+            } else {
+                self.compile(value)?
+            };
+            out.push((key.name.clone(), compiled));
+        }
+        Some(Tmpl::Map(out))
+    }
+
+    fn expression(&mut self, node: &Node) -> Option<Tmpl> {
+        let condition = self.condition(node)?;
+        Some(Tmpl::Map(vec![
+            (
+                "expression".into(),
+                Tmpl::Literal(serde_json::Value::String(condition.text)),
+            ),
+            ("value".into(), condition.expr),
+        ]))
+    }
+
+    fn merged_with(&mut self, with: Option<&Node>, family: &str, step_span: &Span) -> Node {
+        let base = with.cloned().unwrap_or(Node {
+            span: step_span.clone(),
+            value: NodeValue::Map(Vec::new()),
+        });
+        let Some(defaults) = self.defaults.get(family) else {
+            return base;
+        };
+        let (NodeValue::Map(own), Some(extra)) = (&base.value, defaults.as_map()) else {
+            return base;
+        };
+        let mut merged = own.clone();
+        for (key, value) in extra {
+            if !merged.iter().any(|(k, _)| k.name == key.name) {
+                merged.push((key.clone(), value.clone()));
+            }
+        }
+        Node {
+            span: base.span.clone(),
+            value: NodeValue::Map(merged),
+        }
+    }
+
+    /// Warns when a `shell:` or `command:` string interpolates a value without `| quote`.
+    fn shell_warnings(&mut self, id: &str, with: &Node) {
+        let Some(entries) = with.as_map() else { return };
+        for (key, value) in entries {
+            if !matches!(key.name.as_str(), "shell" | "command") {
+                continue;
+            }
+            let Some(text) = value.as_str() else { continue };
+            let mut rest = 0;
+            while let Some(start) = text[rest..].find("{{").map(|i| i + rest) {
+                let end = text[start..]
+                    .find("}}")
+                    .map(|i| i + start + 2)
+                    .unwrap_or(text.len());
+                let expr = &text[start..end];
+                if !expr.contains("quote") {
+                    let span =
+                        value.inner_span(text[..start].chars().count(), expr.chars().count());
+                    self.diags.push(
+                        Diagnostic::warning(Some(&span), format!("step `{id}`: `with.{}` interpolates `{expr}` without `| quote`: a value with spaces or `;` would change the command", key.name))
+                            .with_help(format!("write `{} | quote }}}}`", expr.trim_end_matches("}}").trim_end())),
+                    );
+                }
+                rest = end;
+            }
+        }
+    }
+
+    fn needs(&mut self, node: &Node, what: &str) -> Option<Vec<(String, Span)>> {
+        let items: Vec<&Node> = match &node.value {
+            NodeValue::List(items) => items.iter().collect(),
+            NodeValue::Str(_) => vec![node],
+            _ => {
+                self.diags.error(
+                    Some(&node.span),
+                    format!(
+                        "`needs` of {what} must be a list of step ids, found {}",
+                        node.kind()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            if let Some(id) = self.string(item, &format!("an entry of `needs` of {what}")) {
+                out.push((id, item.span.clone()));
+            }
+        }
+        Some(out)
+    }
+
+    fn retry(&mut self, node: &Node, what: &str) -> Option<Retry> {
+        let entries = self.map(node, &format!("`retry` of {what}"))?;
+        self.unknown_keys(entries, RETRY_FIELDS, &format!("`retry` of {what}"));
+        let attempts = match node.get("attempts") {
+            None => 3,
+            Some(n) => match n.value {
+                NodeValue::Int(a) if (1..=10_000).contains(&a) => a as u32,
+                _ => {
+                    self.diags.error(
+                        Some(&n.span),
+                        format!(
+                            "`retry.attempts` of {what} must be a whole number from 1 to 10000"
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        let delay = node
+            .get("delay")
+            .and_then(|n| self.duration(n, "`retry.delay`"))
+            .unwrap_or(std::time::Duration::from_secs(1));
+        let backoff = match node.get("backoff") {
+            None => 1.0,
+            Some(n) => match n.value {
+                NodeValue::Int(b) if b >= 1 => b as f64,
+                NodeValue::Float(b) if b >= 1.0 => b,
+                _ => {
+                    self.diags.error(
+                        Some(&n.span),
+                        format!("`retry.backoff` of {what} must be a number of at least 1"),
+                    );
+                    1.0
+                }
+            },
+        };
+        let max_delay = node
+            .get("max_delay")
+            .and_then(|n| self.duration(n, "`retry.max_delay`"));
+        let until = node.get("until").and_then(|n| self.condition(n));
+        Some(Retry {
+            attempts,
+            delay,
+            backoff,
+            max_delay,
+            until,
+        })
+    }
+}
+
+impl Diagnostic {
+    /// Prefixes the message with the step it is about, for `with` errors.
+    fn clone_with_context(&self, step: &str) -> Diagnostic {
+        let mut d = self.clone();
+        d.message = format!("step `{step}`: {}", d.message);
+        d
+    }
+}
+
+fn is_step_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn suggest_id(id: &str) -> String {
+    let mut out: String = id
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+        out.insert_str(0, "step_");
+    }
+    out
+}

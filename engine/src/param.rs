@@ -1,0 +1,586 @@
+//! Declared params: their spec, the check of a value against it, and where values come from
+//! (`-p`, `--params-file`, `env`, `default`, strongest first).
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::source::{SourceFile, Span};
+use crate::yaml::{Node, NodeValue};
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    List,
+    Map,
+    Path,
+}
+
+impl ParamType {
+    pub const NAMES: &'static [&'static str] = &[
+        "string", "integer", "number", "boolean", "list", "map", "path",
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "number" => Self::Number,
+            "boolean" => Self::Boolean,
+            "list" => Self::List,
+            "map" => Self::Map,
+            "path" => Self::Path,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: String,
+    pub span: Span,
+    pub ty: ParamType,
+    pub description: Option<String>,
+    pub default: Option<Value>,
+    pub required: bool,
+    pub choices: Option<Vec<Value>>,
+    pub pattern: Option<regex::Regex>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub env: Option<String>,
+    pub secret: bool,
+    pub must_exist: bool,
+}
+
+const FIELDS: &[&str] = &[
+    "type",
+    "description",
+    "default",
+    "required",
+    "choices",
+    "pattern",
+    "min",
+    "max",
+    "env",
+    "secret",
+    "must_exist",
+];
+
+/// Parses `name: { type: …, … }` from the playbook's `params:`.
+pub fn parse_spec(
+    name: &str,
+    name_span: &Span,
+    node: &Node,
+    diags: &mut Diagnostics,
+) -> Option<ParamSpec> {
+    let Some(entries) = node.as_map() else {
+        diags.push(
+            Diagnostic::error(
+                Some(&node.span),
+                format!(
+                    "param `{name}` must be a mapping like `{{ type: string }}`, found {}",
+                    node.kind()
+                ),
+            )
+            .with_help("write `name: { type: string, default: … }`"),
+        );
+        return None;
+    };
+    let before = diags.items.len();
+    for (key, _) in entries {
+        if !FIELDS.contains(&key.name.as_str()) {
+            let mut d = Diagnostic::error(
+                Some(&key.span),
+                format!("unknown field `{}` in param `{name}`", key.name),
+            );
+            if let Some(hint) = did_you_mean(&key.name, FIELDS.iter().copied()) {
+                d = d.with_help(hint);
+            }
+            diags.push(d);
+        }
+    }
+    let ty = match node.get("type") {
+        None => {
+            diags.push(
+                Diagnostic::error(Some(name_span), format!("param `{name}` has no `type`"))
+                    .with_help(format!("one of: {}", ParamType::NAMES.join(", "))),
+            );
+            return None;
+        }
+        Some(t) => match t.as_str().and_then(ParamType::parse) {
+            Some(ty) => ty,
+            None => {
+                let written = t
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| t.kind().to_string());
+                let mut d =
+                    Diagnostic::error(Some(&t.span), format!("unknown param type `{written}`"));
+                d = d.with_help(
+                    did_you_mean(&written, ParamType::NAMES.iter().copied())
+                        .unwrap_or_else(|| format!("one of: {}", ParamType::NAMES.join(", "))),
+                );
+                diags.push(d);
+                return None;
+            }
+        },
+    };
+    let text = |field: &str, diags: &mut Diagnostics| -> Option<String> {
+        let n = node.get(field)?;
+        match n.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                diags.error(
+                    Some(&n.span),
+                    format!(
+                        "`{field}` of param `{name}` must be a string, found {}",
+                        n.kind()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let flag = |field: &str, diags: &mut Diagnostics| -> Option<bool> {
+        let n = node.get(field)?;
+        match n.value {
+            NodeValue::Bool(b) => Some(b),
+            _ => {
+                diags.error(
+                    Some(&n.span),
+                    format!(
+                        "`{field}` of param `{name}` must be true or false, found {}",
+                        n.kind()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let number = |field: &str, diags: &mut Diagnostics| -> Option<f64> {
+        let n = node.get(field)?;
+        match n.value {
+            NodeValue::Int(i) => Some(i as f64),
+            NodeValue::Float(f) => Some(f),
+            _ => {
+                diags.error(
+                    Some(&n.span),
+                    format!(
+                        "`{field}` of param `{name}` must be a number, found {}",
+                        n.kind()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let pattern = node.get("pattern").and_then(|p| {
+        let source = text("pattern", diags)?;
+        match regex::Regex::new(&format!("^(?:{source})$")) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                diags.error(
+                    Some(&p.span),
+                    format!(
+                        "`pattern` of param `{name}` is not a valid regular expression: {}",
+                        first_line(&e.to_string())
+                    ),
+                );
+                None
+            }
+        }
+    });
+    let choices = node.get("choices").and_then(|c| match &c.value {
+        NodeValue::List(items) if !items.is_empty() => {
+            Some(items.iter().map(Node::to_json).collect())
+        }
+        _ => {
+            diags.error(
+                Some(&c.span),
+                format!(
+                    "`choices` of param `{name}` must be a non-empty list, found {}",
+                    c.kind()
+                ),
+            );
+            None
+        }
+    });
+    let mut spec = ParamSpec {
+        name: name.to_string(),
+        span: name_span.clone(),
+        ty,
+        description: text("description", diags),
+        default: None,
+        required: true,
+        choices,
+        pattern,
+        min: number("min", diags),
+        max: number("max", diags),
+        env: text("env", diags),
+        secret: flag("secret", diags).unwrap_or(false),
+        must_exist: flag("must_exist", diags).unwrap_or(true),
+    };
+    if let Some(default) = node.get("default") {
+        match check_value(&spec, default.to_json(), Path::new(".")) {
+            Ok(value) => spec.default = Some(value),
+            Err(message) => diags.error(
+                Some(&default.span),
+                format!("default of param `{name}`: {message}"),
+            ),
+        }
+    }
+    spec.required = flag("required", diags).unwrap_or(spec.default.is_none());
+    (diags.items.len() == before).then_some(spec)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("error:"))
+        .unwrap_or(text.lines().next().unwrap_or(""))
+        .trim()
+        .to_string()
+}
+
+/// Parses a `-p name=value` (or env) text per the param's type; lists and maps are YAML.
+pub fn parse_text(spec: &ParamSpec, text: &str) -> Result<Value, String> {
+    let value = match spec.ty {
+        ParamType::String | ParamType::Path => Value::String(text.to_string()),
+        ParamType::Integer => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("expected an integer, got `{text}`"))?,
+        ParamType::Number => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("expected a number, got `{text}`"))?,
+        ParamType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "on" => Value::Bool(true),
+            "false" | "no" | "0" | "off" => Value::Bool(false),
+            _ => return Err(format!("expected true or false, got `{text}`")),
+        },
+        ParamType::List | ParamType::Map => {
+            let file = SourceFile::new("<param>", text);
+            crate::yaml::parse(&file).map_err(|d| d.message)?.to_json()
+        }
+    };
+    Ok(value)
+}
+
+/// Checks (and for paths, resolves) a value against the param's type, choices, pattern and
+/// bounds.
+pub fn check_value(spec: &ParamSpec, value: Value, cwd: &Path) -> Result<Value, String> {
+    let value = match (spec.ty, value) {
+        (ParamType::String, Value::String(s)) => Value::String(s),
+        (ParamType::String, v @ (Value::Number(_) | Value::Bool(_))) => {
+            Value::String(v.to_string())
+        }
+        (ParamType::Integer, Value::Number(n)) if n.is_i64() => Value::Number(n),
+        (ParamType::Number, Value::Number(n)) => Value::Number(n),
+        (ParamType::Boolean, Value::Bool(b)) => Value::Bool(b),
+        (ParamType::List, Value::Array(a)) => Value::Array(a),
+        (ParamType::Map, Value::Object(m)) => Value::Object(m),
+        (ParamType::Path, Value::String(s)) => {
+            let path = if Path::new(&s).is_absolute() {
+                PathBuf::from(&s)
+            } else {
+                cwd.join(&s)
+            };
+            if spec.must_exist && !path.exists() {
+                return Err(format!(
+                    "path `{s}` does not exist (set `must_exist: false` if it is created later)"
+                ));
+            }
+            Value::String(path.display().to_string())
+        }
+        (ty, other) => {
+            return Err(format!(
+                "expected {} {}, got {}",
+                article(ty),
+                ty.name(),
+                describe(&other)
+            ));
+        }
+    };
+    if let Some(choices) = &spec.choices
+        && !choices.contains(&value)
+    {
+        let names: Vec<String> = choices.iter().map(crate::evaluate::display_value).collect();
+        return Err(format!(
+            "`{}` is not one of: {}",
+            crate::evaluate::display_value(&value),
+            names.join(", ")
+        ));
+    }
+    if let (Some(pattern), Value::String(s)) = (&spec.pattern, &value)
+        && !pattern.is_match(s)
+    {
+        let shown = if spec.secret {
+            crate::secrets::MASK
+        } else {
+            s.as_str()
+        };
+        let source = pattern
+            .as_str()
+            .trim_start_matches("^(?:")
+            .trim_end_matches(")$");
+        return Err(format!("`{shown}` does not match the pattern `{source}`"));
+    }
+    let measure = match &value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if spec.ty == ParamType::String => Some(s.chars().count() as f64),
+        Value::Array(a) => Some(a.len() as f64),
+        _ => None,
+    };
+    if let Some(m) = measure {
+        let what = if value.is_number() { "" } else { " (length)" };
+        if let Some(min) = spec.min.filter(|min| m < *min) {
+            return Err(format!("{m}{what} is below the minimum {min}"));
+        }
+        if let Some(max) = spec.max.filter(|max| m > *max) {
+            return Err(format!("{m}{what} is above the maximum {max}"));
+        }
+    }
+    Ok(value)
+}
+
+fn article(ty: ParamType) -> &'static str {
+    if ty == ParamType::Integer { "an" } else { "a" }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (null)".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string `{s}`"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+/// Params given for a run, before they are checked against the playbook.
+#[derive(Debug, Default, Clone)]
+pub struct ParamInputs {
+    /// `-p name=value`, in the order given.
+    pub cli: Vec<String>,
+    pub file: Option<PathBuf>,
+}
+
+/// Resolved params: name → value, plus which are secret.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedParams {
+    pub values: IndexMap<String, Value>,
+    pub secret: Vec<String>,
+}
+
+impl ResolvedParams {
+    /// The params with secret values removed (for plan files and journals).
+    pub fn public(&self) -> IndexMap<String, Value> {
+        self.values
+            .iter()
+            .filter(|(k, _)| !self.secret.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Resolves every declared param from its sources, reporting every problem at once.
+pub fn resolve(
+    specs: &IndexMap<String, ParamSpec>,
+    inputs: &ParamInputs,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<ResolvedParams, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let mut given: IndexMap<String, (Value, String)> = IndexMap::new();
+    if let Some(path) = &inputs.file {
+        read_params_file(path, specs, &mut given, &mut diags);
+    }
+    for arg in &inputs.cli {
+        let Some((name, text)) = arg.split_once('=') else {
+            diags.push(Diagnostic::error(
+                None,
+                format!("`-p {arg}`: expected NAME=VALUE"),
+            ));
+            continue;
+        };
+        match specs.get(name) {
+            None => diags.push(unknown_param(name, specs, "-p")),
+            Some(spec) => match parse_text(spec, text) {
+                Ok(value) => {
+                    given.insert(name.to_string(), (value, format!("-p {name}")));
+                }
+                Err(message) => diags.push(Diagnostic::error(
+                    None,
+                    format!(
+                        "param `{name}` (from -p): {}",
+                        mask_if(spec, &message, text)
+                    ),
+                )),
+            },
+        }
+    }
+    let mut resolved = ResolvedParams::default();
+    for (name, spec) in specs {
+        let from_env = || {
+            let var = spec.env.as_ref()?;
+            let text = env(var)?;
+            Some((parse_text(spec, &text), format!("env {var}"), text))
+        };
+        let (value, source) = if let Some((value, source)) = given.shift_remove(name) {
+            (value, source)
+        } else if let Some((parsed, source, text)) = from_env() {
+            match parsed {
+                Ok(value) => (value, source),
+                Err(message) => {
+                    diags.push(Diagnostic::error(
+                        Some(&spec.span),
+                        format!(
+                            "param `{name}` (from {source}): {}",
+                            mask_if(spec, &message, &text)
+                        ),
+                    ));
+                    continue;
+                }
+            }
+        } else if let Some(default) = &spec.default {
+            (default.clone(), "default".to_string())
+        } else if spec.required {
+            let mut how = format!("pass `-p {name}=VALUE`");
+            if let Some(var) = &spec.env {
+                how.push_str(&format!(" or set `{var}`"));
+            }
+            diags.push(
+                Diagnostic::error(Some(&spec.span), format!("missing required param `{name}`"))
+                    .with_help(how),
+            );
+            continue;
+        } else {
+            (Value::Null, "unset".to_string())
+        };
+        if value.is_null() && !spec.required {
+            resolved.values.insert(name.clone(), Value::Null);
+            continue;
+        }
+        match check_value(spec, value, cwd) {
+            Ok(value) => {
+                resolved.values.insert(name.clone(), value);
+            }
+            Err(message) => diags.push(Diagnostic::error(
+                Some(&spec.span),
+                format!("param `{name}` (from {source}): {message}"),
+            )),
+        }
+        if spec.secret {
+            resolved.secret.push(name.clone());
+        }
+    }
+    if diags.has_errors() {
+        Err(diags)
+    } else {
+        Ok(resolved)
+    }
+}
+
+fn mask_if(spec: &ParamSpec, message: &str, text: &str) -> String {
+    if spec.secret && !text.is_empty() {
+        message.replace(text, crate::secrets::MASK)
+    } else {
+        message.to_string()
+    }
+}
+
+fn unknown_param(name: &str, specs: &IndexMap<String, ParamSpec>, from: &str) -> Diagnostic {
+    let d = Diagnostic::error(None, format!("unknown param `{name}` (from {from})"));
+    match did_you_mean(name, specs.keys().map(String::as_str)) {
+        Some(hint) => d.with_help(hint),
+        None if specs.is_empty() => d.with_help("this playbook declares no params"),
+        None => d.with_help(format!(
+            "declared params: {}",
+            specs.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+fn read_params_file(
+    path: &Path,
+    specs: &IndexMap<String, ParamSpec>,
+    given: &mut IndexMap<String, (Value, String)>,
+    diags: &mut Diagnostics,
+) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                None,
+                format!("cannot read params file {}: {e}", path.display()),
+            ));
+            return;
+        }
+    };
+    let file = SourceFile::new(path, text);
+    let node = match crate::yaml::parse(&file) {
+        Ok(n) => n,
+        Err(d) => {
+            diags.push(d);
+            return;
+        }
+    };
+    if matches!(node.value, NodeValue::Null) {
+        return;
+    }
+    let Some(entries) = node.as_map() else {
+        diags.push(Diagnostic::error(
+            Some(&node.span),
+            format!(
+                "a params file is a mapping of param names to values, found {}",
+                node.kind()
+            ),
+        ));
+        return;
+    };
+    for (key, value) in entries {
+        match specs.get(&key.name) {
+            None => {
+                let mut d = unknown_param(&key.name, specs, "params file");
+                d.span = Some(key.span.clone());
+                diags.push(d);
+            }
+            Some(spec) => {
+                let json = match (&value.value, spec.ty) {
+                    (
+                        NodeValue::Str(s),
+                        ParamType::Integer | ParamType::Number | ParamType::Boolean,
+                    ) => match parse_text(spec, s) {
+                        Ok(v) => v,
+                        Err(m) => {
+                            diags.error(Some(&value.span), format!("param `{}`: {m}", key.name));
+                            continue;
+                        }
+                    },
+                    _ => value.to_json(),
+                };
+                match check_value(spec, json, &std::env::current_dir().unwrap_or_default()) {
+                    Ok(v) => {
+                        given.insert(key.name.clone(), (v, "params file".into()));
+                    }
+                    Err(m) => {
+                        diags.error(Some(&value.span), format!("param `{}`: {}", key.name, m))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! `flow plan`: walks the steps in execution order without changing anything. Reads run (unless
+//! offline) so the plan shows real values; writes describe the call they would make; values
+//! that depend on a write are "known after apply".
+
+use crate::context::PlanContext;
+use crate::evaluate::{display_value, find_unknown, unknown};
+use crate::event::{Event, Mode, RunStatus, Status, timestamp_now};
+use crate::run::{Runner, Scope};
+use crate::step_type::{Action, Description, Effect};
+use crate::template::Reference;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+/// Counts per action, for the plan's last line.
+#[derive(Debug, Default, Clone)]
+pub struct PlanCounts {
+    pub read: usize,
+    pub create: usize,
+    pub change: usize,
+    pub delete: usize,
+    pub ask: usize,
+    pub skip: usize,
+}
+
+impl PlanCounts {
+    fn add(&mut self, action: Action) {
+        match action {
+            Action::Read => self.read += 1,
+            Action::Create => self.create += 1,
+            Action::Change => self.change += 1,
+            Action::Delete => self.delete += 1,
+            Action::Ask => self.ask += 1,
+            Action::Skip => self.skip += 1,
+        }
+    }
+}
+
+impl std::fmt::Display for PlanCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to read, {} to create, {} to change, {} to delete, {} to ask, {} skipped",
+            self.read, self.create, self.change, self.delete, self.ask, self.skip
+        )
+    }
+}
+
+pub struct PlanOutcome {
+    pub status: RunStatus,
+    pub counts: PlanCounts,
+}
+
+impl Runner {
+    /// Plans the playbook; every plan line is emitted as an `Event::PlanStep`.
+    pub async fn plan(self: &Arc<Self>) -> PlanOutcome {
+        let playbook = &self.checked.playbook;
+        self.emitter.emit(Event::RunStarted {
+            run_id: self.settings.run_id.clone(),
+            playbook: playbook.file.display_path(),
+            name: playbook.name.clone(),
+            mode: Mode::Plan,
+            at: timestamp_now(),
+        });
+        let unknown_steps: Arc<RwLock<HashSet<String>>> = Arc::default();
+        let mut counts = PlanCounts::default();
+        let mut failed = false;
+        let order: Vec<usize> = self
+            .checked
+            .order
+            .iter()
+            .copied()
+            .chain(playbook.finally_steps().map(|s| s.index))
+            .collect();
+        for index in order {
+            let (description, condition, reason, known) =
+                self.plan_step(index, &unknown_steps).await;
+            let step = self.step(index);
+            if !known {
+                unknown_steps
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(step.id.clone());
+            }
+            if description.summary.starts_with("error: ") {
+                failed = true;
+            }
+            counts.add(description.action);
+            self.emitter.emit(Event::PlanStep {
+                step: step.id.clone(),
+                type_name: step.body.type_name.clone(),
+                finally: step.finally,
+                action: description.action,
+                summary: description.summary,
+                details: description.details,
+                condition,
+                reason,
+            });
+        }
+        let status = if failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        let is_unknown = |r: &Reference| {
+            r.step().is_some_and(|id| {
+                unknown_steps
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(id)
+            })
+        };
+        self.finish_run(
+            status,
+            failed.then(|| "a step could not be planned".to_string()),
+            &is_unknown,
+        );
+        PlanOutcome { status, counts }
+    }
+
+    /// One plan line; the last value says whether the step's outputs are known afterwards.
+    async fn plan_step(
+        self: &Arc<Self>,
+        index: usize,
+        unknown_steps: &Arc<RwLock<HashSet<String>>>,
+    ) -> (Description, Option<String>, Option<String>, bool) {
+        let step = self.step(index);
+        let is_unknown = {
+            let unknown_steps = Arc::clone(unknown_steps);
+            move |r: &Reference| {
+                r.step().is_some_and(|id| {
+                    unknown_steps
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(id)
+                })
+            }
+        };
+        let plain = Scope::default();
+        let mut condition = None;
+        if let Some(when) = &step.when {
+            match self.evaluator(&plain, &is_unknown).truthy(&when.expr) {
+                Ok(None) => condition = Some(when.text.clone()),
+                Ok(Some(true)) => {}
+                Ok(Some(false)) => {
+                    let reason = format!("when: {}", when.text);
+                    self.record(step, Status::Skipped, json!({ "reason": reason }));
+                    return (
+                        Description::new(Action::Skip, "skipped"),
+                        None,
+                        Some(reason),
+                        false,
+                    );
+                }
+                Err(e) => return (error_line(format!("`when`: {e}")), None, None, false),
+            }
+        }
+        let mut elements: Vec<Scope> = vec![plain.clone()];
+        let mut elements_unknown = None;
+        if let Some(for_each) = &step.for_each {
+            match self.evaluator(&plain, &is_unknown).render(for_each) {
+                Ok(Value::Array(items)) => {
+                    elements = items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| Scope {
+                            item: Some((item, i)),
+                            result: None,
+                        })
+                        .collect()
+                }
+                Ok(other) if find_unknown(&other).is_some() => {
+                    elements_unknown = Some(display_value(&other));
+                    elements = vec![Scope {
+                        item: Some((unknown("item"), 0)),
+                        result: None,
+                    }];
+                }
+                Ok(other) => {
+                    return (
+                        error_line(format!(
+                            "`for_each` must give a list, got {}",
+                            display_value(&other)
+                        )),
+                        condition,
+                        None,
+                        false,
+                    );
+                }
+                Err(e) => {
+                    return (
+                        error_line(format!("`for_each`: {e}")),
+                        condition,
+                        None,
+                        false,
+                    );
+                }
+            }
+        }
+        let mut descriptions = Vec::new();
+        let mut results = Vec::new();
+        let mut all_known = condition.is_none() && elements_unknown.is_none();
+        for scope in &elements {
+            let params = match self.evaluator(scope, &is_unknown).render(&step.body.with) {
+                Ok(p) => p,
+                Err(e) => return (error_line(format!("`with`: {e}")), condition, None, false),
+            };
+            let params_known = find_unknown(&params).is_none();
+            let runs_now = step.body.effect == Effect::Read
+                && step.body.step_type.meta().runs_in_plan
+                && params_known
+                && !self.settings.offline
+                && condition.is_none();
+            if runs_now {
+                let ctx = self.plan_step_context(step, scope);
+                match step.body.step_type.apply_json(params.clone(), &ctx).await {
+                    Ok(outputs) => {
+                        for name in step.body.step_type.meta().sensitive_outputs {
+                            if let Some(v) = outputs.get(*name) {
+                                self.emitter.masker.add(v);
+                            }
+                        }
+                        results.push((scope.item.clone(), outputs));
+                    }
+                    Err(e) => {
+                        return (
+                            error_line(format!("read failed: {e}")),
+                            condition,
+                            None,
+                            false,
+                        );
+                    }
+                }
+            } else {
+                all_known = false;
+            }
+            descriptions.push(self.describe(step, params, params_known));
+        }
+        if all_known && !results.is_empty() {
+            let entry = match &step.for_each {
+                None => results.pop().map(|(_, o)| o).unwrap_or(json!({})),
+                Some(_) => json!({ "results": results.iter().map(|(item, outputs)| {
+                    let mut e = json!({ "item": item.as_ref().map(|i| i.0.clone()) });
+                    if let (Some(m), Value::Object(o)) = (e.as_object_mut(), outputs) { m.extend(o.clone()); }
+                    e
+                }).collect::<Vec<_>>() }),
+            };
+            self.record(step, Status::Succeeded, entry);
+        }
+        let mut description = merge_descriptions(descriptions, &elements, elements_unknown);
+        if let Some(confirm) = &step.confirm {
+            let message = self
+                .evaluator(&plain, &is_unknown)
+                .render(confirm)
+                .map(|m| display_value(&m))
+                .unwrap_or_else(|e| e.to_string());
+            description.details.push(format!("asks first: {message}"));
+        }
+        if let Some(undo) = &step.undo {
+            description
+                .details
+                .push(format!("undo on failure: {}", undo.type_name));
+        }
+        if self.settings.offline
+            && step.body.effect == Effect::Read
+            && description.action == Action::Read
+        {
+            description.details.push("not read: --offline".into());
+        }
+        (description, condition, None, all_known)
+    }
+
+    fn describe(&self, step: &crate::playbook::Step, params: Value, known: bool) -> Description {
+        let meta = step.body.step_type.meta();
+        let ctx = PlanContext {
+            step_id: step.id.clone(),
+            playbook_dir: self.checked.playbook.dir.clone(),
+        };
+        let fallback_action = match step.body.effect {
+            Effect::Read => Action::Read,
+            Effect::Write => Action::Change,
+            Effect::Interactive => Action::Ask,
+        };
+        let mut description = if known {
+            step.body
+                .step_type
+                .describe_json(params.clone(), &ctx)
+                .unwrap_or_else(|e| error_line(e))
+        } else {
+            let mut d = Description::new(fallback_action, meta.name);
+            if let Value::Object(map) = &params {
+                for (k, v) in map {
+                    d.details.push(format!("{k}: {}", display_value(v)));
+                }
+            }
+            d
+        };
+        // An `effect: read` override turns a generic step's line into a read.
+        if step.body.effect == Effect::Read && meta.effect != Effect::Read {
+            description.action = Action::Read;
+        }
+        description
+    }
+
+    fn plan_step_context(
+        &self,
+        step: &crate::playbook::Step,
+        scope: &Scope,
+    ) -> crate::context::StepContext {
+        let element = scope.item.as_ref().map(|i| i.1);
+        crate::context::StepContext {
+            run_id: self.settings.run_id.clone(),
+            step_id: step.id.clone(),
+            element,
+            idempotency_token: crate::run::idempotency_token(
+                &self.settings.run_id,
+                &step.id,
+                element,
+            ),
+            playbook_dir: self.checked.playbook.dir.clone(),
+            mode: Mode::Plan,
+            interaction: Arc::clone(&self.interaction),
+            emitter: Arc::clone(&self.emitter),
+        }
+    }
+
+    fn record(&self, step: &crate::playbook::Step, status: Status, entry: Value) {
+        let mut entry = entry;
+        if let Some(map) = entry.as_object_mut() {
+            map.insert("status".into(), json!(status.as_str()));
+        }
+        self.table.set(&step.id, &entry);
+    }
+}
+
+fn error_line(message: String) -> Description {
+    Description::new(Action::Skip, format!("error: {message}"))
+}
+
+/// One description for a step, with a detail line per `for_each` element.
+fn merge_descriptions(
+    mut descriptions: Vec<Description>,
+    elements: &[Scope],
+    elements_unknown: Option<String>,
+) -> Description {
+    if descriptions.len() == 1 && elements.first().is_none_or(|s| s.item.is_none()) {
+        return descriptions.remove(0);
+    }
+    if let Some(list) = elements_unknown {
+        let mut d = descriptions.remove(0);
+        d.summary = format!("for each of {list}: {}", d.summary);
+        return d;
+    }
+    let action = descriptions
+        .first()
+        .map(|d| d.action)
+        .unwrap_or(Action::Skip);
+    let mut merged = Description::new(
+        action,
+        format!(
+            "{} element{}",
+            descriptions.len(),
+            if descriptions.len() == 1 { "" } else { "s" }
+        ),
+    );
+    for (scope, d) in elements.iter().zip(descriptions) {
+        let item = scope
+            .item
+            .as_ref()
+            .map(|i| display_value(&i.0))
+            .unwrap_or_default();
+        merged.details.push(format!("[{item}] {}", d.summary));
+        merged
+            .details
+            .extend(d.details.into_iter().map(|l| format!("  {l}")));
+    }
+    merged
+}

@@ -1,0 +1,736 @@
+//! Applying a checked playbook: the scheduler that starts steps as their dependencies finish,
+//! bounded by `--concurrency`; retries, timeouts, `for_each`, approvals; then `undo` and
+//! `finally`. Everything it does is reported as events.
+
+use crate::analyze::Checked;
+use crate::context::{Interaction, StepContext};
+use crate::evaluate::{Evaluator, RenderError};
+use crate::event::{Emitter, Event, Mode, RunStatus, Status, timestamp_now};
+use crate::param::ResolvedParams;
+use crate::playbook::{Body, Step};
+use crate::step_table::StepTable;
+use crate::step_type::StepError;
+use crate::template::{Reference, Tmpl};
+use crate::template_env::{TemplateSettings, build_environment};
+use minijinja::Environment;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub run_id: String,
+    pub mode: Mode,
+    /// How many steps may run at once.
+    pub concurrency: usize,
+    /// Plan only: do not run read steps.
+    pub offline: bool,
+}
+
+/// How a run ended, for the summary and the exit code.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub outputs: Value,
+    pub error: Option<String>,
+}
+
+/// What one step (or element, or undo) came to.
+#[derive(Debug, Clone)]
+pub(crate) struct StepOutcome {
+    pub status: Status,
+    pub outputs: Value,
+    pub error: Option<StepError>,
+    pub reason: Option<String>,
+}
+
+impl StepOutcome {
+    fn skipped(reason: String) -> Self {
+        Self {
+            status: Status::Skipped,
+            outputs: json!({}),
+            error: None,
+            reason: Some(reason),
+        }
+    }
+
+    fn from_error(error: StepError) -> Self {
+        let status = match error {
+            StepError::Declined(_) => Status::Declined,
+            _ => Status::Failed,
+        };
+        Self {
+            status,
+            outputs: json!({}),
+            error: Some(error),
+            reason: None,
+        }
+    }
+}
+
+/// Everything shared by the steps of one run.
+pub struct Runner {
+    pub checked: Arc<Checked>,
+    pub params: ResolvedParams,
+    pub settings: RunSettings,
+    pub emitter: Arc<Emitter>,
+    pub interaction: Arc<Interaction>,
+    pub(crate) env: Environment<'static>,
+    pub(crate) table: Arc<StepTable>,
+    base: minijinja::Value,
+    started: Instant,
+}
+
+fn never_unknown(_: &Reference) -> bool {
+    false
+}
+
+impl Runner {
+    pub fn new(
+        checked: Arc<Checked>,
+        params: ResolvedParams,
+        settings: RunSettings,
+        emitter: Arc<Emitter>,
+        interaction: Arc<Interaction>,
+    ) -> Arc<Self> {
+        for name in &params.secret {
+            if let Some(value) = params.values.get(name) {
+                emitter.masker.add(value);
+            }
+        }
+        let now = jiff::Timestamp::now();
+        let env = build_environment(TemplateSettings {
+            now,
+            playbook_dir: checked.playbook.dir.clone(),
+        });
+        let table = Arc::new(StepTable::default());
+        let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        let mode = match settings.mode {
+            Mode::Plan => "plan",
+            Mode::Apply => "apply",
+        };
+        let base = minijinja::context! {
+            params => crate::evaluate::to_jinja(&params.values),
+            steps => minijinja::Value::from_dyn_object(Arc::clone(&table)),
+            env => crate::evaluate::to_jinja(&process_env),
+            run => minijinja::context! {
+                id => settings.run_id.clone(),
+                mode => mode,
+                started_at => now.to_string(),
+                playbook_dir => checked.playbook.dir.display().to_string(),
+            },
+        };
+        Arc::new(Self {
+            checked,
+            params,
+            settings,
+            emitter,
+            interaction,
+            env,
+            table,
+            base,
+            started: Instant::now(),
+        })
+    }
+
+    pub(crate) fn evaluator<'a>(
+        &'a self,
+        scope: &Scope,
+        is_unknown: &'a (dyn Fn(&Reference) -> bool + Sync),
+    ) -> Evaluator<'a> {
+        let mut extra = Vec::new();
+        if let Some((item, index)) = &scope.item {
+            extra.push(("item", crate::evaluate::to_jinja(item)));
+            extra.push(("item_index", minijinja::Value::from(*index)));
+        }
+        if let Some(result) = &scope.result {
+            extra.push(("result", crate::evaluate::to_jinja(result)));
+        }
+        let context = if extra.is_empty() {
+            self.base.clone()
+        } else {
+            minijinja::value::merge_maps([minijinja::Value::from_iter(extra), self.base.clone()])
+        };
+        Evaluator {
+            env: &self.env,
+            context,
+            is_unknown,
+        }
+    }
+
+    pub(crate) fn render(&self, tmpl: &Tmpl, scope: &Scope) -> Result<Value, RenderError> {
+        self.evaluator(scope, &never_unknown).render(tmpl)
+    }
+
+    pub fn step(&self, index: usize) -> &Step {
+        &self.checked.playbook.steps[index]
+    }
+
+    /// Applies the playbook: main steps by the graph, then `undo` (if the run failed or was
+    /// declined), then `finally`.
+    pub async fn apply(self: &Arc<Self>) -> RunOutcome {
+        let playbook = &self.checked.playbook;
+        self.emitter.emit(Event::RunStarted {
+            run_id: self.settings.run_id.clone(),
+            playbook: playbook.file.display_path(),
+            name: playbook.name.clone(),
+            mode: Mode::Apply,
+            at: timestamp_now(),
+        });
+        let mut halt: Option<(usize, StepError)> = None;
+        let mut failed = false;
+        let mut completed: Vec<(usize, Vec<(Option<(Value, usize)>, Value)>)> = Vec::new();
+        let count = self.checked.main_count();
+        let mut remaining: Vec<usize> = self.checked.deps.iter().map(Vec::len).collect();
+        let mut ready: BTreeSet<usize> = (0..count).filter(|s| remaining[*s] == 0).collect();
+        let mut started = vec![false; count];
+        let mut running: JoinSet<(usize, StepOutcome, Vec<(Option<(Value, usize)>, Value)>)> =
+            JoinSet::new();
+        loop {
+            while halt.is_none() && running.len() < self.settings.concurrency.max(1) {
+                let Some(next) = ready.pop_first() else { break };
+                started[next] = true;
+                let runner = Arc::clone(self);
+                running.spawn(async move {
+                    let (outcome, done) = runner.run_step(next).await;
+                    (next, outcome, done)
+                });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (index, outcome, done) = match joined {
+                Ok(result) => result,
+                Err(error) => {
+                    failed = true;
+                    self.emitter.emit(Event::Warning {
+                        step: None,
+                        message: format!("a step task ended abnormally: {error}"),
+                    });
+                    continue;
+                }
+            };
+            let step = self.step(index);
+            if !done.is_empty() && step.undo.is_some() {
+                completed.push((index, done));
+            }
+            let passes = match outcome.status {
+                Status::Succeeded | Status::Skipped => true,
+                Status::Failed => step.continue_on_error,
+                Status::Declined => false,
+            };
+            if passes {
+                for dependent in &self.checked.dependents[index] {
+                    remaining[*dependent] -= 1;
+                    if remaining[*dependent] == 0 {
+                        ready.insert(*dependent);
+                    }
+                }
+            } else if let Some(error) = outcome.error {
+                failed |= matches!(error, StepError::Failed(_));
+                halt.get_or_insert((index, error));
+            }
+        }
+        if let Some((index, error)) = &halt {
+            let cause = match error {
+                StepError::Failed(_) => "failed",
+                StepError::Declined(_) => "was declined",
+                StepError::NeedsApproval(_) => "needs approval",
+            };
+            let reason = format!("not run: step `{}` {cause}", self.step(*index).id);
+            for index in self.checked.order.iter().copied().filter(|i| !started[*i]) {
+                self.finish(
+                    index,
+                    None,
+                    &StepOutcome::skipped(reason.clone()),
+                    Instant::now(),
+                );
+            }
+            for (index, elements) in completed.iter().rev() {
+                self.undo(*index, elements).await;
+            }
+        }
+        let finally: Vec<usize> = playbook.finally_steps().map(|s| s.index).collect();
+        for index in finally {
+            let (outcome, _) = self.run_step(index).await;
+            if outcome.status == Status::Failed && !self.step(index).continue_on_error {
+                failed = true;
+            }
+        }
+        let status = match &halt {
+            Some((_, StepError::Declined(_))) => RunStatus::Declined,
+            Some((_, StepError::NeedsApproval(_))) if !failed => RunStatus::NeedsApproval,
+            _ if failed => RunStatus::Failed,
+            _ => RunStatus::Succeeded,
+        };
+        let error = halt.map(|(_, e)| e.message().to_string());
+        self.finish_run(status, error, &never_unknown)
+    }
+
+    /// Renders the playbook's `outputs` and emits the end of the run.
+    pub(crate) fn finish_run(
+        &self,
+        status: RunStatus,
+        error: Option<String>,
+        is_unknown: &(dyn Fn(&Reference) -> bool + Sync),
+    ) -> RunOutcome {
+        let mut outputs = serde_json::Map::new();
+        for (name, _, tmpl) in &self.checked.playbook.outputs {
+            let value = match self.evaluator(&Scope::default(), is_unknown).render(tmpl) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.emitter.emit(Event::Warning {
+                        step: None,
+                        message: format!("output `{name}`: {e}"),
+                    });
+                    Value::Null
+                }
+            };
+            outputs.insert(name.clone(), value);
+        }
+        let outputs = Value::Object(outputs);
+        self.emitter.emit(Event::RunFinished {
+            status,
+            exit_code: status.exit_code(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            outputs: (!self.checked.playbook.outputs.is_empty()).then(|| outputs.clone()),
+            error: error.clone(),
+        });
+        RunOutcome {
+            status,
+            outputs,
+            error,
+        }
+    }
+
+    /// Runs one step: `when`, then once or per `for_each` element. Returns its outcome and,
+    /// for `undo`, the elements that succeeded with their outputs.
+    pub(crate) async fn run_step(
+        self: &Arc<Self>,
+        index: usize,
+    ) -> (StepOutcome, Vec<(Option<(Value, usize)>, Value)>) {
+        let step = self.step(index);
+        let began = Instant::now();
+        if let Some(when) = &step.when {
+            match self
+                .render(&when.expr, &Scope::default())
+                .map(|v| crate::evaluate::to_jinja(&v).is_true())
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    let outcome = StepOutcome::skipped(format!("when: {}", when.text));
+                    self.finish(index, None, &outcome, began);
+                    return (outcome, Vec::new());
+                }
+                Err(e) => {
+                    let outcome =
+                        StepOutcome::from_error(StepError::failed(format!("`when`: {e}")));
+                    self.finish(index, None, &outcome, began);
+                    return (outcome, Vec::new());
+                }
+            }
+        }
+        let Some(for_each) = &step.for_each else {
+            self.started(index, None, 1);
+            let outcome = self.attempts(index, &Scope::default()).await;
+            self.finish(index, None, &outcome, began);
+            let done = if outcome.status == Status::Succeeded {
+                vec![(None, outcome.outputs.clone())]
+            } else {
+                Vec::new()
+            };
+            return (outcome, done);
+        };
+        let items = match self.render(for_each, &Scope::default()) {
+            Ok(Value::Array(items)) => items,
+            Ok(other) => {
+                let outcome = StepOutcome::from_error(StepError::failed(format!(
+                    "`for_each` must give a list, got {}",
+                    crate::evaluate::display_value(&other)
+                )));
+                self.finish(index, None, &outcome, began);
+                return (outcome, Vec::new());
+            }
+            Err(e) => {
+                let outcome =
+                    StepOutcome::from_error(StepError::failed(format!("`for_each`: {e}")));
+                self.finish(index, None, &outcome, began);
+                return (outcome, Vec::new());
+            }
+        };
+        self.started(index, None, 1);
+        let (outcome, done) = self.run_elements(index, items).await;
+        self.finish(index, None, &outcome, began);
+        (outcome, done)
+    }
+
+    async fn run_elements(
+        self: &Arc<Self>,
+        index: usize,
+        items: Vec<Value>,
+    ) -> (StepOutcome, Vec<(Option<(Value, usize)>, Value)>) {
+        let step = self.step(index);
+        let mut results: Vec<Option<Value>> = vec![None; items.len()];
+        let mut first_error: Option<StepError> = None;
+        let mut running = JoinSet::new();
+        let mut next = 0;
+        loop {
+            while first_error.is_none() && next < items.len() && running.len() < step.concurrency {
+                let runner = Arc::clone(self);
+                let scope = Scope {
+                    item: Some((items[next].clone(), next)),
+                    result: None,
+                };
+                let element = next;
+                running.spawn(async move {
+                    let began = Instant::now();
+                    runner.started(index, Some(element), 1);
+                    let outcome = runner.attempts(index, &scope).await;
+                    runner.finish(index, Some(element), &outcome, began);
+                    (element, outcome)
+                });
+                next += 1;
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let Ok((element, outcome)) = joined else {
+                continue;
+            };
+            match outcome.status {
+                Status::Succeeded => {
+                    let mut entry = json!({ "item": items[element] });
+                    if let (Some(map), Value::Object(outputs)) =
+                        (entry.as_object_mut(), outcome.outputs)
+                    {
+                        map.extend(outputs);
+                    }
+                    results[element] = Some(entry);
+                }
+                _ => {
+                    if first_error.is_none() {
+                        let error = outcome
+                            .error
+                            .unwrap_or_else(|| StepError::failed("element failed"));
+                        let message = format!(
+                            "element {element} ({}): {}",
+                            crate::evaluate::display_value(&items[element]),
+                            error.message()
+                        );
+                        first_error = Some(match error {
+                            StepError::Failed(_) => StepError::Failed(message),
+                            StepError::Declined(_) => StepError::Declined(message),
+                            StepError::NeedsApproval(_) => StepError::NeedsApproval(message),
+                        });
+                    }
+                }
+            }
+        }
+        let done: Vec<(Option<(Value, usize)>, Value)> = results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.clone().map(|r| (Some((items[i].clone(), i)), r)))
+            .collect();
+        let results: Vec<Value> = results
+            .into_iter()
+            .map(|r| r.unwrap_or(Value::Null))
+            .collect();
+        let outcome = match first_error {
+            Some(error) => StepOutcome {
+                outputs: json!({ "results": results }),
+                ..StepOutcome::from_error(error)
+            },
+            None => StepOutcome {
+                status: Status::Succeeded,
+                outputs: json!({ "results": results }),
+                error: None,
+                reason: None,
+            },
+        };
+        (outcome, done)
+    }
+
+    /// Renders `with`, asks `confirm:`, then runs the attempts with `retry` and `timeout`.
+    async fn attempts(self: &Arc<Self>, index: usize, scope: &Scope) -> StepOutcome {
+        let step = self.step(index);
+        let ctx = self.step_context(step, scope);
+        let params = match self.render(&step.body.with, scope) {
+            Ok(p) => p,
+            Err(e) => return StepOutcome::from_error(StepError::failed(format!("`with`: {e}"))),
+        };
+        if let Some(confirm) = &step.confirm {
+            let message = match self.render(confirm, scope) {
+                Ok(m) => crate::evaluate::display_value(&m),
+                Err(e) => {
+                    return StepOutcome::from_error(StepError::failed(format!("`confirm`: {e}")));
+                }
+            };
+            if let Err(error) = ctx.approve(&message, None).await {
+                return StepOutcome::from_error(error);
+            }
+        }
+        let attempts = step.retry.as_ref().map_or(1, |r| r.attempts);
+        let mut attempt = 1;
+        loop {
+            if attempt > 1 {
+                self.started(index, scope.item.as_ref().map(|i| i.1), attempt);
+            }
+            let result = self.attempt(step, params.clone(), &ctx).await;
+            let result = match result {
+                Ok(outputs) => match step.retry.as_ref().and_then(|r| r.until.as_ref()) {
+                    None => Ok(outputs),
+                    Some(until) => {
+                        let until_scope = Scope {
+                            item: scope.item.clone(),
+                            result: Some(outputs.clone()),
+                        };
+                        match self
+                            .render(&until.expr, &until_scope)
+                            .map(|v| crate::evaluate::to_jinja(&v).is_true())
+                        {
+                            Ok(true) => Ok(outputs),
+                            Ok(false) => Err(StepError::failed(format!(
+                                "retry.until `{}` is still false after {attempt} attempt{}",
+                                until.text,
+                                if attempt == 1 { "" } else { "s" }
+                            ))),
+                            Err(e) => {
+                                return StepOutcome::from_error(StepError::failed(format!(
+                                    "`retry.until`: {e}"
+                                )));
+                            }
+                        }
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(outputs) => {
+                    for name in step.body.step_type.meta().sensitive_outputs {
+                        if let Some(value) = outputs.get(*name) {
+                            self.emitter.masker.add(value);
+                        }
+                    }
+                    return StepOutcome {
+                        status: Status::Succeeded,
+                        outputs,
+                        error: None,
+                        reason: None,
+                    };
+                }
+                Err(StepError::Failed(message)) if attempt < attempts => {
+                    let delay = step
+                        .retry
+                        .as_ref()
+                        .map(|r| r.delay_after(attempt))
+                        .unwrap_or_default();
+                    self.emitter.emit(Event::StepRetrying {
+                        step: step.id.clone(),
+                        element: scope.item.as_ref().map(|i| i.1),
+                        attempt,
+                        error: message,
+                        delay_ms: delay.as_millis() as u64,
+                    });
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(error) => return StepOutcome::from_error(error),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        step: &Step,
+        params: Value,
+        ctx: &StepContext,
+    ) -> Result<Value, StepError> {
+        let future = step.body.step_type.apply_json(params, ctx);
+        let result = match step.timeout {
+            None => future.await,
+            Some(limit) => tokio::time::timeout(limit, future)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StepError::failed(format!(
+                        "timed out after {}",
+                        crate::duration::format_duration(limit)
+                    )))
+                }),
+        };
+        result.map_err(|error| match error {
+            StepError::NeedsApproval(message) => {
+                StepError::NeedsApproval(self.answer_hint(step, message))
+            }
+            other => other,
+        })
+    }
+
+    /// Adds to "needs an answer" which `-p` would give one, when the step's `with` reads params.
+    fn answer_hint(&self, step: &Step, message: String) -> String {
+        let params: Vec<String> = step
+            .body
+            .with
+            .references()
+            .filter(|r| r.root() == "params")
+            .filter_map(|r| r.path.get(1).cloned())
+            .collect();
+        match params.first() {
+            Some(name) if !message.contains("--approve") => {
+                format!("{message}: pass `-p {name}=VALUE`")
+            }
+            _ if !message.contains("--approve") => {
+                format!("{message}: give it a `default`, or run it on a terminal")
+            }
+            _ => message,
+        }
+    }
+
+    fn step_context(&self, step: &Step, scope: &Scope) -> StepContext {
+        let element = scope.item.as_ref().map(|i| i.1);
+        StepContext {
+            run_id: self.settings.run_id.clone(),
+            step_id: step.id.clone(),
+            element,
+            idempotency_token: idempotency_token(&self.settings.run_id, &step.id, element),
+            playbook_dir: self.checked.playbook.dir.clone(),
+            mode: self.settings.mode,
+            interaction: Arc::clone(&self.interaction),
+            emitter: Arc::clone(&self.emitter),
+        }
+    }
+
+    /// Runs the `undo` of a completed step, once per element that succeeded.
+    async fn undo(self: &Arc<Self>, index: usize, elements: &[(Option<(Value, usize)>, Value)]) {
+        let step = self.step(index);
+        let Some(undo) = &step.undo else { return };
+        for (item, _) in elements.iter().rev() {
+            let began = Instant::now();
+            let scope = Scope {
+                item: item.clone(),
+                result: None,
+            };
+            let id = format!("{}.undo", step.id);
+            self.emitter.emit(Event::StepStarted {
+                step: id.clone(),
+                type_name: undo.type_name.clone(),
+                element: item.as_ref().map(|i| i.1),
+                attempt: 1,
+                at: timestamp_now(),
+            });
+            let outcome = self.run_body(step, undo, &scope).await;
+            self.emitter.emit(finished_event(
+                id,
+                item.as_ref().map(|i| i.1),
+                &outcome,
+                began,
+                false,
+            ));
+        }
+    }
+
+    async fn run_body(&self, step: &Step, body: &Body, scope: &Scope) -> StepOutcome {
+        let params = match self.render(&body.with, scope) {
+            Ok(p) => p,
+            Err(e) => {
+                return StepOutcome::from_error(StepError::failed(format!("`undo.with`: {e}")));
+            }
+        };
+        let ctx = self.step_context(step, scope);
+        match body.step_type.apply_json(params, &ctx).await {
+            Ok(outputs) => StepOutcome {
+                status: Status::Succeeded,
+                outputs,
+                error: None,
+                reason: None,
+            },
+            Err(e) => StepOutcome::from_error(e),
+        }
+    }
+
+    fn started(&self, index: usize, element: Option<usize>, attempt: u32) {
+        let step = self.step(index);
+        self.emitter.emit(Event::StepStarted {
+            step: step.id.clone(),
+            type_name: step.body.type_name.clone(),
+            element,
+            attempt,
+            at: timestamp_now(),
+        });
+    }
+
+    /// Records a finished step (or element) in the table templates read, and emits it.
+    fn finish(&self, index: usize, element: Option<usize>, outcome: &StepOutcome, began: Instant) {
+        let step = self.step(index);
+        if element.is_none() {
+            let mut entry = match &outcome.outputs {
+                Value::Object(map) => map.clone(),
+                _ => serde_json::Map::new(),
+            };
+            entry.insert("status".into(), json!(outcome.status.as_str()));
+            if let Some(error) = &outcome.error {
+                entry.insert("error".into(), json!(error.message()));
+            }
+            if let Some(reason) = &outcome.reason {
+                entry.insert("reason".into(), json!(reason));
+            }
+            self.table.set(&step.id, &Value::Object(entry));
+        }
+        let continued = outcome.status == Status::Failed && step.continue_on_error;
+        self.emitter.emit(finished_event(
+            step.id.clone(),
+            element,
+            outcome,
+            began,
+            continued,
+        ));
+    }
+}
+
+fn finished_event(
+    step: String,
+    element: Option<usize>,
+    outcome: &StepOutcome,
+    began: Instant,
+    continued: bool,
+) -> Event {
+    Event::StepFinished {
+        step,
+        element,
+        status: outcome.status,
+        duration_ms: began.elapsed().as_millis() as u64,
+        outputs: (outcome.status == Status::Succeeded
+            && outcome.outputs.as_object().is_some_and(|m| !m.is_empty()))
+        .then(|| outcome.outputs.clone()),
+        error: outcome.error.as_ref().map(|e| e.message().to_string()),
+        reason: outcome.reason.clone(),
+        continued,
+    }
+}
+
+/// A token for APIs that take one: the same for every retry (and resume) of the same step
+/// element of the same run.
+pub fn idempotency_token(run_id: &str, step: &str, element: Option<usize>) -> String {
+    use sha2::Digest as _;
+    let source = format!(
+        "{run_id}/{step}/{}",
+        element.map(|e| e.to_string()).unwrap_or_default()
+    );
+    let digest = sha2::Sha256::digest(source.as_bytes());
+    format!(
+        "flow-{}",
+        digest
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Extra template names for one render: the `for_each` element and the attempt's `result`.
+#[derive(Default, Clone)]
+pub(crate) struct Scope {
+    pub item: Option<(Value, usize)>,
+    pub result: Option<Value>,
+}

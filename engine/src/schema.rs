@@ -1,0 +1,320 @@
+//! JSON Schemas of step params (from schemars) and the check of a `with` block against one,
+//! done on the YAML nodes so that each error points at the field that is wrong. Templated
+//! values are accepted where their rendered type cannot be known before the run.
+
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::yaml::{Node, NodeValue};
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::Value;
+
+/// The schema of a type with every subschema inlined, so the checker never follows `$ref`.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .into_generator();
+    let mut value = generator.into_root_schema_for::<T>().to_value();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("title");
+    }
+    value
+}
+
+/// Checks `node` against `schema`; `path` names the field (`with.command`) in messages.
+pub fn check(node: &Node, schema: &Value, path: &str, out: &mut Vec<Diagnostic>) {
+    let Some(schema) = schema.as_object() else {
+        if schema == &Value::Bool(false) {
+            out.push(Diagnostic::error(
+                Some(&node.span),
+                format!("`{path}` is not allowed here"),
+            ));
+        }
+        return;
+    };
+    if let NodeValue::Str(text) = &node.value
+        && (text.contains("{{") || text.contains("{%"))
+    {
+        let whole = text.trim_start().starts_with("{{") && text.trim_end().ends_with("}}");
+        if whole || accepts(schema, "string") {
+            return;
+        }
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = schema.get(key) {
+            check_union(node, branches, path, out);
+            return;
+        }
+    }
+    if let Some(Value::Array(all)) = schema.get("allOf") {
+        for branch in all {
+            check(node, branch, path, out);
+        }
+    }
+    if let Some(Value::Array(choices)) = schema.get("enum") {
+        check_choice(node, choices, path, out);
+        return;
+    }
+    if let Some(constant) = schema.get("const") {
+        check_choice(node, std::slice::from_ref(constant), path, out);
+        return;
+    }
+    if schema.contains_key("type") && !type_matches(schema, node) {
+        out.push(Diagnostic::error(
+            Some(&node.span),
+            format!(
+                "`{path}` must be {}, found {}",
+                describe(&Value::Object(schema.clone())),
+                node.kind()
+            ),
+        ));
+        return;
+    }
+    match &node.value {
+        NodeValue::Map(entries) => check_object(node, entries, schema, path, out),
+        NodeValue::List(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (index, item) in items.iter().enumerate() {
+                    check(item, item_schema, &format!("{path}[{index}]"), out);
+                }
+            }
+        }
+        NodeValue::Int(i) => {
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                && (*i as f64) < min
+            {
+                out.push(Diagnostic::error(
+                    Some(&node.span),
+                    format!("`{path}` must be at least {min}, found {i}"),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_object(
+    node: &Node,
+    entries: &[(crate::yaml::Key, Node)],
+    schema: &serde_json::Map<String, Value>,
+    path: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties");
+    for (key, value) in entries {
+        let field = if path.is_empty() {
+            key.name.clone()
+        } else {
+            format!("{path}.{}", key.name)
+        };
+        match properties.and_then(|p| p.get(&key.name)) {
+            Some(sub) => check(value, sub, &field, out),
+            None => match additional {
+                Some(Value::Bool(false)) => {
+                    let names = properties
+                        .map(|p| p.keys().map(String::as_str).collect::<Vec<_>>())
+                        .unwrap_or_default();
+                    let mut diagnostic =
+                        Diagnostic::error(Some(&key.span), format!("unknown field `{field}`"));
+                    diagnostic = match did_you_mean(&key.name, names.iter().copied()) {
+                        Some(hint) => diagnostic.with_help(hint),
+                        None if !names.is_empty() => {
+                            diagnostic.with_help(format!("accepted fields: {}", names.join(", ")))
+                        }
+                        None => diagnostic,
+                    };
+                    out.push(diagnostic);
+                }
+                Some(sub) => check(value, sub, &field, out),
+                None => {}
+            },
+        }
+    }
+    if let Some(Value::Array(required)) = schema.get("required") {
+        for name in required.iter().filter_map(Value::as_str) {
+            if !entries.iter().any(|(k, _)| k.name == name) {
+                let field = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
+                out.push(Diagnostic::error(
+                    Some(&node.span),
+                    format!("missing required field `{field}`"),
+                ));
+            }
+        }
+    }
+}
+
+fn check_union(node: &Node, branches: &[Value], path: &str, out: &mut Vec<Diagnostic>) {
+    let mut best: Option<Vec<Diagnostic>> = None;
+    for branch in branches {
+        let mut errors = Vec::new();
+        check(node, branch, path, &mut errors);
+        if errors.is_empty() {
+            return;
+        }
+        let shaped = branch
+            .as_object()
+            .is_some_and(|b| !b.contains_key("type") || type_matches(b, node));
+        if shaped && best.as_ref().is_none_or(|b| errors.len() < b.len()) {
+            best = Some(errors);
+        }
+    }
+    match best {
+        Some(errors) => out.extend(errors),
+        None => out.push(Diagnostic::error(
+            Some(&node.span),
+            format!(
+                "`{path}` must be {}, found {}",
+                branches
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                node.kind()
+            ),
+        )),
+    }
+}
+
+fn check_choice(node: &Node, choices: &[Value], path: &str, out: &mut Vec<Diagnostic>) {
+    let value = node.to_json();
+    if choices.contains(&value) {
+        return;
+    }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| c.to_string())
+        })
+        .collect();
+    let mut diagnostic = Diagnostic::error(
+        Some(&node.span),
+        format!(
+            "`{path}` must be one of {}, found `{}`",
+            quote_list(&names),
+            crate::evaluate::display_value(&value)
+        ),
+    );
+    if let Some(hint) = node
+        .as_str()
+        .and_then(|s| did_you_mean(s, names.iter().map(String::as_str)))
+    {
+        diagnostic = diagnostic.with_help(hint);
+    }
+    out.push(diagnostic);
+}
+
+fn quote_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn accepts(schema: &serde_json::Map<String, Value>, kind: &str) -> bool {
+    match schema.get("type") {
+        None => {
+            ["anyOf", "oneOf"].iter().all(|k| !schema.contains_key(*k))
+                || ["anyOf", "oneOf"].iter().any(|k| {
+                    schema.get(*k).and_then(Value::as_array).is_some_and(|bs| {
+                        bs.iter()
+                            .any(|b| b.as_object().is_some_and(|b| accepts(b, kind)))
+                    })
+                })
+        }
+        Some(Value::String(t)) => t == kind,
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == kind),
+        _ => false,
+    }
+}
+
+fn type_matches(schema: &serde_json::Map<String, Value>, node: &Node) -> bool {
+    let kinds: &[&str] = match &node.value {
+        NodeValue::Null => &["null"],
+        NodeValue::Bool(_) => &["boolean"],
+        NodeValue::Int(_) => &["integer", "number"],
+        NodeValue::Float(f) if f.fract() == 0.0 => &["number", "integer"],
+        NodeValue::Float(_) => &["number"],
+        NodeValue::Str(_) => &["string"],
+        NodeValue::List(_) => &["array"],
+        NodeValue::Map(_) => &["object"],
+    };
+    kinds.iter().any(|k| accepts(schema, k))
+}
+
+/// Names what a schema accepts, for error messages: `a string`, `a list of strings`, …
+pub fn describe(schema: &Value) -> String {
+    let Some(map) = schema.as_object() else {
+        return "anything".into();
+    };
+    if let Some(Value::Array(choices)) = map.get("enum") {
+        let names: Vec<String> = choices
+            .iter()
+            .map(|c| {
+                c.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| c.to_string())
+            })
+            .collect();
+        return format!("one of {}", quote_list(&names));
+    }
+    if let Some(c) = map.get("const") {
+        return format!(
+            "`{}`",
+            c.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| c.to_string())
+        );
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = map.get(key) {
+            return branches
+                .iter()
+                .map(describe)
+                .collect::<Vec<_>>()
+                .join(" or ");
+        }
+    }
+    let one = |t: &str| match t {
+        "string" => "a string".to_string(),
+        "integer" => "an integer".to_string(),
+        "number" => "a number".to_string(),
+        "boolean" => "a boolean".to_string(),
+        "null" => "null".to_string(),
+        "array" => match map.get("items") {
+            Some(items) if items.is_object() => format!("a list of {}", plural(&describe(items))),
+            _ => "a list".to_string(),
+        },
+        "object" => "a mapping".to_string(),
+        other => other.to_string(),
+    };
+    match map.get("type") {
+        Some(Value::String(t)) => one(t),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .map(one)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "anything".into(),
+    }
+}
+
+fn plural(single: &str) -> String {
+    let bare = single.trim_start_matches("a ").trim_start_matches("an ");
+    if bare.starts_with("one of") || bare.contains(" or ") {
+        bare.to_string()
+    } else {
+        format!("{bare}s")
+    }
+}

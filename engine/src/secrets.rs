@@ -1,0 +1,106 @@
+//! Masks secret values as `***` in everything flow writes.
+
+use serde_json::Value;
+use std::sync::RwLock;
+
+pub const MASK: &str = "***";
+
+/// The secret values of a run: secret params, sensitive outputs, and the leaves of any secret
+/// that is a JSON document. Shared by every writer of the run.
+#[derive(Debug, Default)]
+pub struct Masker {
+    secrets: RwLock<Vec<String>>,
+}
+
+impl Masker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a secret value (a string, or any JSON whose string leaves become secrets too).
+    pub fn add(&self, value: &Value) {
+        let mut found = Vec::new();
+        collect(value, &mut found, true);
+        if let Value::String(text) = value
+            && let Ok(document) = serde_json::from_str::<Value>(text)
+            && (document.is_object() || document.is_array())
+        {
+            collect(&document, &mut found, false);
+        }
+        if found.is_empty() {
+            return;
+        }
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        for secret in found {
+            if !secrets.contains(&secret) {
+                secrets.push(secret);
+            }
+        }
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    pub fn mask(&self, text: &str) -> String {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = text.to_string();
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        out
+    }
+
+    /// Masks every string inside a JSON value, keys included.
+    pub fn mask_json(&self, value: &Value) -> Value {
+        if self.is_empty() {
+            return value.clone();
+        }
+        match value {
+            Value::String(s) => Value::String(self.mask(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.mask_json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (self.mask(k), self.mask_json(v)))
+                    .collect(),
+            ),
+            // Numbers and booleans keep their type so events still parse; secrets are text.
+            other => other.clone(),
+        }
+    }
+}
+
+fn collect(value: &Value, out: &mut Vec<String>, top: bool) {
+    match value {
+        Value::String(s) if !s.is_empty() && (top || s.len() >= 2) => out.push(s.clone()),
+        Value::Number(n) if top => out.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|v| collect(v, out, false)),
+        Value::Object(map) => map.values().for_each(|v| collect(v, out, false)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn masks_values_and_json_leaves() {
+        let masker = Masker::new();
+        masker.add(&json!("hunter2"));
+        masker.add(&json!(r#"{"user":"admin","password":"s3cr3t"}"#));
+        assert_eq!(masker.mask("pw=hunter2 and s3cr3t"), "pw=*** and ***");
+        assert_eq!(
+            masker.mask_json(&json!({"k": ["hunter2"]})),
+            json!({"k": ["***"]})
+        );
+    }
+}

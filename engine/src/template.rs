@@ -1,0 +1,200 @@
+//! Templated values of a playbook, compiled once at load time.
+//!
+//! A string holding `{{ … }}` becomes a template; a string that is exactly one `{{ expr }}`
+//! becomes an expression whose value keeps its type. Each template remembers the variables it
+//! reads (`steps.launch.private_ip`), which is what static checks, the graph and the plan's
+//! "known after apply" all work from.
+
+use crate::diagnostic::Diagnostic;
+use crate::source::Span;
+use crate::yaml::{Node, NodeValue};
+use minijinja::Environment;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// One variable path a template reads, e.g. `steps.backups.objects` or `params.bucket`.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub path: Vec<String>,
+    pub span: Span,
+}
+
+impl Reference {
+    pub fn root(&self) -> &str {
+        &self.path[0]
+    }
+
+    /// For `steps.X…`, the step id X.
+    pub fn step(&self) -> Option<&str> {
+        (self.path[0] == "steps").then(|| self.path.get(1).map(String::as_str))?
+    }
+
+    pub fn dotted(&self) -> String {
+        self.path.join(".")
+    }
+}
+
+/// A piece of template source and what it reads.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub text: String,
+    pub span: Span,
+    pub references: Vec<Reference>,
+}
+
+/// A value of the playbook after compilation: literal data, or templates inside it.
+#[derive(Debug, Clone)]
+pub enum Tmpl {
+    Literal(Value),
+    /// The whole string is one `{{ expr }}`: evaluates to a typed value.
+    Expr(Source),
+    /// Text with `{{ }}` or `{% %}` inside: renders to a string.
+    Text(Source),
+    List(Vec<Tmpl>),
+    Map(Vec<(String, Tmpl)>),
+}
+
+impl Tmpl {
+    /// Every template source inside this value.
+    pub fn sources(&self) -> Vec<&Source> {
+        let mut out = Vec::new();
+        self.collect_sources(&mut out);
+        out
+    }
+
+    fn collect_sources<'a>(&'a self, out: &mut Vec<&'a Source>) {
+        match self {
+            Tmpl::Literal(_) => {}
+            Tmpl::Expr(source) | Tmpl::Text(source) => out.push(source),
+            Tmpl::List(items) => items.iter().for_each(|i| i.collect_sources(out)),
+            Tmpl::Map(entries) => entries.iter().for_each(|(_, v)| v.collect_sources(out)),
+        }
+    }
+
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.sources().into_iter().flat_map(|s| s.references.iter())
+    }
+
+    pub fn is_literal(&self) -> bool {
+        self.sources().is_empty()
+    }
+}
+
+/// An environment used only to parse templates at load time (no run data needed).
+fn syntax_env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        crate::template_env::build_environment(crate::template_env::TemplateSettings {
+            now: jiff::Timestamp::UNIX_EPOCH,
+            playbook_dir: std::path::PathBuf::from("."),
+        })
+    })
+}
+
+/// Compiles a node into a `Tmpl`, checking template syntax.
+pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
+    Ok(match &node.value {
+        NodeValue::Str(text) if text.contains("{{") || text.contains("{%") => {
+            match whole_expression(text) {
+                Some(expr) => Tmpl::Expr(compile_expression_source(node, expr)?),
+                None => Tmpl::Text(compile_text_source(node, text)?),
+            }
+        }
+        NodeValue::List(items) => Tmpl::List(items.iter().map(compile).collect::<Result<_, _>>()?),
+        NodeValue::Map(entries) => Tmpl::Map(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.name.clone(), compile(v)?)))
+                .collect::<Result<_, Diagnostic>>()?,
+        ),
+        _ => Tmpl::Literal(node.to_json()),
+    })
+}
+
+/// Compiles a bare expression (`when`, `retry.until`, `assert.that`); `{{ }}` around it is
+/// allowed. A boolean literal stays a literal.
+pub fn compile_condition(node: &Node) -> Result<Tmpl, Diagnostic> {
+    match &node.value {
+        NodeValue::Str(text) => {
+            let expr = whole_expression(text).unwrap_or(text);
+            Ok(Tmpl::Expr(compile_expression_source(node, expr)?))
+        }
+        NodeValue::Bool(_) => Ok(Tmpl::Literal(node.to_json())),
+        _ => Err(Diagnostic::error(
+            Some(&node.span),
+            format!(
+                "expected an expression (a string like `steps.check.passed`), found {}",
+                node.kind()
+            ),
+        )),
+    }
+}
+
+/// `Some(inner)` when the text is exactly one `{{ expr }}` and nothing else.
+fn whole_expression(text: &str) -> Option<&str> {
+    let trimmed = text.trim();
+    let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
+}
+
+fn compile_expression_source(node: &Node, expr: &str) -> Result<Source, Diagnostic> {
+    let text = node.as_str().unwrap_or(expr);
+    let offset = text.find(expr.trim()).unwrap_or(0);
+    let compiled = syntax_env()
+        .compile_expression(expr)
+        .map_err(|e| syntax_error(node, text, offset, &e))?;
+    let vars = compiled.undeclared_variables(true);
+    Ok(Source {
+        text: expr.trim().to_string(),
+        span: node.span.clone(),
+        references: references(node, text, vars),
+    })
+}
+
+fn compile_text_source(node: &Node, text: &str) -> Result<Source, Diagnostic> {
+    let template = syntax_env()
+        .template_from_str(text)
+        .map_err(|e| syntax_error(node, text, 0, &e))?;
+    let vars = template.undeclared_variables(true);
+    Ok(Source {
+        text: text.to_string(),
+        span: node.span.clone(),
+        references: references(node, text, vars),
+    })
+}
+
+fn syntax_error(node: &Node, text: &str, offset: usize, error: &minijinja::Error) -> Diagnostic {
+    let span = match error.range() {
+        Some(range) => {
+            let chars = text[..(offset + range.start).min(text.len())]
+                .chars()
+                .count();
+            node.inner_span(chars, range.len())
+        }
+        None => node.span.clone(),
+    };
+    let detail = error.detail().unwrap_or("invalid syntax");
+    Diagnostic::error(Some(&span), format!("template syntax error: {detail}"))
+}
+
+/// Turns MiniJinja's set of variable paths into references with a span pointing at each one.
+fn references(node: &Node, text: &str, vars: std::collections::HashSet<String>) -> Vec<Reference> {
+    let mut refs: Vec<Reference> = vars
+        .into_iter()
+        .filter(|v| !crate::template_env::FUNCTIONS.contains(&v.as_str()))
+        .map(|dotted| {
+            let span = match text.find(&dotted) {
+                Some(at) => node.inner_span(text[..at].chars().count(), dotted.chars().count()),
+                None => node.span.clone(),
+            };
+            Reference {
+                path: dotted.split('.').map(str::to_string).collect(),
+                span,
+            }
+        })
+        .collect();
+    refs.sort_by(|a, b| (a.span.line, a.span.col).cmp(&(b.span.line, b.span.col)));
+    refs
+}

@@ -1,0 +1,162 @@
+//! The MiniJinja environment every template of a run is rendered in: strict about undefined
+//! values, with flow's filters and functions (DESIGN §3).
+
+use base64::Engine as _;
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
+use sha2::Digest as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Names a template may use without them being variables of the context.
+pub const FUNCTIONS: &[&str] = &[
+    "now",
+    "read_file",
+    "range",
+    "dict",
+    "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "debug",
+];
+
+/// What the environment's functions need from the run: a fixed `now()` and the playbook folder
+/// for `read_file`.
+#[derive(Clone, Debug)]
+pub struct TemplateSettings {
+    pub now: jiff::Timestamp,
+    pub playbook_dir: PathBuf,
+}
+
+pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_filter("quote", |value: String| shell_quote(&value));
+    env.add_filter("to_json", to_json);
+    env.add_filter("from_json", |text: String| -> Result<Value, Error> {
+        let parsed: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))?;
+        Ok(crate::evaluate::to_jinja(&parsed))
+    });
+    env.add_filter("to_yaml", |value: Value| -> Result<String, Error> {
+        let json = serde_json::to_value(&value)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("to_yaml: {e}")))?;
+        Ok(crate::yaml_emit::to_yaml(&json))
+    });
+    env.add_filter("b64encode", |text: String| {
+        base64::engine::general_purpose::STANDARD.encode(text)
+    });
+    env.add_filter("b64decode", |text: String| -> Result<String, Error> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("b64decode: {e}")))?;
+        String::from_utf8(bytes).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "b64decode: the decoded bytes are not UTF-8",
+            )
+        })
+    });
+    env.add_filter("sha256", |text: String| {
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    env.add_filter("basename", |path: String| {
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    });
+    env.add_filter("dirname", |path: String| {
+        let trimmed = path.trim_end_matches('/');
+        match trimmed.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(i) => trimmed[..i].to_string(),
+            None => String::new(),
+        }
+    });
+    env.add_filter("regex_replace", regex_replace);
+    env.add_filter("strftime", strftime);
+    env.add_filter("duration", |text: String| -> Result<f64, Error> {
+        crate::duration::parse_duration(&text)
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("duration: {e}")))
+    });
+    let now = settings.now.to_string();
+    env.add_function("now", move || now.clone());
+    let dir = Arc::new(settings.playbook_dir);
+    env.add_function("read_file", move |path: String| -> Result<String, Error> {
+        let full = dir.join(&path);
+        std::fs::read_to_string(&full).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("read_file: cannot read {}: {e}", full.display()),
+            )
+        })
+    });
+    env
+}
+
+/// POSIX shell quoting: the value survives `sh -c` as one word, whatever it contains.
+pub fn shell_quote(value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if safe {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+fn to_json(value: Value, pretty: Option<bool>) -> Result<String, Error> {
+    let result = if pretty.unwrap_or(false) {
+        serde_json::to_string_pretty(&value)
+    } else {
+        serde_json::to_string(&value)
+    };
+    result.map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("to_json: {e}")))
+}
+
+fn regex_replace(text: String, pattern: String, replacement: String) -> Result<String, Error> {
+    let regex = regex::Regex::new(&pattern).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("regex_replace: bad pattern: {e}"),
+        )
+    })?;
+    Ok(regex.replace_all(&text, replacement.as_str()).into_owned())
+}
+
+/// Formats a timestamp (RFC 3339 text or Unix seconds) with a strftime format, in UTC.
+fn strftime(value: Value, format: String) -> Result<String, Error> {
+    let bad = |what: String| Error::new(ErrorKind::InvalidOperation, format!("strftime: {what}"));
+    let timestamp = if let Some(text) = value.as_str() {
+        text.parse::<jiff::Timestamp>()
+            .map_err(|e| bad(format!("`{text}` is not a timestamp: {e}")))?
+    } else if let Ok(seconds) = i64::try_from(value.clone()) {
+        jiff::Timestamp::from_second(seconds).map_err(|e| bad(e.to_string()))?
+    } else {
+        return Err(bad(format!("expected a timestamp, got {value}")));
+    };
+    let zoned = timestamp.to_zoned(jiff::tz::TimeZone::UTC);
+    jiff::fmt::strtime::format(format.as_str(), &zoned).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_makes_one_shell_word() {
+        assert_eq!(shell_quote("plain"), "plain");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's; rm -rf /"), r"'it'\''s; rm -rf /'");
+    }
+}

@@ -1,0 +1,238 @@
+//! The `flow` command line: parses arguments and hands them to `flow_engine::ops`.
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use flow_engine::context::Approvals;
+use flow_engine::ops::{self, Global, OutputFormat, exit};
+use flow_engine::output::Verbosity;
+use flow_engine::param::ParamInputs;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "flow",
+    version,
+    about = "Run operations runbooks written as YAML playbooks: validated before they run, planned, applied.",
+    long_about = "flow runs operations runbooks written as YAML playbooks. A playbook declares typed params and a \
+graph of typed steps; flow validates the whole playbook before it touches anything, shows a plan of what it would \
+do, and applies it with dependencies, concurrency, retries, approvals and a summary.",
+    after_help = "Examples:\n  flow validate playbooks/examples/hello.yaml\n  flow plan playbooks/examples/hello.yaml -p who=ops\n  flow apply playbooks/examples/hello.yaml -p who=ops --yes\n\nExit codes: 0 success · 1 a step failed · 2 invalid playbook, params or usage · 3 approval declined or needed · 130 interrupted"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// How to print events: `human` lines, or `json` (one JSON object per event on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    /// Where run journals are kept.
+    #[arg(long, global = true, env = "FLOW_STATE_DIR", default_value = ".flow")]
+    state_dir: PathBuf,
+    /// Show more: every line steps print.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Show less: only problems and the summary.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// No colors (flow prints none off a terminal anyway).
+    #[arg(long, global = true)]
+    no_color: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Args)]
+struct ParamArgs {
+    /// A param value, NAME=VALUE (repeatable); lists and maps are YAML: `-p hosts='[a, b]'`.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A YAML file of param values (`-p` wins over it).
+    #[arg(long, value_name = "FILE")]
+    params_file: Option<PathBuf>,
+}
+
+impl ParamArgs {
+    fn inputs(self) -> ParamInputs {
+        ParamInputs {
+            cli: self.params,
+            file: self.params_file,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a playbook without running anything (exit 2 with file:line:col on error).
+    #[command(after_help = "Example:\n  flow validate playbooks/examples/hello.yaml")]
+    Validate {
+        /// The playbook file.
+        playbook: PathBuf,
+    },
+    /// Show what apply would do: reads run, writes are described, nothing changes.
+    #[command(
+        after_help = "Examples:\n  flow plan playbooks/examples/hello.yaml -p who=ops\n  flow plan restore.yaml --params-file prod.yaml --offline\n\nSymbols: = read  + create  ~ change  - delete/stop  ? asks  … skipped"
+    )]
+    Plan {
+        /// The playbook file.
+        playbook: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Do not run read steps either; their outputs show as unknown.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Plan and apply a playbook.
+    #[command(
+        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply restore.yaml --yes --concurrency 4\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3."
+    )]
+    Apply {
+        /// The playbook file.
+        playbook: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Approve every `confirm` without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Approve this step's confirmation without asking (repeatable).
+        #[arg(long, value_name = "STEP")]
+        approve: Vec<String>,
+        /// At most N steps at once.
+        #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+    },
+    /// Print the dependency graph.
+    #[command(
+        after_help = "Example:\n  flow graph restore.yaml --format dot | dot -Tsvg > restore.svg"
+    )]
+    Graph {
+        /// The playbook file.
+        playbook: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// List step types, or show one type's params, outputs and an example.
+    #[command(after_help = "Examples:\n  flow steps\n  flow steps exec")]
+    Steps {
+        /// A step type, e.g. `exec`.
+        #[arg(value_name = "TYPE")]
+        step_type: Option<String>,
+    },
+    /// Print the JSON Schema of the playbook format (for editors).
+    #[command(
+        after_help = "Example:\n  flow schema > schemas/playbook.schema.json\n  # then, first line of a playbook:\n  # yaml-language-server: $schema=../schemas/playbook.schema.json"
+    )]
+    Schema,
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  flow completions bash > ~/.local/share/bash-completion/completions/flow"
+    )]
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            std::process::exit(if error.use_stderr() {
+                exit::INVALID
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let global = Global {
+        output: match cli.output {
+            Output::Human => OutputFormat::Human,
+            Output::Json => OutputFormat::Json,
+        },
+        verbosity: if cli.quiet {
+            Verbosity::Quiet
+        } else if cli.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        },
+        state_dir: cli.state_dir,
+    };
+    let _ = cli.no_color;
+    let registry = flow_steps::registry();
+    let code = match cli.command {
+        Command::Validate { playbook } => ops::validate(&playbook, &registry, &global),
+        Command::Plan {
+            playbook,
+            params,
+            offline,
+        } => {
+            let options = ops::PlanOptions {
+                playbook,
+                params: params.inputs(),
+                offline,
+            };
+            runtime().block_on(ops::plan(options, &registry, &global))
+        }
+        Command::Apply {
+            playbook,
+            params,
+            yes,
+            approve,
+            concurrency,
+        } => {
+            let options = ops::ApplyOptions {
+                playbook,
+                params: params.inputs(),
+                approvals: Approvals { yes, approve },
+                concurrency: usize::from(concurrency),
+            };
+            runtime().block_on(ops::apply(options, &registry, &global))
+        }
+        Command::Graph { playbook, format } => match ops::check(&playbook, &registry) {
+            Ok(checked) => {
+                print!(
+                    "{}",
+                    ops::graph(&checked, matches!(format, GraphFormat::Mermaid))
+                );
+                exit::OK
+            }
+            Err(code) => code,
+        },
+        Command::Steps { step_type } => match ops::steps_page(&registry, step_type.as_deref()) {
+            Ok(page) => {
+                print!("{page}");
+                exit::OK
+            }
+            Err(diagnostic) => {
+                ops::print_diagnostics(&[diagnostic], None);
+                exit::INVALID
+            }
+        },
+        Command::Schema => {
+            let schema = flow_engine::playbook_schema::playbook_schema(&registry);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            exit::OK
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "flow", &mut std::io::stdout());
+            exit::OK
+        }
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts (it only fails when the OS refuses threads)")
+}

@@ -1,0 +1,136 @@
+//! `envfile.set`: sets and unsets keys in a local env file, keeping everything else.
+
+use super::envfile;
+use super::file_write::write_atomically;
+use flow_engine::context::{PlanContext, StepContext};
+use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
+use flow_engine::values::Text;
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub struct EnvfileSet;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvfileSetParams {
+    /// The env file (relative to where flow runs).
+    pub path: String,
+    /// Keys to set: `{ BLOT_REDIS_HOST: "10.0.0.5" }`.
+    #[serde(default)]
+    pub set: IndexMap<String, Text>,
+    /// Keys to remove.
+    #[serde(default)]
+    pub unset: Vec<String>,
+    /// Keep a copy of the old file as `<path>.<timestamp>.bak` when it changes.
+    #[serde(default)]
+    pub backup: bool,
+    /// Create the file when it does not exist (default: it must exist).
+    #[serde(default)]
+    pub create: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EnvfileSetOutputs {
+    /// Whether the file changed.
+    pub changed: bool,
+    /// Each key's value before (null when it was not set).
+    pub previous: IndexMap<String, Option<String>>,
+    /// The backup made, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_path: Option<String>,
+}
+
+impl EnvfileSetParams {
+    fn values(&self) -> IndexMap<String, String> {
+        self.set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect()
+    }
+}
+
+impl StepType for EnvfileSet {
+    const NAME: &'static str = "envfile.set";
+    const SUMMARY: &'static str =
+        "Set or unset keys in an env file, keeping comments, order and other lines";
+    const EFFECT: Effect = Effect::Write;
+    const FAMILY: Option<&'static str> = Some("envfile");
+    const EXAMPLE: &'static str = r#"point_app:
+  type: envfile.set
+  with:
+    path: /etc/blot/secrets.env
+    set: { BLOT_REDIS_HOST: "{{ steps.launch.private_ip }}" }
+    backup: true"#;
+    type Params = EnvfileSetParams;
+    type Outputs = EnvfileSetOutputs;
+
+    fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
+        let path = ctx.resolve_path(&params.path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(_) if params.create => String::new(),
+            Err(e) => {
+                return Description::new(Action::Change, format!("edit {}", params.path))
+                    .detail(format!("cannot read it now: {e}"));
+            }
+        };
+        let edit = envfile::edit(&text, &params.values(), &params.unset);
+        let summary = if edit.changed() {
+            format!("edit {}", params.path)
+        } else {
+            format!("edit {} (unchanged)", params.path)
+        };
+        let mut d = Description::new(Action::Change, summary);
+        d.details = edit.changes;
+        d
+    }
+
+    async fn apply(
+        &self,
+        params: EnvfileSetParams,
+        ctx: &StepContext,
+    ) -> Result<EnvfileSetOutputs, StepError> {
+        let path = ctx.resolve_path(&params.path);
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && params.create => String::new(),
+            Err(e) => {
+                return Err(StepError::failed(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let edit = envfile::edit(&text, &params.values(), &params.unset);
+        let mut backup_path = None;
+        if edit.changed() {
+            if params.backup && !text.is_empty() {
+                let stamp = jiff_stamp();
+                let backup = format!("{}.{stamp}.bak", path.display());
+                tokio::fs::copy(&path, &backup).await.map_err(|e| {
+                    StepError::failed(format!(
+                        "cannot back up {} to {backup}: {e}",
+                        path.display()
+                    ))
+                })?;
+                backup_path = Some(backup);
+            }
+            write_atomically(&path, edit.text.as_bytes())
+                .await
+                .map_err(|e| StepError::failed(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(EnvfileSetOutputs {
+            changed: edit.changed(),
+            previous: edit.previous,
+            backup_path,
+        })
+    }
+}
+
+fn jiff_stamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}", now.as_secs())
+}

@@ -1,0 +1,11 @@
+//! Step types that need nothing but the local machine and the operator.
+
+pub mod assert;
+pub mod choose;
+pub mod confirm;
+pub mod envfile;
+pub mod envfile_set;
+pub mod exec;
+pub mod file_write;
+pub mod log;
+pub mod sleep;
