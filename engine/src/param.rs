@@ -228,7 +228,10 @@ pub fn parse_spec(
         must_exist: flag("must_exist", diags).unwrap_or(true),
     };
     if let Some(default) = node.get("default") {
-        match check_value(&spec, default.to_json(), Path::new(".")) {
+        // Whether a default path exists is a fact about the machine, checked when params are
+        // resolved for a run, not about the playbook.
+        let shape_only = ParamSpec { must_exist: false, ..spec.clone() };
+        match check_value(&shape_only, default.to_json(), Path::new(".")).map(|_| default.to_json()) {
             Ok(value) => spec.default = Some(value),
             Err(message) => diags.error(
                 Some(&default.span),
