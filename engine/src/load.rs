@@ -509,6 +509,39 @@ impl Loader<'_> {
         let with_node = self.merged_with(node.get("with"), &meta.family, &node.span);
         let mut problems = Vec::new();
         crate::schema::check(&with_node, &meta.params_schema, "with", &mut problems);
+        for group in meta.exactly_one_of {
+            let given: Vec<&str> = group
+                .iter()
+                .copied()
+                .filter(|f| with_node.get(f).is_some())
+                .collect();
+            let names = group
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            match given.len() {
+                1 => {}
+                0 => problems.push(Diagnostic::error(
+                    Some(&with_node.span),
+                    format!("`with` needs {names}"),
+                )),
+                _ => {
+                    let second = with_node
+                        .as_map()
+                        .and_then(|m| {
+                            m.iter()
+                                .filter(|(k, _)| given.contains(&k.name.as_str()))
+                                .nth(1)
+                        })
+                        .map(|(k, _)| k.span.clone());
+                    problems.push(Diagnostic::error(
+                        second.as_ref(),
+                        format!("`with` takes only one of {names}"),
+                    ));
+                }
+            }
+        }
         let failed = problems.iter().any(Diagnostic::is_error);
         for d in problems {
             self.diags.push(d.clone_with_context(id));

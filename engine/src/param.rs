@@ -230,8 +230,12 @@ pub fn parse_spec(
     if let Some(default) = node.get("default") {
         // Whether a default path exists is a fact about the machine, checked when params are
         // resolved for a run, not about the playbook.
-        let shape_only = ParamSpec { must_exist: false, ..spec.clone() };
-        match check_value(&shape_only, default.to_json(), Path::new(".")).map(|_| default.to_json()) {
+        let shape_only = ParamSpec {
+            must_exist: false,
+            ..spec.clone()
+        };
+        match check_value(&shape_only, default.to_json(), Path::new(".")).map(|_| default.to_json())
+        {
             Ok(value) => spec.default = Some(value),
             Err(message) => diags.error(
                 Some(&default.span),

@@ -125,6 +125,9 @@ pub trait StepType: Send + Sync + 'static {
     const FAMILY: Option<&'static str> = None;
     /// Outputs whose values are secrets: masked everywhere flow writes.
     const SENSITIVE_OUTPUTS: &'static [&'static str] = &[];
+    /// Groups of `with` fields of which exactly one must be given (e.g. `command` or `shell`),
+    /// checked before anything runs.
+    const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[];
     /// Whether a read runs during `flow plan` (false for reads that only pass time, like
     /// `sleep`).
     const RUNS_IN_PLAN: bool = true;
@@ -161,6 +164,7 @@ pub struct StepMeta {
     pub sensitive_outputs: &'static [&'static str],
     pub expression_fields: &'static [&'static str],
     pub runs_in_plan: bool,
+    pub exactly_one_of: &'static [&'static [&'static str]],
     pub example: &'static str,
     pub params_schema: serde_json::Value,
     pub outputs_schema: serde_json::Value,
@@ -211,6 +215,7 @@ impl<T: StepType> Erased<T> {
                 sensitive_outputs: T::SENSITIVE_OUTPUTS,
                 expression_fields: T::EXPRESSION_FIELDS,
                 runs_in_plan: T::RUNS_IN_PLAN,
+                exactly_one_of: T::EXACTLY_ONE_OF,
                 example: T::EXAMPLE,
                 params_schema,
                 outputs_schema,

@@ -37,15 +37,31 @@ mod tests {
         for step_type in registry.iter() {
             let meta = step_type.meta();
             let file = SourceFile::new(format!("{}.example", meta.name), meta.example);
-            let root = flow_engine::yaml::parse(&file).unwrap_or_else(|d| panic!("{}: {}", meta.name, d.render()));
-            let steps = root.as_map().unwrap_or_else(|| panic!("{}: example is not a mapping of steps", meta.name));
+            let root = flow_engine::yaml::parse(&file)
+                .unwrap_or_else(|d| panic!("{}: {}", meta.name, d.render()));
+            let steps = root
+                .as_map()
+                .unwrap_or_else(|| panic!("{}: example is not a mapping of steps", meta.name));
             assert!(!steps.is_empty(), "{}: empty example", meta.name);
             for (id, step) in steps {
-                assert_eq!(step.get("type").and_then(|t| t.as_str()), Some(meta.name), "{}: step {} has another type", meta.name, id.name);
-                let with = step.get("with").unwrap_or_else(|| panic!("{}: step {} has no with", meta.name, id.name));
+                assert_eq!(
+                    step.get("type").and_then(|t| t.as_str()),
+                    Some(meta.name),
+                    "{}: step {} has another type",
+                    meta.name,
+                    id.name
+                );
+                let with = step
+                    .get("with")
+                    .unwrap_or_else(|| panic!("{}: step {} has no with", meta.name, id.name));
                 let mut problems = Vec::new();
                 flow_engine::schema::check(with, &meta.params_schema, "with", &mut problems);
-                assert!(problems.is_empty(), "{}: {}", meta.name, problems.iter().map(|d| d.render()).collect::<String>());
+                assert!(
+                    problems.is_empty(),
+                    "{}: {}",
+                    meta.name,
+                    problems.iter().map(|d| d.render()).collect::<String>()
+                );
             }
         }
     }

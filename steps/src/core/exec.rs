@@ -93,6 +93,7 @@ impl StepType for Exec {
         "Run a local command (argv without a shell, or an explicit `shell:` script)";
     const EFFECT: Effect = Effect::Write;
     const EFFECT_OVERRIDABLE: bool = true;
+    const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[&["command", "shell"]];
     const EXAMPLE: &'static str = r#"scale_down:
   type: exec
   with:
