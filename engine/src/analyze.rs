@@ -41,8 +41,7 @@ enum Place {
 
 pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let main: Vec<&Step> = playbook.main_steps().collect();
-    let main_count = main.len();
+    let main_count = playbook.main_steps().count();
     let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); main_count];
     for step in &playbook.steps {
         for (tmpl, place) in templates_of(step) {
@@ -79,16 +78,12 @@ pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked,
             _ => {}
         }
     }
-    for (name, _span, tmpl) in &playbook.outputs {
-        for reference in tmpl.references() {
-            let _ = name;
-            check_reference(
-                &playbook,
-                &main[0..0].first().copied().unwrap_or(&playbook.steps[0]),
-                reference,
-                Place::Outputs,
-                &mut errors,
-            );
+    // `outputs` are rendered after every step: any step may be read, nothing depends on them.
+    if let Some(any_step) = playbook.steps.first() {
+        for (_, _, tmpl) in &playbook.outputs {
+            for reference in tmpl.references() {
+                check_reference(&playbook, any_step, reference, Place::Outputs, &mut errors);
+            }
         }
     }
     if !errors.is_empty() {

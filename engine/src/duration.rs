@@ -43,7 +43,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, String> {
-    if seconds.is_finite() && seconds >= 0.0 && seconds < 1e12 {
+    if (0.0..1e12).contains(&seconds) {
         Ok(Duration::from_secs_f64(seconds))
     } else {
         Err(format!("`{text}` is not a duration like 30s, 5m, 1h30m"))

@@ -285,7 +285,7 @@ impl Runner {
             step.body
                 .step_type
                 .describe_json(params.clone(), &ctx)
-                .unwrap_or_else(|e| error_line(e))
+                .unwrap_or_else(error_line)
         } else {
             let mut d = Description::new(fallback_action, meta.name);
             if let Value::Object(map) = &params {

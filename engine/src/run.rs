@@ -140,18 +140,18 @@ impl Runner {
         scope: &Scope,
         is_unknown: &'a (dyn Fn(&Reference) -> bool + Sync),
     ) -> Evaluator<'a> {
-        let mut extra = Vec::new();
+        let mut extra: std::collections::BTreeMap<String, minijinja::Value> = Default::default();
         if let Some((item, index)) = &scope.item {
-            extra.push(("item", crate::evaluate::to_jinja(item)));
-            extra.push(("item_index", minijinja::Value::from(*index)));
+            extra.insert("item".into(), crate::evaluate::to_jinja(item));
+            extra.insert("item_index".into(), minijinja::Value::from(*index));
         }
         if let Some(result) = &scope.result {
-            extra.push(("result", crate::evaluate::to_jinja(result)));
+            extra.insert("result".into(), crate::evaluate::to_jinja(result));
         }
         let context = if extra.is_empty() {
             self.base.clone()
         } else {
-            minijinja::value::merge_maps([minijinja::Value::from_iter(extra), self.base.clone()])
+            minijinja::value::merge_maps([self.base.clone(), minijinja::Value::from_object(extra)])
         };
         Evaluator {
             env: &self.env,
@@ -181,13 +181,12 @@ impl Runner {
         });
         let mut halt: Option<(usize, StepError)> = None;
         let mut failed = false;
-        let mut completed: Vec<(usize, Vec<(Option<(Value, usize)>, Value)>)> = Vec::new();
+        let mut completed: Vec<(usize, Vec<Element>)> = Vec::new();
         let count = self.checked.main_count();
         let mut remaining: Vec<usize> = self.checked.deps.iter().map(Vec::len).collect();
         let mut ready: BTreeSet<usize> = (0..count).filter(|s| remaining[*s] == 0).collect();
         let mut started = vec![false; count];
-        let mut running: JoinSet<(usize, StepOutcome, Vec<(Option<(Value, usize)>, Value)>)> =
-            JoinSet::new();
+        let mut running: JoinSet<(usize, StepOutcome, Vec<Element>)> = JoinSet::new();
         loop {
             while halt.is_none() && running.len() < self.settings.concurrency.max(1) {
                 let Some(next) = ready.pop_first() else { break };
@@ -307,10 +306,7 @@ impl Runner {
 
     /// Runs one step: `when`, then once or per `for_each` element. Returns its outcome and,
     /// for `undo`, the elements that succeeded with their outputs.
-    pub(crate) async fn run_step(
-        self: &Arc<Self>,
-        index: usize,
-    ) -> (StepOutcome, Vec<(Option<(Value, usize)>, Value)>) {
+    pub(crate) async fn run_step(self: &Arc<Self>, index: usize) -> (StepOutcome, Vec<Element>) {
         let step = self.step(index);
         let began = Instant::now();
         if let Some(when) = &step.when {
@@ -337,7 +333,7 @@ impl Runner {
             let outcome = self.attempts(index, &Scope::default()).await;
             self.finish(index, None, &outcome, began);
             let done = if outcome.status == Status::Succeeded {
-                vec![(None, outcome.outputs.clone())]
+                vec![None]
             } else {
                 Vec::new()
             };
@@ -370,7 +366,7 @@ impl Runner {
         self: &Arc<Self>,
         index: usize,
         items: Vec<Value>,
-    ) -> (StepOutcome, Vec<(Option<(Value, usize)>, Value)>) {
+    ) -> (StepOutcome, Vec<Element>) {
         let step = self.step(index);
         let mut results: Vec<Option<Value>> = vec![None; items.len()];
         let mut first_error: Option<StepError> = None;
@@ -428,10 +424,11 @@ impl Runner {
                 }
             }
         }
-        let done: Vec<(Option<(Value, usize)>, Value)> = results
+        let done: Vec<Element> = results
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.clone().map(|r| (Some((items[i].clone(), i)), r)))
+            .filter(|(_, r)| r.is_some())
+            .map(|(i, _)| Some((items[i].clone(), i)))
             .collect();
         let results: Vec<Value> = results
             .into_iter()
@@ -602,10 +599,10 @@ impl Runner {
     }
 
     /// Runs the `undo` of a completed step, once per element that succeeded.
-    async fn undo(self: &Arc<Self>, index: usize, elements: &[(Option<(Value, usize)>, Value)]) {
+    async fn undo(self: &Arc<Self>, index: usize, elements: &[Element]) {
         let step = self.step(index);
         let Some(undo) = &step.undo else { return };
-        for (item, _) in elements.iter().rev() {
+        for item in elements.iter().rev() {
             let began = Instant::now();
             let scope = Scope {
                 item: item.clone(),
@@ -727,6 +724,10 @@ pub fn idempotency_token(run_id: &str, step: &str, element: Option<usize>) -> St
             .collect::<String>()
     )
 }
+
+/// A `for_each` element (its item and index) that completed, for `undo`; `None` for a step
+/// without `for_each`.
+pub(crate) type Element = Option<(Value, usize)>;
 
 /// Extra template names for one render: the `for_each` element and the attempt's `result`.
 #[derive(Default, Clone)]

@@ -195,6 +195,6 @@ fn references(node: &Node, text: &str, vars: std::collections::HashSet<String>) 
             }
         })
         .collect();
-    refs.sort_by(|a, b| (a.span.line, a.span.col).cmp(&(b.span.line, b.span.col)));
+    refs.sort_by_key(|r| (r.span.line, r.span.col));
     refs
 }
