@@ -33,3 +33,84 @@ fn valid_playbook_says_so() {
         .code(0)
         .stdout_has("✔ playbook.yaml is valid: 1 step, 0 params");
 }
+
+#[test]
+fn github_actions_gets_error_annotations() {
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  a:\n    type: log\n    with: { mesage: hi }\n")
+        .env("GITHUB_ACTIONS", "true")
+        .args(&["validate", "playbook.yaml"])
+        .run()
+        .code(2)
+        .stderr_has(
+            "::error file=playbook.yaml,line=5,col=13::step `a`: unknown field `with.mesage`",
+        );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    Flow::new()
+        .args(&["apply"])
+        .run()
+        .code(2)
+        .stderr_has("PLAYBOOK");
+    Flow::new().args(&["frobnicate"]).run().code(2);
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  a: { type: log, with: { message: hi } }\n")
+        .args(&["apply", "playbook.yaml", "--concurrency", "0"])
+        .run()
+        .code(2);
+}
+
+#[test]
+fn missing_playbook_file_is_exit_2_naming_the_file() {
+    Flow::new()
+        .args(&["validate", "nope.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("error: cannot read playbook nope.yaml");
+}
+
+#[test]
+fn approve_must_name_a_step() {
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  go: { type: confirm, with: { message: ok? } }\n")
+        .args(&["apply", "playbook.yaml", "--approve", "goo"])
+        .run()
+        .code(2)
+        .stderr_has("error: `--approve goo`: the playbook has no step `goo`")
+        .stderr_has("did you mean `go`?");
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let playbook = "flow: 1\nsteps:\n  a: { type: log, with: { message: a } }\n  b: { type: log, with: { message: b } }\n  c: { type: log, needs: [a], with: { message: c } }\nfinally:\n  z: { type: log, with: { message: z } }\n";
+    Flow::new()
+        .playbook(playbook)
+        .args(&["graph", "playbook.yaml"])
+        .run()
+        .code(0)
+        .stdout_has("digraph")
+        .stdout_has("  a -> b;\n")
+        .stdout_has("  a -> c;\n")
+        .stdout_lacks("b -> c")
+        .stdout_has("subgraph cluster_finally");
+    Flow::new()
+        .playbook(playbook)
+        .args(&["graph", "playbook.yaml", "--format", "mermaid"])
+        .run()
+        .code(0)
+        .stdout_has("flowchart TD")
+        .stdout_has("  a --> c\n");
+}
+
+#[test]
+fn warnings_do_not_fail_validation() {
+    Flow::new()
+        .playbook("flow: 1\nparams:\n  name: { type: string }\nsteps:\n  a:\n    type: exec\n    with: { shell: \"echo {{ params.name }}\" }\n")
+        .args(&["validate", "playbook.yaml"])
+        .run()
+        .code(0)
+        .stderr_has("warning: step `a`: `with.shell` interpolates `{{ params.name }}` without `| quote`")
+        .stderr_has("  --> playbook.yaml:7:26");
+}

@@ -160,3 +160,83 @@ mod tests {
         assert_eq!(shell_quote("it's; rm -rf /"), r"'it'\''s; rm -rf /'");
     }
 }
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    fn render(template: &str) -> Result<String, String> {
+        let dir = std::env::temp_dir().join(format!("flow-filters-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("note.txt"), "from a file").unwrap();
+        let env = build_environment(TemplateSettings {
+            now: "2026-11-23T02:17:58Z".parse().unwrap(),
+            playbook_dir: dir,
+        });
+        env.render_str(
+            template,
+            minijinja::context! { data => minijinja::context! { a => 1 }, secret => "s3cr3t" },
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flow_filters_work() {
+        assert_eq!(render("{{ \"a b\" | quote }}").unwrap(), "'a b'");
+        assert_eq!(render("{{ data | to_json }}").unwrap(), r#"{"a":1}"#);
+        assert_eq!(
+            render("{{ ('{\"x\": [1, 2]}' | from_json).x[1] }}").unwrap(),
+            "2"
+        );
+        assert_eq!(render("{{ data | to_yaml }}").unwrap(), "a: 1\n");
+        assert_eq!(render("{{ 'hi' | b64encode }}").unwrap(), "aGk=");
+        assert_eq!(render("{{ 'aGk=' | b64decode }}").unwrap(), "hi");
+        assert_eq!(
+            render("{{ 'abc' | sha256 }}").unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            render("{{ '/var/lib/redis/dump.rdb' | basename }}").unwrap(),
+            "dump.rdb"
+        );
+        assert_eq!(
+            render("{{ '/var/lib/redis/dump.rdb' | dirname }}").unwrap(),
+            "/var/lib/redis"
+        );
+        assert_eq!(
+            render("{{ 'daily/2026-11-22.rdb' | regex_replace('[^0-9]', '') }}").unwrap(),
+            "20261122"
+        );
+        assert_eq!(render("{{ now() }}").unwrap(), "2026-11-23T02:17:58Z");
+        assert_eq!(
+            render("{{ now() | strftime('%Y%m%d-%H%M') }}").unwrap(),
+            "20261123-0217"
+        );
+        assert_eq!(
+            render("{{ 1700000000 | strftime('%Y-%m-%d') }}").unwrap(),
+            "2023-11-14"
+        );
+        assert_eq!(render("{{ '12h' | duration }}").unwrap(), "43200.0");
+        assert_eq!(
+            render("{{ read_file('note.txt') }}").unwrap(),
+            "from a file"
+        );
+    }
+
+    #[test]
+    fn strict_mode_rejects_undefined_values() {
+        assert!(render("{{ missing }}").is_err());
+        assert!(render("{{ data.b }}").is_err());
+        assert!(render("{{ 'x' | b64decode }}").is_err());
+        assert!(
+            render("{{ read_file('nope.txt') }}")
+                .unwrap_err()
+                .contains("read_file")
+        );
+        assert!(
+            render("{{ 'x' | regex_replace('(', '') }}")
+                .unwrap_err()
+                .contains("bad pattern")
+        );
+    }
+}
