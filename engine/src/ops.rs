@@ -137,33 +137,47 @@ pub struct PlanOptions {
 
 /// `flow plan`.
 pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) -> i32 {
-    let checked = match check(&options.playbook, registry) {
-        Ok(c) => c,
+    let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
-    let params = match resolve_params(&checked, &options.params) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let masker = Arc::new(Masker::new());
     let settings = RunSettings {
         run_id: new_run_id(),
         mode: Mode::Plan,
         concurrency: 1,
         offline: options.offline,
     };
-    let interaction = Arc::new(Interaction::new(
-        Box::new(crate::prompt::NoTerminal),
-        Approvals::default(),
-    ));
-    let runner = Runner::new(
+    let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
+    let runner = start(checked, params, settings, interaction, global);
+    runner.plan().await.status.exit_code()
+}
+
+/// Loads and checks the playbook and resolves its params: everything before a run.
+fn prepare(
+    path: &Path,
+    inputs: &ParamInputs,
+    registry: &Registry,
+) -> Result<(Checked, ResolvedParams), i32> {
+    let checked = check(path, registry)?;
+    let params = resolve_params(&checked, inputs)?;
+    Ok((checked, params))
+}
+
+fn start(
+    checked: Checked,
+    params: ResolvedParams,
+    settings: RunSettings,
+    interaction: Interaction,
+    global: &Global,
+) -> Arc<Runner> {
+    let emitter = emitter(global, Arc::new(Masker::new()));
+    Runner::new(
         Arc::new(checked),
         params,
         settings,
-        emitter(global, masker),
-        interaction,
-    );
-    runner.plan().await.status.exit_code()
+        emitter,
+        Arc::new(interaction),
+    )
 }
 
 pub struct ApplyOptions {
@@ -175,12 +189,8 @@ pub struct ApplyOptions {
 
 /// `flow apply`.
 pub async fn apply(options: ApplyOptions, registry: &Registry, global: &Global) -> i32 {
-    let checked = match check(&options.playbook, registry) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let params = match resolve_params(&checked, &options.params) {
-        Ok(p) => p,
+    let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
+        Ok(ready) => ready,
         Err(code) => return code,
     };
     for name in &options.approvals.approve {
@@ -200,24 +210,14 @@ pub async fn apply(options: ApplyOptions, registry: &Registry, global: &Global) 
             return exit::INVALID;
         }
     }
-    let masker = Arc::new(Masker::new());
     let settings = RunSettings {
         run_id: new_run_id(),
         mode: Mode::Apply,
         concurrency: options.concurrency.max(1),
         offline: false,
     };
-    let interaction = Arc::new(Interaction::new(
-        TerminalPrompter::detect(),
-        options.approvals,
-    ));
-    let runner = Runner::new(
-        Arc::new(checked),
-        params,
-        settings,
-        emitter(global, masker),
-        interaction,
-    );
+    let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
+    let runner = start(checked, params, settings, interaction, global);
     runner.apply().await.status.exit_code()
 }
 

@@ -223,16 +223,7 @@ impl Reporter for HumanReporter {
             } => {
                 if state.mode == Some(Mode::Plan) {
                     let mut counts = crate::plan::PlanCounts::default();
-                    for action in &state.plan {
-                        match action {
-                            Action::Read => counts.read += 1,
-                            Action::Create => counts.create += 1,
-                            Action::Change => counts.change += 1,
-                            Action::Delete => counts.delete += 1,
-                            Action::Ask => counts.ask += 1,
-                            Action::Skip => counts.skip += 1,
-                        }
-                    }
+                    state.plan.iter().for_each(|action| counts.add(*action));
                     self.line(&format!("\nPlan: {counts}."));
                     if let Some(error) = error {
                         self.line(&format!("Plan failed: {error}"));

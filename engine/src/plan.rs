@@ -4,7 +4,7 @@
 
 use crate::context::PlanContext;
 use crate::evaluate::{display_value, find_unknown, unknown};
-use crate::event::{Event, Mode, RunStatus, Status, timestamp_now};
+use crate::event::{Event, RunStatus, Status};
 use crate::run::{Runner, Scope};
 use crate::step_type::{Action, Description, Effect};
 use crate::template::Reference;
@@ -24,7 +24,7 @@ pub struct PlanCounts {
 }
 
 impl PlanCounts {
-    fn add(&mut self, action: Action) {
+    pub fn add(&mut self, action: Action) {
         match action {
             Action::Read => self.read += 1,
             Action::Create => self.create += 1,
@@ -55,13 +55,7 @@ impl Runner {
     /// Plans the playbook; every plan line is emitted as an `Event::PlanStep`.
     pub async fn plan(self: &Arc<Self>) -> PlanOutcome {
         let playbook = &self.checked.playbook;
-        self.emitter.emit(Event::RunStarted {
-            run_id: self.settings.run_id.clone(),
-            playbook: playbook.file.display_path(),
-            name: playbook.name.clone(),
-            mode: Mode::Plan,
-            at: timestamp_now(),
-        });
+        self.start_run();
         let unknown_steps: Arc<RwLock<HashSet<String>>> = Arc::default();
         let mut counts = PlanCounts::default();
         let mut failed = false;
@@ -212,7 +206,7 @@ impl Runner {
                 && !self.settings.offline
                 && condition.is_none();
             if runs_now {
-                let ctx = self.plan_step_context(step, scope);
+                let ctx = self.step_context(step, scope);
                 match step.body.step_type.apply_json(params.clone(), &ctx).await {
                     Ok(outputs) => {
                         for name in step.body.step_type.meta().sensitive_outputs {
@@ -300,28 +294,6 @@ impl Runner {
             description.action = Action::Read;
         }
         description
-    }
-
-    fn plan_step_context(
-        &self,
-        step: &crate::playbook::Step,
-        scope: &Scope,
-    ) -> crate::context::StepContext {
-        let element = scope.item.as_ref().map(|i| i.1);
-        crate::context::StepContext {
-            run_id: self.settings.run_id.clone(),
-            step_id: step.id.clone(),
-            element,
-            idempotency_token: crate::run::idempotency_token(
-                &self.settings.run_id,
-                &step.id,
-                element,
-            ),
-            playbook_dir: self.checked.playbook.dir.clone(),
-            mode: Mode::Plan,
-            interaction: Arc::clone(&self.interaction),
-            emitter: Arc::clone(&self.emitter),
-        }
     }
 
     fn record(&self, step: &crate::playbook::Step, status: Status, entry: Value) {

@@ -172,13 +172,7 @@ impl Runner {
     /// declined), then `finally`.
     pub async fn apply(self: &Arc<Self>) -> RunOutcome {
         let playbook = &self.checked.playbook;
-        self.emitter.emit(Event::RunStarted {
-            run_id: self.settings.run_id.clone(),
-            playbook: playbook.file.display_path(),
-            name: playbook.name.clone(),
-            mode: Mode::Apply,
-            at: timestamp_now(),
-        });
+        self.start_run();
         let mut halt: Option<(usize, StepError)> = None;
         let mut failed = false;
         let mut completed: Vec<(usize, Vec<Element>)> = Vec::new();
@@ -266,6 +260,18 @@ impl Runner {
         };
         let error = halt.map(|(_, e)| e.message().to_string());
         self.finish_run(status, error, &never_unknown)
+    }
+
+    /// Emits the start of the run, in the runner's mode.
+    pub(crate) fn start_run(&self) {
+        let playbook = &self.checked.playbook;
+        self.emitter.emit(Event::RunStarted {
+            run_id: self.settings.run_id.clone(),
+            playbook: playbook.file.display_path(),
+            name: playbook.name.clone(),
+            mode: self.settings.mode,
+            at: timestamp_now(),
+        });
     }
 
     /// Renders the playbook's `outputs` and emits the end of the run.
@@ -584,7 +590,7 @@ impl Runner {
         }
     }
 
-    fn step_context(&self, step: &Step, scope: &Scope) -> StepContext {
+    pub(crate) fn step_context(&self, step: &Step, scope: &Scope) -> StepContext {
         let element = scope.item.as_ref().map(|i| i.1);
         StepContext {
             run_id: self.settings.run_id.clone(),
