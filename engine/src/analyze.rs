@@ -189,22 +189,19 @@ fn check_reference(
             let inside = step.for_each.is_some()
                 && matches!(place, Place::With | Place::Until | Place::Undo);
             if !inside {
-                let why = match place {
-                    Place::When if step.for_each.is_some() => {
-                        "`when` is evaluated once for the whole step, before `for_each`".to_string()
-                    }
-                    Place::ForEach => {
-                        "`for_each` itself cannot use the element it produces".to_string()
-                    }
-                    _ => format!("{here} has no `for_each`"),
-                };
-                errors.push(Diagnostic::error(
-                    span,
-                    format!(
-                        "`{}` is only defined inside a `for_each` step: {why}",
-                        reference.root()
+                let root = reference.root();
+                let message = match place {
+                    Place::When if step.for_each.is_some() => format!(
+                        "`{root}` cannot be used in `when`: `when` is evaluated once for the whole step, before `for_each` runs"
                     ),
-                ));
+                    Place::ForEach => format!(
+                        "`{root}` cannot be used in `for_each` itself, which produces the elements"
+                    ),
+                    _ => format!(
+                        "`{root}` is only defined inside a `for_each` step, and {here} has no `for_each`"
+                    ),
+                };
+                errors.push(Diagnostic::error(span, message));
             }
             None
         }
@@ -214,6 +211,22 @@ fn check_reference(
                     span,
                     "`result` is only defined in `retry.until` (the outputs of the attempt)",
                 ));
+            } else if let Some(field) = reference.path.get(1) {
+                let meta = step.body.step_type.meta();
+                if !meta.outputs.iter().any(|o| o == field) {
+                    let d = Diagnostic::error(
+                        span,
+                        format!("step `{}` ({}) has no output `{field}`", step.id, meta.name),
+                    );
+                    errors.push(
+                        match did_you_mean(field, meta.outputs.iter().map(String::as_str)) {
+                            Some(hint) => d.with_help(hint),
+                            None => {
+                                d.with_help(format!("its outputs: {}", meta.outputs.join(", ")))
+                            }
+                        },
+                    );
+                }
             }
             None
         }

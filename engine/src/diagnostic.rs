@@ -17,6 +17,8 @@ pub struct Diagnostic {
     pub message: String,
     pub span: Option<Span>,
     pub help: Option<String>,
+    /// Whether to print the source line under the location (not when it holds a secret).
+    pub snippet: bool,
 }
 
 impl Diagnostic {
@@ -26,6 +28,7 @@ impl Diagnostic {
             message: message.into(),
             span: span.cloned(),
             help: None,
+            snippet: true,
         }
     }
 
@@ -54,7 +57,7 @@ impl Diagnostic {
         let mut out = format!("{label}: {}\n", self.message);
         if let Some(span) = &self.span {
             let _ = writeln!(out, "  --> {}", span.location());
-            if let Some(text) = span.file.line_text(span.line) {
+            if let Some(text) = span.file.line_text(span.line).filter(|_| self.snippet) {
                 let gutter = span.line.to_string();
                 let pad = " ".repeat(gutter.len());
                 let caret_pad: String = text

@@ -24,6 +24,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
+        let unit = unit.trim();
         let factor = match unit {
             "ms" => 0.001,
             "s" | "sec" => 1.0,

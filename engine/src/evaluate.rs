@@ -23,6 +23,25 @@ pub fn find_unknown(value: &Value) -> Option<String> {
     }
 }
 
+/// The value with each unknown replaced by its `(known after apply: …)` text.
+pub fn unknowns_as_text(value: &Value) -> Value {
+    match value {
+        Value::Object(map) if map.contains_key(UNKNOWN_KEY) => Value::String(display_value(value)),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), unknowns_as_text(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(unknowns_as_text).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether text holds a value not known until apply.
+pub fn mentions_unknown(text: &str) -> bool {
+    text.contains("(known after apply: ")
+}
+
 /// Displays a value for plan and log lines: strings bare, unknowns as
 /// `(known after apply: steps.x.y)`, anything else as compact JSON.
 pub fn display_value(value: &Value) -> String {

@@ -193,6 +193,13 @@ impl Loader<'_> {
                     .with_help("add `flow: 1` as the first line"),
             ),
             Some(v) if matches!(v.value, NodeValue::Int(1)) => {}
+            Some(v) if v.as_str() == Some("1") => self.diags.push(
+                Diagnostic::error(
+                    Some(&v.span),
+                    "`flow` is the number 1, not the string \"1\"",
+                )
+                .with_help("write `flow: 1` without quotes"),
+            ),
             Some(v) => self.diags.push(Diagnostic::error(
                 Some(&v.span),
                 format!(
@@ -262,7 +269,9 @@ impl Loader<'_> {
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_default();
+        let ids = steps.iter().map(|s| (s.id.clone(), s.index)).collect();
         Some(Playbook {
+            ids,
             file: Arc::clone(file),
             dir,
             hash,
@@ -325,6 +334,11 @@ impl Loader<'_> {
     }
 
     fn steps(&mut self, entries: &[(Key, Node)], finally: bool, out: &mut Vec<Step>) {
+        let mut seen: std::collections::HashMap<String, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
         for (key, node) in entries {
             if !is_step_id(&key.name) {
                 self.diags.push(
@@ -339,7 +353,7 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            if let Some(first) = out.iter().find(|s| s.id == key.name) {
+            if let Some(first) = seen.get(&key.name).map(|i| &out[*i]) {
                 self.diags.push(Diagnostic::error(
                     Some(&key.span),
                     format!(
@@ -351,6 +365,7 @@ impl Loader<'_> {
                 continue;
             }
             if let Some(step) = self.step(key, node, finally, out.len()) {
+                seen.insert(step.id.clone(), out.len());
                 out.push(step);
             }
         }
@@ -388,13 +403,19 @@ impl Loader<'_> {
                 None
             }
         });
-        let body = self.body(id, &key.span, node, effect_override)?;
+        let body = self.body(
+            id,
+            &format!("step `{id}`"),
+            &key.span,
+            node,
+            effect_override,
+        )?;
         let name = node
             .get("name")
             .and_then(|n| self.string(n, &format!("`name` of {what}")));
         let needs = node.get("needs").and_then(|n| self.needs(n, &what));
         let when = node.get("when").and_then(|n| self.condition(n));
-        let for_each = node.get("for_each").and_then(|n| self.compile(n));
+        let for_each = node.get("for_each").and_then(|n| self.for_each(n, &what));
         let concurrency = match node.get("concurrency") {
             None => 1,
             Some(n) => match n.value {
@@ -408,15 +429,26 @@ impl Loader<'_> {
                     c as usize
                 }
                 _ => {
-                    self.diags.error(Some(&n.span), format!("`concurrency` of {what} must be a whole number of at least 1, found {}", n.kind()));
+                    let found = match n.value {
+                        NodeValue::Int(c) => c.to_string(),
+                        _ => n.kind().to_string(),
+                    };
+                    self.diags.error(Some(&n.span), format!("`concurrency` of {what} must be a whole number of at least 1, found {found}"));
                     1
                 }
             },
         };
         let retry = node.get("retry").and_then(|n| self.retry(n, &what));
-        let timeout = node
-            .get("timeout")
-            .and_then(|n| self.duration(n, &format!("`timeout` of {what}")));
+        let timeout = node.get("timeout").and_then(|n| {
+            let timeout = self.duration(n, &format!("`timeout` of {what}"))?;
+            if timeout.is_zero() {
+                self.diags.error(
+                    Some(&n.span),
+                    format!("`timeout` of {what} must be more than 0s"),
+                );
+            }
+            Some(timeout)
+        });
         let continue_on_error = node
             .get("continue_on_error")
             .and_then(|n| self.boolean(n, &format!("`continue_on_error` of {what}")))
@@ -442,7 +474,7 @@ impl Loader<'_> {
                     .error(Some(&n.span), format!("`undo` of {what} needs a `type`"));
                 return None;
             }
-            self.body(id, &n.span, n, None)
+            self.body(id, &format!("step `{id}`, undo"), &n.span, n, None)
         });
         if self.diags.items[errors_before..]
             .iter()
@@ -473,6 +505,7 @@ impl Loader<'_> {
     fn body(
         &mut self,
         id: &str,
+        label: &str,
         id_span: &Span,
         node: &Node,
         effect_override: Option<(Effect, Span)>,
@@ -544,7 +577,7 @@ impl Loader<'_> {
         }
         let failed = problems.iter().any(Diagnostic::is_error);
         for d in problems {
-            self.diags.push(d.clone_with_context(id));
+            self.diags.push(d.clone_with_context(label));
         }
         self.shell_warnings(id, &with_node);
         let with = self.compile_with(&with_node, meta.expression_fields)?;
@@ -645,6 +678,24 @@ impl Loader<'_> {
         }
     }
 
+    /// `for_each`: a bare expression (`params.hosts`, `{{ … }}` allowed) or a literal list.
+    fn for_each(&mut self, node: &Node, what: &str) -> Option<Tmpl> {
+        match &node.value {
+            NodeValue::Str(_) => self.condition(node).map(|c| c.expr),
+            NodeValue::List(_) => self.compile(node),
+            _ => {
+                self.diags.error(
+                    Some(&node.span),
+                    format!(
+                        "`for_each` of {what} must give a list, found {}",
+                        node.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn needs(&mut self, node: &Node, what: &str) -> Option<Vec<(String, Span)>> {
         let items: Vec<&Node> = match &node.value {
             NodeValue::List(items) => items.iter().collect(),
@@ -720,10 +771,10 @@ impl Loader<'_> {
 }
 
 impl Diagnostic {
-    /// Prefixes the message with the step it is about, for `with` errors.
-    fn clone_with_context(&self, step: &str) -> Diagnostic {
+    /// Prefixes the message with what it is about (`step `a``, `step `a`, undo`).
+    fn clone_with_context(&self, label: &str) -> Diagnostic {
         let mut d = self.clone();
-        d.message = format!("step `{step}`: {}", d.message);
+        d.message = format!("{label}: {}", d.message);
         d
     }
 }

@@ -244,7 +244,41 @@ pub fn parse_spec(
         }
     }
     spec.required = flag("required", diags).unwrap_or(spec.default.is_none());
+    if let (Some(min), Some(max)) = (spec.min, spec.max)
+        && min > max
+    {
+        let span = node.get("min").map(|n| n.span.clone());
+        diags.error(
+            span.as_ref(),
+            format!("param `{name}`: `min` {min} is greater than `max` {max}"),
+        );
+    }
+    if let (Some(choices), Some(choices_node)) = (&spec.choices, node.get("choices")) {
+        let shape_only = ParamSpec {
+            choices: None,
+            pattern: None,
+            min: None,
+            max: None,
+            must_exist: false,
+            ..spec.clone()
+        };
+        for (choice, choice_node) in choices.iter().zip(choices_node_items(choices_node)) {
+            if let Err(message) = check_value(&shape_only, choice.clone(), Path::new(".")) {
+                diags.error(
+                    Some(&choice_node.span),
+                    format!("choices of param `{name}`: {message}"),
+                );
+            }
+        }
+    }
     (diags.items.len() == before).then_some(spec)
+}
+
+fn choices_node_items(node: &Node) -> &[Node] {
+    match &node.value {
+        NodeValue::List(items) => items,
+        _ => &[],
+    }
 }
 
 fn first_line(text: &str) -> String {
@@ -403,7 +437,8 @@ impl ResolvedParams {
     }
 }
 
-/// Resolves every declared param from its sources, reporting every problem at once.
+/// Resolves every declared param from its sources, reporting every problem at once (and
+/// each param at most once).
 pub fn resolve(
     specs: &IndexMap<String, ParamSpec>,
     inputs: &ParamInputs,
@@ -412,35 +447,46 @@ pub fn resolve(
 ) -> Result<ResolvedParams, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut given: IndexMap<String, (Value, String)> = IndexMap::new();
+    let mut failed: std::collections::HashSet<String> = Default::default();
     if let Some(path) = &inputs.file {
-        read_params_file(path, specs, &mut given, &mut diags);
+        read_params_file(path, specs, &mut given, &mut failed, &mut diags);
     }
     for arg in &inputs.cli {
-        let Some((name, text)) = arg.split_once('=') else {
-            diags.push(Diagnostic::error(
-                None,
-                format!("`-p {arg}`: expected NAME=VALUE"),
-            ));
-            continue;
+        let (name, text) = match arg.split_once('=') {
+            Some((name, text)) if !name.trim().is_empty() => (name.trim(), text),
+            _ => {
+                diags.push(Diagnostic::error(
+                    None,
+                    format!("`-p {arg}`: expected NAME=VALUE"),
+                ));
+                continue;
+            }
         };
         match specs.get(name) {
             None => diags.push(unknown_param(name, specs, "-p")),
             Some(spec) => match parse_text(spec, text) {
                 Ok(value) => {
+                    failed.remove(name);
                     given.insert(name.to_string(), (value, format!("-p {name}")));
                 }
-                Err(message) => diags.push(Diagnostic::error(
-                    None,
-                    format!(
-                        "param `{name}` (from -p): {}",
-                        mask_if(spec, &message, text)
-                    ),
-                )),
+                Err(message) => {
+                    failed.insert(name.to_string());
+                    diags.push(Diagnostic::error(
+                        None,
+                        format!(
+                            "param `{name}` (from -p): {}",
+                            mask_if(spec, &message, text)
+                        ),
+                    ));
+                }
             },
         }
     }
     let mut resolved = ResolvedParams::default();
     for (name, spec) in specs {
+        if failed.contains(name) {
+            continue;
+        }
         let from_env = || {
             let var = spec.env.as_ref()?;
             let text = env(var)?;
@@ -452,13 +498,11 @@ pub fn resolve(
             match parsed {
                 Ok(value) => (value, source),
                 Err(message) => {
-                    diags.push(Diagnostic::error(
-                        Some(&spec.span),
-                        format!(
-                            "param `{name}` (from {source}): {}",
-                            mask_if(spec, &message, &text)
-                        ),
-                    ));
+                    let message = format!(
+                        "param `{name}` (from {source}): {}",
+                        mask_if(spec, &message, &text)
+                    );
+                    diags.push(Diagnostic::error(Some(&spec.span), message));
                     continue;
                 }
             }
@@ -481,14 +525,18 @@ pub fn resolve(
             resolved.values.insert(name.clone(), Value::Null);
             continue;
         }
+        let shown = crate::evaluate::display_value(&value);
         match check_value(spec, value, cwd) {
             Ok(value) => {
                 resolved.values.insert(name.clone(), value);
             }
-            Err(message) => diags.push(Diagnostic::error(
-                Some(&spec.span),
-                format!("param `{name}` (from {source}): {message}"),
-            )),
+            Err(message) => {
+                let message = format!(
+                    "param `{name}` (from {source}): {}",
+                    mask_if(spec, &message, &shown)
+                );
+                diags.push(Diagnostic::error(Some(&spec.span), message));
+            }
         }
         if spec.secret {
             resolved.secret.push(name.clone());
@@ -525,6 +573,7 @@ fn read_params_file(
     path: &Path,
     specs: &IndexMap<String, ParamSpec>,
     given: &mut IndexMap<String, (Value, String)>,
+    failed: &mut std::collections::HashSet<String>,
     diags: &mut Diagnostics,
 ) {
     let text = match std::fs::read_to_string(path) {
@@ -558,35 +607,39 @@ fn read_params_file(
         ));
         return;
     };
+    let cwd = std::env::current_dir().unwrap_or_default();
     for (key, value) in entries {
-        match specs.get(&key.name) {
-            None => {
-                let mut d = unknown_param(&key.name, specs, "params file");
-                d.span = Some(key.span.clone());
-                diags.push(d);
+        let Some(spec) = specs.get(&key.name) else {
+            let mut d = unknown_param(&key.name, specs, "params file");
+            d.span = Some(key.span.clone());
+            diags.push(d);
+            continue;
+        };
+        let checked = match (&value.value, spec.ty) {
+            (NodeValue::Str(s), ParamType::Integer | ParamType::Number | ParamType::Boolean) => {
+                parse_text(spec, s)
             }
-            Some(spec) => {
-                let json = match (&value.value, spec.ty) {
-                    (
-                        NodeValue::Str(s),
-                        ParamType::Integer | ParamType::Number | ParamType::Boolean,
-                    ) => match parse_text(spec, s) {
-                        Ok(v) => v,
-                        Err(m) => {
-                            diags.error(Some(&value.span), format!("param `{}`: {m}", key.name));
-                            continue;
-                        }
-                    },
-                    _ => value.to_json(),
-                };
-                match check_value(spec, json, &std::env::current_dir().unwrap_or_default()) {
-                    Ok(v) => {
-                        given.insert(key.name.clone(), (v, "params file".into()));
-                    }
-                    Err(m) => {
-                        diags.error(Some(&value.span), format!("param `{}`: {}", key.name, m))
-                    }
-                }
+            _ => Ok(value.to_json()),
+        }
+        .and_then(|json| check_value(spec, json, &cwd));
+        match checked {
+            Ok(v) => {
+                given.insert(key.name.clone(), (v, "params file".into()));
+            }
+            Err(message) => {
+                failed.insert(key.name.clone());
+                let shown = crate::evaluate::display_value(&value.to_json());
+                let mut d = Diagnostic::error(
+                    Some(&value.span),
+                    format!(
+                        "param `{}` (from params file): {}",
+                        key.name,
+                        mask_if(spec, &message, &shown)
+                    ),
+                );
+                // The source line would show the secret itself.
+                d.snippet = !spec.secret;
+                diags.push(d);
             }
         }
     }

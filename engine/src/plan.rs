@@ -275,11 +275,23 @@ impl Runner {
             Effect::Write => Action::Change,
             Effect::Interactive => Action::Ask,
         };
-        let mut description = if known {
+        let typed = if known {
+            Some(
+                step.body
+                    .step_type
+                    .describe_json(params.clone(), &ctx)
+                    .unwrap_or_else(error_line),
+            )
+        } else {
+            // Unknown values read as `(known after apply: …)` text; when the params still fit
+            // the type, its own description (create vs change, the command) is the best line.
             step.body
                 .step_type
-                .describe_json(params.clone(), &ctx)
-                .unwrap_or_else(error_line)
+                .describe_json(crate::evaluate::unknowns_as_text(&params), &ctx)
+                .ok()
+        };
+        let mut description = if let Some(description) = typed {
+            description
         } else {
             let mut d = Description::new(fallback_action, meta.name);
             if let Value::Object(map) = &params {

@@ -21,12 +21,14 @@ pub struct Playbook {
     pub params: IndexMap<String, ParamSpec>,
     /// `steps:` then `finally:`, in written order; `Step::finally` tells them apart.
     pub steps: Vec<Step>,
+    /// Step id → index in `steps`.
+    pub ids: std::collections::HashMap<String, usize>,
     pub outputs: Vec<(String, Span, Tmpl)>,
 }
 
 impl Playbook {
     pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id == id)
+        self.ids.get(id).map(|i| &self.steps[*i])
     }
 
     pub fn main_steps(&self) -> impl Iterator<Item = &Step> {

@@ -58,8 +58,8 @@ impl StepOutcome {
 
     fn from_error(error: StepError) -> Self {
         let status = match error {
-            StepError::Declined(_) => Status::Declined,
-            _ => Status::Failed,
+            StepError::Declined(_) | StepError::NeedsApproval(_) => Status::Declined,
+            StepError::Failed(_) => Status::Failed,
         };
         Self {
             status,
@@ -293,7 +293,7 @@ impl Runner {
                     Value::Null
                 }
             };
-            outputs.insert(name.clone(), value);
+            outputs.insert(name.clone(), crate::evaluate::unknowns_as_text(&value));
         }
         let outputs = Value::Object(outputs);
         self.emitter.emit(Event::RunFinished {

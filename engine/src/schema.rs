@@ -81,17 +81,70 @@ pub fn check(node: &Node, schema: &Value, path: &str, out: &mut Vec<Diagnostic>)
                 }
             }
         }
-        NodeValue::Int(i) => {
+        NodeValue::Int(_) | NodeValue::Float(_) => {
+            let value = match node.value {
+                NodeValue::Int(i) => i as f64,
+                NodeValue::Float(f) => f,
+                _ => unreachable!("matched above"),
+            };
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-                && (*i as f64) < min
+                && value < min
             {
                 out.push(Diagnostic::error(
                     Some(&node.span),
-                    format!("`{path}` must be at least {min}, found {i}"),
+                    format!(
+                        "`{path}` must be at least {min}, found {}",
+                        crate::evaluate::display_value(&node.to_json())
+                    ),
+                ));
+            }
+        }
+        NodeValue::Str(text) => {
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && regex::Regex::new(pattern).is_ok_and(|r| !r.is_match(text))
+            {
+                out.push(Diagnostic::error(
+                    Some(&node.span),
+                    format!("`{path}` does not match `{pattern}`, found `{text}`"),
                 ));
             }
         }
         _ => {}
+    }
+    if let (NodeValue::List(items), Some(min)) =
+        (&node.value, schema.get("minItems").and_then(Value::as_u64))
+        && (items.len() as u64) < min
+    {
+        out.push(Diagnostic::error(
+            Some(&node.span),
+            format!(
+                "`{path}` is empty: it needs at least {min} item{}",
+                if min == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    if let Some(format) = schema.get("format").and_then(Value::as_str)
+        && let Err(message) = check_format(format, node)
+    {
+        out.push(Diagnostic::error(
+            Some(&node.span),
+            format!("`{path}`: {message}"),
+        ));
+    }
+}
+
+/// Formats flow's own types declare, checked with the same parsers the run uses.
+fn check_format(format: &str, node: &Node) -> Result<(), String> {
+    let text = match &node.value {
+        NodeValue::Str(s) => s.clone(),
+        NodeValue::Int(i) => i.to_string(),
+        NodeValue::Float(f) => f.to_string(),
+        _ => return Ok(()),
+    };
+    match format {
+        "flow-duration" => crate::duration::parse_duration(&text).map(|_| ()),
+        "file-mode" => crate::values::parse_file_mode(&text).map(|_| ()),
+        _ => Ok(()),
     }
 }
 
@@ -151,6 +204,12 @@ fn check_object(
 }
 
 fn check_union(node: &Node, branches: &[Value], path: &str, out: &mut Vec<Diagnostic>) {
+    // An enum whose variants carry docs comes out as `oneOf` of constants: one choice.
+    let constants: Option<Vec<Value>> = branches.iter().map(|b| b.get("const").cloned()).collect();
+    if let Some(constants) = constants {
+        check_choice(node, &constants, path, out);
+        return;
+    }
     let mut best: Option<Vec<Diagnostic>> = None;
     for branch in branches {
         let mut errors = Vec::new();
@@ -298,6 +357,12 @@ pub fn describe(schema: &Value) -> String {
         other => other.to_string(),
     };
     match map.get("type") {
+        Some(Value::Array(ts))
+            if ts.iter().any(|t| t == "string")
+                && ts.iter().all(|t| t != "array" && t != "object") =>
+        {
+            "text".to_string()
+        }
         Some(Value::String(t)) => one(t),
         Some(Value::Array(ts)) => ts
             .iter()
@@ -312,9 +377,63 @@ pub fn describe(schema: &Value) -> String {
 
 fn plural(single: &str) -> String {
     let bare = single.trim_start_matches("a ").trim_start_matches("an ");
-    if bare.starts_with("one of") || bare.contains(" or ") {
-        bare.to_string()
-    } else {
-        format!("{bare}s")
+    match bare {
+        "text" => "strings".to_string(),
+        _ if bare.starts_with("one of") => bare.to_string(),
+        _ if bare.contains(" or ") => bare
+            .split(" or ")
+            .map(plural)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => format!("{bare}s"),
+    }
+}
+
+/// Turns numbers and booleans into text where the schema wants a string: `{{ item_index }}`
+/// keeps its type as a value, and a `content:` or `message:` field should still take it.
+pub fn coerce(value: Value, schema: &Value) -> Value {
+    let Some(map) = schema.as_object() else {
+        return value;
+    };
+    match value {
+        Value::Number(_) | Value::Bool(_) => {
+            let kind = if value.is_boolean() {
+                "boolean"
+            } else if value.as_i64().is_some() || value.as_u64().is_some() {
+                "integer"
+            } else {
+                "number"
+            };
+            if accepts(map, "string")
+                && !accepts(map, kind)
+                && !(kind == "integer" && accepts(map, "number"))
+            {
+                Value::String(value.to_string())
+            } else {
+                value
+            }
+        }
+        Value::Object(entries) => {
+            let properties = map.get("properties").and_then(Value::as_object);
+            let additional = map.get("additionalProperties");
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let sub = properties.and_then(|p| p.get(&k)).or(additional);
+                        let v = match sub {
+                            Some(sub) => coerce(v, sub),
+                            None => v,
+                        };
+                        (k, v)
+                    })
+                    .collect(),
+            )
+        }
+        Value::Array(items) => match map.get("items") {
+            Some(sub) => Value::Array(items.into_iter().map(|v| coerce(v, sub)).collect()),
+            None => Value::Array(items),
+        },
+        other => other,
     }
 }

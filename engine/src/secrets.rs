@@ -21,6 +21,23 @@ impl Masker {
     pub fn add(&self, value: &Value) {
         let mut found = Vec::new();
         collect(value, &mut found, true);
+        // The forms a secret takes once flow itself prints it: shell-quoted in a command
+        // line, and line by line when a multi-line secret (a key) streams out of a command.
+        for secret in found.clone() {
+            let quoted = crate::template_env::shell_quote(&secret);
+            if quoted != secret {
+                found.push(quoted);
+            }
+            if secret.contains('\n') {
+                found.extend(
+                    secret
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| l.len() >= 4)
+                        .map(str::to_string),
+                );
+            }
+        }
         if let Value::String(text) = value
             && let Ok(document) = serde_json::from_str::<Value>(text)
             && (document.is_object() || document.is_array())

@@ -240,6 +240,7 @@ impl<T: StepType> DynStepType for Erased<T> {
         params: serde_json::Value,
         ctx: &PlanContext,
     ) -> Result<Description, String> {
+        let params = crate::schema::coerce(params, &self.meta.params_schema);
         let params = params_from_json::<T::Params>(params)?;
         Ok(self.inner.describe(&params, ctx))
     }
@@ -250,6 +251,7 @@ impl<T: StepType> DynStepType for Erased<T> {
         ctx: &'a StepContext,
     ) -> BoxFuture<'a, Result<serde_json::Value, StepError>> {
         Box::pin(async move {
+            let params = crate::schema::coerce(params, &self.meta.params_schema);
             let params = params_from_json::<T::Params>(params).map_err(StepError::Failed)?;
             let outputs = self.inner.apply(params, ctx).await?;
             serde_json::to_value(outputs)

@@ -104,7 +104,18 @@ pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
         NodeValue::Map(entries) => Tmpl::Map(
             entries
                 .iter()
-                .map(|(k, v)| Ok((k.name.clone(), compile(v)?)))
+                .map(|(k, v)| {
+                    if k.name.contains("{{") || k.name.contains("{%") {
+                        return Err(Diagnostic::error(
+                            Some(&k.span),
+                            format!(
+                                "mapping keys are not templated: `{}` would be used as written",
+                                k.name
+                            ),
+                        ));
+                    }
+                    Ok((k.name.clone(), compile(v)?))
+                })
                 .collect::<Result<_, Diagnostic>>()?,
         ),
         _ => Tmpl::Literal(node.to_json()),
@@ -146,6 +157,7 @@ fn compile_expression_source(node: &Node, expr: &str) -> Result<Source, Diagnost
         .compile_expression(expr)
         .map_err(|e| syntax_error(node, text, offset, &e))?;
     let vars = compiled.undeclared_variables(true);
+    check_filters(node, text, offset, expr, true)?;
     Ok(Source {
         text: expr.trim().to_string(),
         span: node.span.clone(),
@@ -158,6 +170,7 @@ fn compile_text_source(node: &Node, text: &str) -> Result<Source, Diagnostic> {
         .template_from_str(text)
         .map_err(|e| syntax_error(node, text, 0, &e))?;
     let vars = template.undeclared_variables(true);
+    check_filters(node, text, 0, text, false)?;
     Ok(Source {
         text: text.to_string(),
         span: node.span.clone(),
@@ -197,4 +210,117 @@ fn references(node: &Node, text: &str, vars: std::collections::HashSet<String>) 
         .collect();
     refs.sort_by_key(|r| (r.span.line, r.span.col));
     refs
+}
+
+/// Rejects filters and tests the environment does not have: MiniJinja only notices them when
+/// the template runs, which would be after earlier steps have changed things.
+fn check_filters(
+    node: &Node,
+    text: &str,
+    offset: usize,
+    source: &str,
+    whole_expression: bool,
+) -> Result<(), Diagnostic> {
+    for (kind, name, at) in filters_and_tests(source, whole_expression) {
+        if !exists(kind, &name) {
+            let chars = text[..(offset + at).min(text.len())].chars().count();
+            let span = node.inner_span(chars, name.chars().count());
+            return Err(Diagnostic::error(Some(&span), format!("unknown {kind} `{name}`"))
+                .with_help("flow adds quote, to_json, from_json, to_yaml, b64encode, b64decode, sha256, basename, dirname, regex_replace, strftime and duration to MiniJinja's own filters"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the environment has a filter (or test) of that name, by trying it once.
+fn exists(kind: &str, name: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let key = format!("{kind} {name}");
+    let cache = KNOWN.get_or_init(Default::default);
+    if let Some(known) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return *known;
+    }
+    let probe = if kind == "filter" {
+        format!("none | {name}")
+    } else {
+        format!("none is {name}")
+    };
+    let missing = if kind == "filter" {
+        minijinja::ErrorKind::UnknownFilter
+    } else {
+        minijinja::ErrorKind::UnknownTest
+    };
+    let found = match syntax_env().compile_expression(&probe) {
+        Ok(expression) => !matches!(expression.eval(()), Err(e) if e.kind() == missing),
+        Err(e) => e.kind() != missing,
+    };
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, found);
+    found
+}
+
+/// The filters (`| name`) and tests (`is name`) used in template code, with byte offsets;
+/// string literals and, in text templates, everything outside `{{ }}`/`{% %}` are skipped.
+fn filters_and_tests(source: &str, whole_expression: bool) -> Vec<(&'static str, String, usize)> {
+    let bytes = source.as_bytes();
+    let mut found = Vec::new();
+    let mut in_code = whole_expression;
+    let mut i = 0;
+    let identifier = |from: usize| {
+        let start = from + source[from..].len() - source[from..].trim_start().len();
+        let end = source[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(source.len(), |e| start + e);
+        (start, &source[start..end])
+    };
+    while i < bytes.len() {
+        if !whole_expression && !in_code {
+            if source[i..].starts_with("{{") || source[i..].starts_with("{%") {
+                in_code = true;
+                i += 2;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'}' | b'%' if !whole_expression && source[i..].get(1..2) == Some("}") => {
+                in_code = false;
+                i += 2;
+            }
+            b'|' => {
+                let (start, name) = identifier(i + 1);
+                if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) {
+                    found.push(("filter", name.to_string(), start));
+                }
+                i += 1;
+            }
+            b'i' if source[i..].starts_with("is ")
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
+            {
+                let (mut start, mut name) = identifier(i + 2);
+                if name == "not" {
+                    (start, name) = identifier(start + 3);
+                }
+                if !name.is_empty() {
+                    found.push(("test", name.to_string(), start));
+                }
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    found
 }

@@ -86,6 +86,7 @@ impl JsonSchema for FlowDuration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": ["string", "number"],
+            "format": "flow-duration",
             "description": "a duration: 500ms, 30s, 5m, 1h30m, or seconds"
         })
     }
@@ -151,6 +152,78 @@ impl JsonSchema for Evaluated {
             "type": ["string", "boolean"],
             "description": "an expression, e.g. `steps.check.exit_code == 0`"
         })
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// A file mode written as octal: `"0644"`, `"600"`, or `0644` (YAML reads it as 644).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+/// Parses an octal mode like `0644`, `644` or `0o644`.
+pub fn parse_file_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim().trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777 && !digits.is_empty())
+        .ok_or_else(|| format!("`{text}` is not an octal file mode like \"0644\""))
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Text(text) = Text::deserialize(deserializer)?;
+        parse_file_mode(&text)
+            .map(FileMode)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for FileMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FileMode".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "integer"],
+            "format": "file-mode",
+            "description": "octal permissions, e.g. \"0600\""
+        })
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// A plain value: text, number or boolean, never a list or a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            v @ (serde_json::Value::String(_)
+            | serde_json::Value::Number(_)
+            | serde_json::Value::Bool(_)) => Ok(Scalar(v)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected text, a number or a boolean, found {}",
+                kind(&other)
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"] })
     }
 
     fn inline_schema() -> bool {

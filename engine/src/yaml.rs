@@ -89,10 +89,34 @@ impl Node {
                 .collect::<String>()
                 .starts_with(text);
         if on_one_line {
-            self.span.shifted(quote + offset, len)
-        } else {
-            self.span.clone()
+            return self.span.shifted(quote + offset, len);
         }
+        // Block scalars, multi-line and escaped strings: find the text in the node's lines,
+        // starting where the line breaks before it say it should be.
+        let needle: String = text.chars().skip(offset).take(len).collect();
+        let block = matches!(line.chars().nth(self.span.col - 1), Some('|' | '>'));
+        let breaks_before = text.chars().take(offset).filter(|c| *c == '\n').count();
+        let expected = self.span.line + usize::from(block) + breaks_before;
+        let last_line = self.span.line + text.len() + 1;
+        let candidates = (expected..=last_line).chain(self.span.line..expected);
+        for number in candidates {
+            let Some(source) = self.span.file.line_text(number) else {
+                continue;
+            };
+            let from = if number == self.span.line {
+                self.span.col - 1
+            } else {
+                0
+            };
+            let skipped: String = source.chars().skip(from).collect();
+            if !needle.trim().is_empty()
+                && let Some(at) = skipped.find(needle.as_str())
+            {
+                let col = from + skipped[..at].chars().count() + 1;
+                return Span::new(&self.span.file, number, col, len);
+            }
+        }
+        self.span.clone()
     }
 
     /// The node as plain JSON data, for defaults, params files and literals.

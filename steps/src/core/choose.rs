@@ -3,6 +3,7 @@
 use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::evaluate::display_value;
 use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
+use flow_engine::values::Scalar;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,21 +14,32 @@ pub struct Choose;
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum ChoiceOption {
-    Labelled { label: String, value: Value },
-    Plain(Value),
+    Labelled(LabelledOption),
+    Plain(Scalar),
+}
+
+/// `{ label: "daily/2026-11-22 (3.1 GB)", value: daily/2026-11-22.rdb }`
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledOption {
+    /// What the operator sees.
+    pub label: String,
+    /// What `steps.<id>.value` becomes.
+    pub value: Value,
 }
 
 impl ChoiceOption {
     fn value(&self) -> &Value {
         match self {
-            ChoiceOption::Labelled { value, .. } | ChoiceOption::Plain(value) => value,
+            ChoiceOption::Labelled(option) => &option.value,
+            ChoiceOption::Plain(Scalar(value)) => value,
         }
     }
 
     fn label(&self) -> String {
         match self {
-            ChoiceOption::Labelled { label, .. } => label.clone(),
-            ChoiceOption::Plain(value) => display_value(value),
+            ChoiceOption::Labelled(option) => option.label.clone(),
+            ChoiceOption::Plain(Scalar(value)) => display_value(value),
         }
     }
 }

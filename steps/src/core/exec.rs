@@ -29,6 +29,7 @@ pub enum Parse {
 #[serde(deny_unknown_fields)]
 pub struct ExecParams {
     /// The program and its arguments, run directly (no shell, so nothing is re-interpreted).
+    #[schemars(length(min = 1))]
     pub command: Option<Vec<Text>>,
     /// A script for `sh -c`, when you need pipes or redirection. Quote values with `| quote`.
     pub shell: Option<String>,
@@ -110,7 +111,8 @@ count_keys:
     fn describe(&self, params: &ExecParams, _: &PlanContext) -> Description {
         match params.argv() {
             Ok((_, shown)) => {
-                let mut d = Description::new(Action::Change, format!("run: {shown}"));
+                let one_line = shown.replace('\n', "\\n");
+                let mut d = Description::new(Action::Change, format!("run: {one_line}"));
                 if let Some(cwd) = &params.cwd {
                     d = d.detail(format!("in {cwd}"));
                 }

@@ -2,7 +2,7 @@
 
 use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::Text;
+use flow_engine::values::FileMode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
@@ -21,7 +21,7 @@ pub struct FileWriteParams {
     #[serde(default)]
     pub append: bool,
     /// Permissions as octal text, e.g. "0600".
-    pub mode: Option<Text>,
+    pub mode: Option<FileMode>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -29,19 +29,6 @@ pub struct FileWriteOutputs {
     pub path: String,
     /// Whether the file's content changed.
     pub changed: bool,
-}
-
-/// Parses an octal mode like "0600" or "600".
-pub fn parse_mode(mode: &Text) -> Result<u32, StepError> {
-    u32::from_str_radix(mode.0.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| {
-            StepError::failed(format!(
-                "`mode` must be octal like \"0644\", got `{}`",
-                mode.0
-            ))
-        })
 }
 
 impl StepType for FileWrite {
@@ -60,22 +47,22 @@ impl StepType for FileWrite {
 
     fn describe(&self, params: &FileWriteParams, ctx: &PlanContext) -> Description {
         let path = ctx.resolve_path(&params.path);
-        let bytes = params.content.len();
+        let bytes = if flow_engine::evaluate::mentions_unknown(&params.content) {
+            "content known after apply".to_string()
+        } else {
+            format!("{} bytes", params.content.len())
+        };
         match std::fs::read_to_string(&path) {
-            Err(_) => Description::new(
-                Action::Create,
-                format!("create {} ({bytes} bytes)", params.path),
-            ),
-            Ok(_) if params.append => Description::new(
-                Action::Change,
-                format!("append {bytes} bytes to {}", params.path),
-            ),
+            Err(_) => Description::new(Action::Create, format!("create {} ({bytes})", params.path)),
+            Ok(_) if params.append => {
+                Description::new(Action::Change, format!("append {bytes} to {}", params.path))
+            }
             Ok(old) if old == params.content => {
                 Description::new(Action::Change, format!("write {} (unchanged)", params.path))
             }
             Ok(old) => Description::new(
                 Action::Change,
-                format!("rewrite {} ({} → {bytes} bytes)", params.path, old.len()),
+                format!("rewrite {} ({} bytes → {bytes})", params.path, old.len()),
             ),
         }
     }
@@ -111,8 +98,7 @@ impl StepType for FileWrite {
             false
         };
         if let Some(mode) = &params.mode {
-            let mode = parse_mode(mode)?;
-            tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode.0))
                 .await
                 .map_err(fail)?;
         }
