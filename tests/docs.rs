@@ -12,9 +12,13 @@ fn repo() -> &'static Path {
 
 #[test]
 fn committed_schema_is_current() {
-    let output = Command::new(flow_bin()).arg("schema").output().expect("run flow schema");
+    let output = Command::new(flow_bin())
+        .arg("schema")
+        .output()
+        .expect("run flow schema");
     assert!(output.status.success());
-    let committed = std::fs::read_to_string(repo().join("schemas/playbook.schema.json")).expect("schemas/playbook.schema.json");
+    let committed = std::fs::read_to_string(repo().join("schemas/playbook.schema.json"))
+        .expect("schemas/playbook.schema.json");
     assert!(
         committed == String::from_utf8_lossy(&output.stdout),
         "schemas/playbook.schema.json is stale: run `cargo run -q -- schema > schemas/playbook.schema.json`"
@@ -31,7 +35,12 @@ fn readme_playbooks() -> Vec<(usize, String)> {
             (None, "```yaml") => current = Some((number + 2, String::new())),
             (Some(_), "```") => {
                 let (start, text) = current.take().expect("open block");
-                if text.trim_start().lines().find(|l| !l.starts_with('#')).is_some_and(|l| l.starts_with("flow: 1")) {
+                if text
+                    .trim_start()
+                    .lines()
+                    .find(|l| !l.starts_with('#'))
+                    .is_some_and(|l| l.starts_with("flow: 1"))
+                {
                     blocks.push((start, text));
                 }
             }
@@ -48,18 +57,32 @@ fn readme_playbooks() -> Vec<(usize, String)> {
 #[test]
 fn every_readme_playbook_validates() {
     let blocks = readme_playbooks();
-    assert!(blocks.len() >= 3, "expected several playbook examples in the README, found {}", blocks.len());
+    assert!(
+        blocks.len() >= 3,
+        "expected several playbook examples in the README, found {}",
+        blocks.len()
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let mut failures = Vec::new();
     for (line, text) in blocks {
         let path = dir.path().join(format!("readme-line-{line}.yaml"));
         std::fs::write(&path, &text).expect("write example");
-        let output = Command::new(flow_bin()).args(["validate", path.to_str().expect("utf-8 path")]).output().expect("run flow");
+        let output = Command::new(flow_bin())
+            .args(["validate", path.to_str().expect("utf-8 path")])
+            .output()
+            .expect("run flow");
         if !output.status.success() {
-            failures.push(format!("README.md line {line}:\n{}", String::from_utf8_lossy(&output.stderr)));
+            failures.push(format!(
+                "README.md line {line}:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
     }
-    assert!(failures.is_empty(), "README examples that do not validate:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "README examples that do not validate:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -74,9 +97,17 @@ fn every_shipped_playbook_validates() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 count += 1;
-                let output = Command::new(flow_bin()).arg("validate").arg(&path).output().expect("run flow");
+                let output = Command::new(flow_bin())
+                    .arg("validate")
+                    .arg(&path)
+                    .output()
+                    .expect("run flow");
                 if !output.status.success() {
-                    failures.push(format!("{}:\n{}", path.display(), String::from_utf8_lossy(&output.stderr)));
+                    failures.push(format!(
+                        "{}:\n{}",
+                        path.display(),
+                        String::from_utf8_lossy(&output.stderr)
+                    ));
                 }
             }
         }
@@ -87,32 +118,73 @@ fn every_shipped_playbook_validates() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for command in ["validate", "plan", "apply", "graph", "steps", "schema", "completions"] {
-        let output = Command::new(flow_bin()).args([command, "--help"]).output().expect("run flow");
+    for command in [
+        "validate",
+        "plan",
+        "apply",
+        "graph",
+        "steps",
+        "schema",
+        "completions",
+    ] {
+        let output = Command::new(flow_bin())
+            .args([command, "--help"])
+            .output()
+            .expect("run flow");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{command} --help failed");
-        assert!(text.contains("Example"), "`flow {command} --help` has no example:\n{text}");
+        assert!(
+            text.contains("Example"),
+            "`flow {command} --help` has no example:\n{text}"
+        );
     }
 }
 
 #[test]
 fn steps_catalogue_lists_every_core_type_and_pages_one() {
-    let output = Command::new(flow_bin()).arg("steps").output().expect("run flow");
+    let output = Command::new(flow_bin())
+        .arg("steps")
+        .output()
+        .expect("run flow");
     let text = String::from_utf8_lossy(&output.stdout);
-    for name in ["exec", "confirm", "choose", "assert", "log", "sleep", "file.write", "envfile.set"] {
+    for name in [
+        "exec",
+        "confirm",
+        "choose",
+        "assert",
+        "log",
+        "sleep",
+        "file.write",
+        "envfile.set",
+    ] {
         assert!(text.contains(name), "`flow steps` lacks {name}:\n{text}");
     }
-    let output = Command::new(flow_bin()).args(["steps", "exec"]).output().expect("run flow");
+    let output = Command::new(flow_bin())
+        .args(["steps", "exec"])
+        .output()
+        .expect("run flow");
     let page = String::from_utf8_lossy(&output.stdout);
-    assert!(page.contains("command") && page.contains("ok_codes") && page.contains("stdout") && page.contains("Example:"), "{page}");
-    let output = Command::new(flow_bin()).args(["steps", "exek"]).output().expect("run flow");
+    assert!(
+        page.contains("command")
+            && page.contains("ok_codes")
+            && page.contains("stdout")
+            && page.contains("Example:"),
+        "{page}"
+    );
+    let output = Command::new(flow_bin())
+        .args(["steps", "exek"])
+        .output()
+        .expect("run flow");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("did you mean `exec`?"));
 }
 
 #[test]
 fn completions_are_generated() {
-    let output = Command::new(flow_bin()).args(["completions", "bash"]).output().expect("run flow");
+    let output = Command::new(flow_bin())
+        .args(["completions", "bash"])
+        .output()
+        .expect("run flow");
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("validate"));
 }

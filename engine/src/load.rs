@@ -46,12 +46,29 @@ pub fn load_file(
     path: &std::path::Path,
     registry: &Registry,
 ) -> Result<(Playbook, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         vec![Diagnostic::error(
             None,
             format!("cannot read playbook {}: {e}", path.display()),
         )]
     })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            // Point at the first byte that is not UTF-8.
+            let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+            let prefix = String::from_utf8_lossy(valid);
+            let line = prefix.matches('\n').count() + 1;
+            let col = prefix.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            let file =
+                SourceFile::new(path, String::from_utf8_lossy(error.as_bytes()).into_owned());
+            let span = Span::new(&file, line, col, 1);
+            return Err(vec![
+                Diagnostic::error(Some(&span), "the playbook is not valid UTF-8 text")
+                    .with_help("save it as UTF-8"),
+            ]);
+        }
+    };
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     load_source(SourceFile::new(absolute, text), registry)
 }
@@ -68,9 +85,7 @@ pub fn load_source(
         defaults: IndexMap::new(),
     };
     let playbook = loader.playbook(&file, &root);
-    let (errors, warnings): (Vec<_>, Vec<_>) = loader
-        .diags
-        .items
+    let (errors, warnings): (Vec<_>, Vec<_>) = dedupe(loader.diags.items)
         .into_iter()
         .partition(Diagnostic::is_error);
     match playbook {
@@ -777,6 +792,23 @@ impl Diagnostic {
         d.message = format!("{label}: {}", d.message);
         d
     }
+}
+
+/// One report per place: a mistake in `defaults` is checked under every step it is merged
+/// into, but is one mistake.
+fn dedupe(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen = std::collections::HashSet::new();
+    diagnostics
+        .into_iter()
+        .filter(|d| {
+            let what = d
+                .message
+                .split_once("`: ")
+                .filter(|(label, _)| label.starts_with("step `"))
+                .map_or(d.message.as_str(), |(_, rest)| rest);
+            seen.insert((d.span.as_ref().map(|s| s.location()), what.to_string()))
+        })
+        .collect()
 }
 
 fn is_step_id(id: &str) -> bool {

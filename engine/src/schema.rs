@@ -326,6 +326,9 @@ pub fn describe(schema: &Value) -> String {
             .collect();
         return format!("one of {}", quote_list(&names));
     }
+    if map.get("format").and_then(Value::as_str) == Some("expression") {
+        return "an expression".into();
+    }
     if let Some(c) = map.get("const") {
         return format!(
             "`{}`",
@@ -379,6 +382,7 @@ fn plural(single: &str) -> String {
     let bare = single.trim_start_matches("a ").trim_start_matches("an ");
     match bare {
         "text" => "strings".to_string(),
+        "expression" => "expressions".to_string(),
         _ if bare.starts_with("one of") => bare.to_string(),
         _ if bare.contains(" or ") => bare
             .split(" or ")

@@ -150,6 +150,7 @@ impl JsonSchema for Evaluated {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": ["string", "boolean"],
+            "format": "expression",
             "description": "an expression, e.g. `steps.check.exit_code == 0`"
         })
     }

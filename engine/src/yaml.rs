@@ -146,6 +146,21 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
     let docs = MarkedYaml::load_from_str(&file.text).map_err(|error| {
         let mark = error.marker();
         let span = Span::new(file, mark.line(), mark.col() + 1, 1);
+        if error.info() == "duplicated key in mapping" {
+            let line = file.line_text(mark.line()).unwrap_or("");
+            let key: String = line
+                .chars()
+                .skip(mark.col())
+                .take_while(|c| *c != ':')
+                .collect();
+            let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+            let span = Span::new(file, mark.line(), mark.col() + 1, key.chars().count());
+            return Diagnostic::error(
+                Some(&span),
+                format!("duplicate key `{key}`: each key may appear once in a mapping"),
+            )
+            .with_help("YAML would silently keep only the last one; remove or rename one of them");
+        }
         Diagnostic::error(Some(&span), format!("invalid YAML: {}", error.info()))
     })?;
     match docs.len() {
