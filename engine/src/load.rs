@@ -188,6 +188,13 @@ impl Loader<'_> {
     }
 
     fn playbook(&mut self, file: &Arc<SourceFile>, root: &Node) -> Option<Playbook> {
+        if matches!(root.value, NodeValue::Null) {
+            self.diags.push(
+                Diagnostic::error(Some(&root.span), "the playbook is empty")
+                    .with_help("a playbook starts with `flow: 1` and has `steps:`"),
+            );
+            return None;
+        }
         let Some(entries) = root.as_map() else {
             self.diags.push(
                 Diagnostic::error(
@@ -243,7 +250,12 @@ impl Loader<'_> {
             self.collect_defaults(defaults);
         }
         let mut steps = Vec::new();
+        let misspelt_steps = entries
+            .iter()
+            .any(|(k, _)| k.name != "steps" && strsim::jaro_winkler(&k.name, "steps") > 0.8);
         match root.get("steps") {
+            // A misspelt `steps:` was reported above; saying it is missing too is noise.
+            None if misspelt_steps => {}
             None => self.diags.push(Diagnostic::error(
                 Some(&root.span),
                 "the playbook has no `steps:`",

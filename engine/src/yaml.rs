@@ -161,7 +161,23 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
             )
             .with_help("YAML would silently keep only the last one; remove or rename one of them");
         }
-        Diagnostic::error(Some(&span), format!("invalid YAML: {}", error.info()))
+        let (message, help) = match error.info() {
+            "simple key expect ':'" => (
+                "expected `:` after a key",
+                "is the line above missing a `:`, or indented wrongly?",
+            ),
+            "invalid indentation" => (
+                "invalid indentation",
+                "check this line's indentation, and for an unclosed `[`, `{` or quote above it",
+            ),
+            other => (other, ""),
+        };
+        let d = Diagnostic::error(Some(&span), format!("invalid YAML: {message}"));
+        if help.is_empty() {
+            d
+        } else {
+            d.with_help(help)
+        }
     })?;
     match docs.len() {
         0 => Ok(Node {
@@ -173,7 +189,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
             let span = span_of(file, &docs[1]);
             Err(Diagnostic::error(
                 Some(&span),
-                "a playbook is one YAML document; found a second one (`---`)",
+                "a playbook is one YAML document; found another one after the first ended",
             ))
         }
     }
@@ -223,6 +239,13 @@ fn convert(file: &Arc<SourceFile>, node: MarkedYaml<'_>) -> Result<Node, Diagnos
                     }
                 };
                 let key_span = Span::new(file, key_span.line, key_span.col, name.chars().count());
+                if name == "<<" {
+                    return Err(Diagnostic::error(
+                        Some(&key_span),
+                        "YAML merge keys (`<<`) are not supported",
+                    )
+                    .with_help("use `defaults:` to share values between steps"));
+                }
                 out.push((
                     Key {
                         name,
@@ -241,7 +264,10 @@ fn convert(file: &Arc<SourceFile>, node: MarkedYaml<'_>) -> Result<Node, Diagnos
             ));
         }
         YamlData::BadValue => {
-            return Err(Diagnostic::error(Some(&span), "invalid YAML value"));
+            return Err(Diagnostic::error(
+                Some(&span),
+                "this value cannot be read: YAML tags like `!!binary` are not supported in playbooks",
+            ));
         }
     };
     Ok(Node { span, value })
