@@ -672,9 +672,11 @@ impl Runner {
                 _ => serde_json::Map::new(),
             };
             entry.insert("status".into(), json!(outcome.status.as_str()));
-            if let Some(error) = &outcome.error {
-                entry.insert("error".into(), json!(error.message()));
-            }
+            // Always present (none unless it failed), so `finally` steps can print it.
+            entry.insert(
+                "error".into(),
+                json!(outcome.error.as_ref().map(StepError::message)),
+            );
             if let Some(reason) = &outcome.reason {
                 entry.insert("reason".into(), json!(reason));
             }
