@@ -58,6 +58,7 @@ impl ParamArgs {
         ParamInputs {
             cli: self.params,
             file: self.params_file,
+            values: Default::default(),
         }
     }
 }
@@ -72,7 +73,7 @@ enum Command {
     },
     /// Show what apply would do: reads run, writes are described, nothing changes.
     #[command(
-        after_help = "Examples:\n  flow plan playbooks/examples/hello.yaml -p who=ops\n  flow plan restore.yaml --params-file prod.yaml --offline\n\nSymbols: = read  + create  ~ change  - delete/stop  ? asks  … skipped"
+        after_help = "Examples:\n  flow plan playbooks/examples/hello.yaml -p who=ops\n  flow plan restore.yaml --params-file prod.yaml --out plan.json\n  flow plan restore.yaml --offline\n\nSymbols: = read  + create  ~ change  - delete/stop  ? asks  … skipped"
     )]
     Plan {
         /// The playbook file.
@@ -82,13 +83,18 @@ enum Command {
         /// Do not run read steps either; their outputs show as unknown.
         #[arg(long)]
         offline: bool,
+        /// Save the plan to this file: `flow apply FILE` applies exactly it, or refuses if the
+        /// playbook, the params or what the reads return changed since.
+        #[arg(long, value_name = "PLAN.json")]
+        out: Option<PathBuf>,
     },
-    /// Plan and apply a playbook.
+    /// Apply a playbook (validated first), or a plan saved by `flow plan --out`.
     #[command(
-        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply restore.yaml --yes --concurrency 4\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3."
+        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply plan.json --yes\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3.\nEach run is recorded under --state-dir: see `flow runs` and `flow show RUN`."
     )]
     Apply {
-        /// The playbook file.
+        /// The playbook file, or a PLAN.json saved by `flow plan --out`.
+        #[arg(value_name = "PLAYBOOK|PLAN.json")]
         playbook: PathBuf,
         #[command(flatten)]
         params: ParamArgs,
@@ -101,6 +107,17 @@ enum Command {
         /// At most N steps at once.
         #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
+    },
+    /// List recorded runs, newest first.
+    #[command(after_help = "Examples:\n  flow runs\n  flow --state-dir /var/lib/flow runs")]
+    Runs,
+    /// Print one recorded run: its params, steps, approvals and outputs.
+    #[command(
+        after_help = "Examples:\n  flow show 20261123-021758-4f2a\n  flow show 20261123-02   # a unique prefix is enough"
+    )]
+    Show {
+        /// The run id (or a unique prefix), as `flow runs` lists it.
+        run: String,
     },
     /// Print the dependency graph.
     #[command(
@@ -171,11 +188,13 @@ fn main() {
             playbook,
             params,
             offline,
+            out,
         } => {
             let options = ops::PlanOptions {
                 playbook,
                 params: params.inputs(),
                 offline,
+                out,
             };
             runtime().block_on(ops::plan(options, &registry, &global))
         }
@@ -194,26 +213,30 @@ fn main() {
             };
             runtime().block_on(ops::apply(options, &registry, &global))
         }
+        Command::Runs => {
+            print!("{}", flow_engine::history::runs_page(&global.state_dir));
+            exit::OK
+        }
+        Command::Show { run } => {
+            page_or_error(flow_engine::history::show_page(&global.state_dir, &run))
+        }
         Command::Graph { playbook, format } => match ops::check(&playbook, &registry) {
             Ok(checked) => {
                 print!(
                     "{}",
-                    ops::graph(&checked, matches!(format, GraphFormat::Mermaid))
+                    flow_engine::graph_view::graph(
+                        &checked,
+                        matches!(format, GraphFormat::Mermaid)
+                    )
                 );
                 exit::OK
             }
             Err(code) => code,
         },
-        Command::Steps { step_type } => match ops::steps_page(&registry, step_type.as_deref()) {
-            Ok(page) => {
-                print!("{page}");
-                exit::OK
-            }
-            Err(diagnostic) => {
-                ops::print_diagnostics(&[diagnostic], None);
-                exit::INVALID
-            }
-        },
+        Command::Steps { step_type } => page_or_error(
+            flow_engine::catalogue::steps_page(&registry, step_type.as_deref())
+                .map_err(|d| d.render()),
+        ),
         Command::Schema => {
             let schema = flow_engine::playbook_schema::playbook_schema(&registry);
             println!(
@@ -228,6 +251,24 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Prints a page, or an error (already rendered, or a message) with exit 2.
+fn page_or_error(page: Result<String, String>) -> i32 {
+    match page {
+        Ok(page) => {
+            print!("{page}");
+            exit::OK
+        }
+        Err(message) if message.starts_with("error:") => {
+            eprint!("{message}");
+            exit::INVALID
+        }
+        Err(message) => {
+            ops::print_diagnostics(&[flow_engine::Diagnostic::error(None, message)], None);
+            exit::INVALID
+        }
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

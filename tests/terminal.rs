@@ -68,8 +68,8 @@ impl Terminal {
     }
 
     fn finish(mut self) -> (i32, String) {
-        drop(self.child.stdin.take());
         let status = self.child.wait().expect("wait");
+        drop(self.child.stdin.take());
         while let Ok(chunk) = self.chunks.recv_timeout(Duration::from_secs(2)) {
             self.screen.push_str(&chunk);
         }

@@ -113,6 +113,7 @@ impl StepContext {
             )));
         }
         let _turn = self.interaction.lock.lock().await;
+        let _prompt = PromptGuard::new(self);
         let interaction = Arc::clone(&self.interaction);
         let message = self.emitter.masker.mask(message);
         let table = table.map(|t| self.emitter.masker.mask(&t));
@@ -149,6 +150,7 @@ impl StepContext {
             });
         }
         let _turn = self.interaction.lock.lock().await;
+        let _prompt = PromptGuard::new(self);
         let interaction = Arc::clone(&self.interaction);
         let prompt = self.emitter.masker.mask(prompt);
         let options: Vec<String> = options
@@ -195,4 +197,27 @@ pub fn current_host() -> String {
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Announces a question on the terminal, and its end when dropped (also when the step is
+/// cancelled while the question is open), so a live view can step aside meanwhile.
+struct PromptGuard<'a> {
+    ctx: &'a StepContext,
+}
+
+impl<'a> PromptGuard<'a> {
+    fn new(ctx: &'a StepContext) -> Self {
+        ctx.emitter.emit(Event::PromptStarted {
+            step: ctx.step_id.clone(),
+        });
+        Self { ctx }
+    }
+}
+
+impl Drop for PromptGuard<'_> {
+    fn drop(&mut self) {
+        self.ctx.emitter.emit(Event::PromptFinished {
+            step: self.ctx.step_id.clone(),
+        });
+    }
 }

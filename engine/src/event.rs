@@ -122,6 +122,9 @@ pub enum Event {
         element: Option<usize>,
         status: Status,
         duration_ms: u64,
+        /// How many attempts ran (0 for a step that never started).
+        #[serde(default)]
+        attempts: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outputs: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +134,13 @@ pub enum Event {
         /// A failure that `continue_on_error` let through.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         continued: bool,
+    },
+    /// A question is on the terminal: live views step aside until `PromptFinished`.
+    PromptStarted {
+        step: String,
+    },
+    PromptFinished {
+        step: String,
     },
     Approval {
         step: String,

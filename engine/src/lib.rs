@@ -5,11 +5,17 @@
 //! (reporters). Step types plug in through `step_type` and the `registry`.
 
 pub mod analyze;
+pub mod catalogue;
 pub mod context;
 pub mod diagnostic;
 pub mod duration;
 pub mod evaluate;
 pub mod event;
+pub mod github;
+pub mod graph_view;
+pub mod history;
+pub mod journal;
+pub mod live;
 pub mod load;
 pub mod ops;
 pub mod output;
@@ -20,11 +26,13 @@ pub mod playbook_schema;
 pub mod prompt;
 pub mod registry;
 pub mod run;
+pub mod saved_plan;
 pub mod schema;
 pub mod secrets;
 pub mod source;
 pub mod step_table;
 pub mod step_type;
+pub mod summary;
 pub mod table;
 pub mod template;
 pub mod template_env;

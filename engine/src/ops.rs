@@ -5,11 +5,15 @@ use crate::analyze::Checked;
 use crate::context::{Approvals, Interaction};
 use crate::diagnostic::Diagnostic;
 use crate::event::{Emitter, Mode, Reporter};
-use crate::output::{HumanReporter, JsonReporter, Verbosity};
+use crate::github::StepSummaryReporter;
+use crate::journal::{JournalReporter, RunRecord};
+use crate::live::LiveReporter;
+use crate::output::{JsonReporter, PlainReporter, Verbosity};
 use crate::param::{ParamInputs, ResolvedParams};
 use crate::prompt::TerminalPrompter;
 use crate::registry::Registry;
 use crate::run::{RunSettings, Runner};
+use crate::saved_plan::{Drift, SavedPlan, compare_params, compare_reads, fingerprint};
 use crate::secrets::Masker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,7 +100,10 @@ pub fn validate(path: &Path, registry: &Registry, global: &Global) -> i32 {
     }
 }
 
-fn resolve_params(checked: &Checked, inputs: &ParamInputs) -> Result<ResolvedParams, i32> {
+fn resolve_params(
+    checked: &Checked,
+    inputs: &ParamInputs,
+) -> Result<ResolvedParams, Vec<Diagnostic>> {
     let cwd = std::env::current_dir().unwrap_or_default();
     crate::param::resolve(
         &checked.playbook.params,
@@ -104,18 +111,56 @@ fn resolve_params(checked: &Checked, inputs: &ParamInputs) -> Result<ResolvedPar
         &|name| std::env::var(name).ok(),
         &cwd,
     )
-    .map_err(|diags| {
-        print_diagnostics(&diags.items, None);
-        exit::INVALID
-    })
+    .map_err(|d| d.items)
 }
 
-fn emitter(global: &Global, masker: Arc<Masker>) -> Arc<Emitter> {
-    let reporter: Box<dyn Reporter> = match global.output {
+/// The reporters of a run: the view (live on a terminal, plain lines, or JSON), plus the
+/// GitHub step summary under Actions, plus `extra` (the journal).
+fn emitter(global: &Global, extra: Vec<Box<dyn Reporter>>) -> Arc<Emitter> {
+    use std::io::IsTerminal;
+    let view: Box<dyn Reporter> = match global.output {
         OutputFormat::Json => Box::new(JsonReporter),
-        OutputFormat::Human => Box::new(HumanReporter::new(global.verbosity)),
+        OutputFormat::Human if std::io::stdout().is_terminal() => {
+            Box::new(LiveReporter::new(global.verbosity))
+        }
+        OutputFormat::Human => Box::new(PlainReporter::new(global.verbosity)),
     };
-    Arc::new(Emitter::new(masker, vec![reporter]))
+    let mut reporters = vec![view];
+    reporters.extend(StepSummaryReporter::from_env().map(|r| Box::new(r) as Box<dyn Reporter>));
+    reporters.extend(extra);
+    Arc::new(Emitter::new(Arc::new(Masker::new()), reporters))
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM: the first stops the run cleanly (undo and `finally` still
+/// run), the second exits at once.
+fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            count += 1;
+            if count == 1 {
+                eprintln!(
+                    "\ninterrupted: stopping running steps, then undo and finally (press Ctrl-C again to exit now)"
+                );
+                let _ = sender.send(true);
+            } else {
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+    receiver
 }
 
 /// A run id that sorts by time: `20261123-021758-4f2a`.
@@ -133,23 +178,8 @@ pub struct PlanOptions {
     pub playbook: PathBuf,
     pub params: ParamInputs,
     pub offline: bool,
-}
-
-/// `flow plan`.
-pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) -> i32 {
-    let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
-        Ok(ready) => ready,
-        Err(code) => return code,
-    };
-    let settings = RunSettings {
-        run_id: new_run_id(),
-        mode: Mode::Plan,
-        concurrency: 1,
-        offline: options.offline,
-    };
-    let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
-    let runner = start(checked, params, settings, interaction, global);
-    runner.plan().await.status.exit_code()
+    /// Save the plan here, for `flow apply PLAN.json`.
+    pub out: Option<PathBuf>,
 }
 
 /// Loads and checks the playbook and resolves its params: everything before a run.
@@ -159,41 +189,233 @@ fn prepare(
     registry: &Registry,
 ) -> Result<(Checked, ResolvedParams), i32> {
     let checked = check(path, registry)?;
-    let params = resolve_params(&checked, inputs)?;
+    let params = resolve_params(&checked, inputs).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, None);
+        exit::INVALID
+    })?;
     Ok((checked, params))
 }
 
-fn start(
+fn plan_runner(
     checked: Checked,
     params: ResolvedParams,
-    settings: RunSettings,
-    interaction: Interaction,
-    global: &Global,
+    offline: bool,
+    emitter: Arc<Emitter>,
 ) -> Arc<Runner> {
-    let emitter = emitter(global, Arc::new(Masker::new()));
+    let settings = RunSettings {
+        run_id: new_run_id(),
+        mode: Mode::Plan,
+        concurrency: 1,
+        offline,
+    };
+    let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
     Runner::new(
         Arc::new(checked),
         params,
         settings,
         emitter,
         Arc::new(interaction),
+        interrupt_signal(),
     )
 }
 
+/// `flow plan`.
+pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) -> i32 {
+    let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    let runner = plan_runner(
+        checked,
+        params,
+        options.offline,
+        emitter(global, Vec::new()),
+    );
+    let outcome = runner.plan().await;
+    let code = outcome.status.exit_code();
+    match &options.out {
+        Some(out) if code == exit::OK => {
+            match save_plan(&runner, &outcome.reads, options.offline, out) {
+                Ok(()) => {
+                    if global.output == OutputFormat::Human {
+                        eprintln!(
+                            "Saved the plan to {}: apply it with `flow apply {}`.",
+                            out.display(),
+                            out.display()
+                        );
+                    }
+                    code
+                }
+                Err(e) => {
+                    print_diagnostics(
+                        &[Diagnostic::error(
+                            None,
+                            format!("cannot save the plan to {}: {e}", out.display()),
+                        )],
+                        None,
+                    );
+                    exit::INVALID
+                }
+            }
+        }
+        _ => code,
+    }
+}
+
+fn save_plan(
+    runner: &Runner,
+    reads: &indexmap::IndexMap<String, serde_json::Value>,
+    offline: bool,
+    out: &Path,
+) -> std::io::Result<()> {
+    let playbook = &runner.checked.playbook;
+    let plan_id = runner.settings.run_id.clone();
+    let saved = SavedPlan {
+        flow_plan: crate::saved_plan::FORMAT,
+        created_at: crate::event::timestamp_now(),
+        reads: reads
+            .iter()
+            .map(|(step, outputs)| {
+                (
+                    step.clone(),
+                    fingerprint(&plan_id, outputs, &runner.emitter.masker),
+                )
+            })
+            .collect(),
+        plan_id,
+        playbook: playbook.file.path.display().to_string(),
+        playbook_hash: playbook.hash.clone(),
+        playbook_text: playbook.file.text.clone(),
+        params: runner.params.public(),
+        // The secrets that had a value: apply must be given them again.
+        secret_params: runner
+            .params
+            .secret
+            .iter()
+            .filter(|n| runner.params.values.get(*n).is_some_and(|v| !v.is_null()))
+            .cloned()
+            .collect(),
+        offline,
+    };
+    let text = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
+    std::fs::write(out, format!("{text}\n"))
+}
+
 pub struct ApplyOptions {
+    /// A playbook, or a plan saved by `flow plan --out`.
     pub playbook: PathBuf,
     pub params: ParamInputs,
     pub approvals: Approvals,
     pub concurrency: usize,
 }
 
-/// `flow apply`.
-pub async fn apply(options: ApplyOptions, registry: &Registry, global: &Global) -> i32 {
-    let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
-        Ok(ready) => ready,
+/// `flow apply`: a playbook (validated, then applied), or a saved plan (re-checked against the
+/// world, then applied exactly).
+pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Global) -> i32 {
+    let saved = match crate::saved_plan::read(&options.playbook) {
+        Some(Ok(saved)) => Some(saved),
+        Some(Err(message)) => {
+            print_diagnostics(&[Diagnostic::error(None, message)], None);
+            return exit::INVALID;
+        }
+        None => None,
+    };
+    if let Some(saved) = &saved {
+        options.playbook = PathBuf::from(&saved.playbook);
+        options.params.values = saved.params.clone();
+    }
+    let checked = match check(&options.playbook, registry) {
+        Ok(c) => c,
         Err(code) => return code,
     };
-    for name in &options.approvals.approve {
+    let params = match resolve_params(&checked, &options.params) {
+        Ok(p) => p,
+        Err(mut diagnostics) => {
+            if let Some(saved) = &saved {
+                explain_missing_secrets(&mut diagnostics, saved);
+            }
+            print_diagnostics(&diagnostics, None);
+            return exit::INVALID;
+        }
+    };
+    if let Some(saved) = &saved {
+        let missing: Vec<Diagnostic> = saved
+            .secret_params
+            .iter()
+            .filter(|name| params.values.get(*name).is_none_or(|v| v.is_null()))
+            .map(|name| {
+                let env = checked.playbook.params.get(name).and_then(|p| p.env.clone()).map(|v| format!(" or set {v}")).unwrap_or_default();
+                Diagnostic::error(None, format!("secret param `{name}` had a value for the plan, and plans never store secrets"))
+                    .with_help(format!("give it again: `-p {name}=…`{env}"))
+            })
+            .collect();
+        if !missing.is_empty() {
+            print_diagnostics(&missing, None);
+            return exit::INVALID;
+        }
+    }
+    if let Err(code) = check_approvals(&checked, &options.approvals) {
+        return code;
+    }
+    if let Some(saved) = &saved
+        && let Err(code) = check_drift(saved, &checked, &params, registry).await
+    {
+        return code;
+    }
+    let run_id = new_run_id();
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        name: checked.playbook.name.clone(),
+        playbook: checked.playbook.file.path.display().to_string(),
+        playbook_hash: checked.playbook.hash.clone(),
+        params: params.public(),
+        secret_params: params.secret.clone(),
+        started_at: crate::event::timestamp_now(),
+        finished_at: None,
+        duration_ms: None,
+        status: crate::journal::RUNNING.to_string(),
+        exit_code: None,
+        error: None,
+        user: crate::context::current_user(),
+        host: crate::context::current_host(),
+        flow_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let journal = match JournalReporter::create(&global.state_dir, record) {
+        Ok(journal) => journal,
+        Err(e) => {
+            let message = format!(
+                "cannot create the run journal under {}: {e}",
+                global.state_dir.display()
+            );
+            print_diagnostics(
+                &[Diagnostic::error(None, message)
+                    .with_help("pass a writable `--state-dir` (or FLOW_STATE_DIR)")],
+                None,
+            );
+            return exit::INVALID;
+        }
+    };
+    let settings = RunSettings {
+        run_id,
+        mode: Mode::Apply,
+        concurrency: options.concurrency.max(1),
+        offline: false,
+    };
+    let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
+    let emitter = emitter(global, vec![Box::new(journal)]);
+    let runner = Runner::new(
+        Arc::new(checked),
+        params,
+        settings,
+        emitter,
+        Arc::new(interaction),
+        interrupt_signal(),
+    );
+    runner.apply().await.status.exit_code()
+}
+
+fn check_approvals(checked: &Checked, approvals: &Approvals) -> Result<(), i32> {
+    for name in &approvals.approve {
         if checked.playbook.step(name).is_none() {
             let d = Diagnostic::error(
                 None,
@@ -207,220 +429,94 @@ pub async fn apply(options: ApplyOptions, registry: &Registry, global: &Global) 
                 None => d,
             };
             print_diagnostics(&[d], None);
-            return exit::INVALID;
+            return Err(exit::INVALID);
         }
     }
-    let settings = RunSettings {
-        run_id: new_run_id(),
-        mode: Mode::Apply,
-        concurrency: options.concurrency.max(1),
-        offline: false,
-    };
-    let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
-    let runner = start(checked, params, settings, interaction, global);
-    runner.apply().await.status.exit_code()
+    Ok(())
 }
 
-/// `flow graph`: the dependency graph as Graphviz dot or Mermaid.
-pub fn graph(checked: &Checked, mermaid: bool) -> String {
-    let playbook = &checked.playbook;
-    let mut out = String::new();
-    let label = |i: usize| {
-        let s = &playbook.steps[i];
-        format!("{}\\n{}", s.display_name(), s.body.type_name)
-    };
-    if mermaid {
-        out.push_str("flowchart TD\n");
-        for &i in &checked.order {
-            out.push_str(&format!(
-                "  {}[\"{}\"]\n",
-                playbook.steps[i].id,
-                label(i).replace("\\n", "<br/>")
+/// A secret param missing at `apply PLAN.json` is missing because plans never store secrets.
+fn explain_missing_secrets(diagnostics: &mut [Diagnostic], saved: &SavedPlan) {
+    for d in diagnostics.iter_mut() {
+        if let Some(name) = saved
+            .secret_params
+            .iter()
+            .find(|n| d.message == format!("missing required param `{n}`"))
+        {
+            d.help = Some(format!(
+                "`{name}` is secret, so the plan does not store it: give it again with `-p {name}=…`{}",
+                d.help
+                    .as_deref()
+                    .and_then(|h| h.split_once(" or set "))
+                    .map(|(_, var)| format!(" or set {var}"))
+                    .unwrap_or_default()
             ));
         }
-        for (i, deps) in checked.deps.iter().enumerate() {
-            for d in deps {
-                out.push_str(&format!(
-                    "  {} --> {}\n",
-                    playbook.steps[*d].id, playbook.steps[i].id
-                ));
-            }
-        }
-        let finally: Vec<&str> = playbook.finally_steps().map(|s| s.id.as_str()).collect();
-        if !finally.is_empty() {
-            out.push_str("  subgraph finally\n");
-            for (n, id) in finally.iter().enumerate() {
-                out.push_str(&format!(
-                    "    {id}[\"{}\"]\n",
-                    label(playbook.step(id).map(|s| s.index).unwrap_or(0)).replace("\\n", "<br/>")
-                ));
-                if n > 0 {
-                    out.push_str(&format!("    {} --> {id}\n", finally[n - 1]));
-                }
-            }
-            out.push_str("  end\n");
-        }
-    } else {
-        out.push_str(&format!(
-            "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box];\n",
-            playbook.name.replace('"', "'")
-        ));
-        for &i in &checked.order {
-            out.push_str(&format!(
-                "  {} [label=\"{}\"];\n",
-                playbook.steps[i].id,
-                label(i)
-            ));
-        }
-        for (i, deps) in checked.deps.iter().enumerate() {
-            for d in deps {
-                out.push_str(&format!(
-                    "  {} -> {};\n",
-                    playbook.steps[*d].id, playbook.steps[i].id
-                ));
-            }
-        }
-        let finally: Vec<&crate::playbook::Step> = playbook.finally_steps().collect();
-        if !finally.is_empty() {
-            out.push_str("  subgraph cluster_finally {\n    label=\"finally\";\n");
-            for (n, step) in finally.iter().enumerate() {
-                out.push_str(&format!(
-                    "    {} [label=\"{}\"];\n",
-                    step.id,
-                    label(step.index)
-                ));
-                if n > 0 {
-                    out.push_str(&format!("    {} -> {};\n", finally[n - 1].id, step.id));
-                }
-            }
-            out.push_str("  }\n");
-        }
-        out.push_str("}\n");
     }
-    out
 }
 
-/// `flow steps`: the catalogue, or one type's page.
-pub fn steps_page(registry: &Registry, name: Option<&str>) -> Result<String, Diagnostic> {
-    let Some(name) = name else {
-        let rows: Vec<Vec<String>> =
-            std::iter::once(vec!["type".into(), "effect".into(), "what it does".into()])
-                .chain(registry.iter().map(|t| {
-                    let m = t.meta();
-                    let effect = if m.effect_overridable {
-                        format!("{} (or read)", m.effect.as_str())
-                    } else {
-                        m.effect.as_str().to_string()
-                    };
-                    vec![m.name.to_string(), effect, m.summary.to_string()]
-                }))
-                .collect();
-        return Ok(format!(
-            "{}\n`flow steps TYPE` shows a type's params, outputs and an example.\n",
-            crate::table::render_rows(&rows, true)
-        ));
-    };
-    let Some(step_type) = registry.get(name) else {
-        let d = Diagnostic::error(None, format!("unknown step type `{name}`"));
-        return Err(
-            match crate::diagnostic::did_you_mean(name, registry.names()) {
-                Some(hint) => d.with_help(hint),
-                None => d.with_help("`flow steps` lists the step types"),
-            },
-        );
-    };
-    let meta = step_type.meta();
-    let mut out = format!(
-        "{} — {}\neffect: {}{}\n",
-        meta.name,
-        meta.summary,
-        meta.effect.as_str(),
-        if meta.effect_overridable {
-            " (override with `effect: read`)"
-        } else {
-            ""
+/// Refuses (exit 2) when the playbook, the params or what the reads return moved since the
+/// plan was saved; prints what moved.
+async fn check_drift(
+    saved: &SavedPlan,
+    checked: &Checked,
+    params: &ResolvedParams,
+    registry: &Registry,
+) -> Result<(), i32> {
+    let mut drifts = Vec::new();
+    if checked.playbook.hash != saved.playbook_hash {
+        drifts.push(Drift {
+            what: format!(
+                "the playbook {} changed",
+                checked.playbook.file.display_path()
+            ),
+            diff: crate::saved_plan::diff_lines(&saved.playbook_text, &checked.playbook.file.text),
+        });
+    }
+    drifts.extend(compare_params(&saved.params, &params.public()));
+    if drifts.is_empty() && !saved.offline {
+        // Plan again, silently, to see what the reads return now.
+        let fresh = match crate::check_file(&checked.playbook.file.path, registry) {
+            Ok(c) => c,
+            Err(diagnostics) => {
+                print_diagnostics(&diagnostics, None);
+                return Err(exit::INVALID);
+            }
+        };
+        let quiet = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));
+        let runner = plan_runner(fresh, params.clone(), false, quiet);
+        let outcome = runner.plan().await;
+        let now = outcome
+            .reads
+            .iter()
+            .map(|(step, outputs)| {
+                (
+                    step.clone(),
+                    fingerprint(&saved.plan_id, outputs, &runner.emitter.masker),
+                )
+            })
+            .collect();
+        drifts.extend(compare_reads(saved, &now));
+    }
+    if drifts.is_empty() {
+        return Ok(());
+    }
+    let masker = Masker::new();
+    for name in &params.secret {
+        if let Some(value) = params.values.get(name) {
+            masker.add(value);
         }
+    }
+    eprintln!(
+        "error: the world moved since the plan was made ({}); nothing was applied",
+        saved.created_at
     );
-    out.push_str(&format!(
-        "defaults family: {}\n\nParams (`with`):\n",
-        meta.family
-    ));
-    let required: Vec<&str> = meta
-        .params_schema
-        .get("required")
-        .and_then(|r| r.as_array())
-        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    let mut rows = vec![vec![
-        "name".to_string(),
-        "type".to_string(),
-        "required".to_string(),
-        "description".to_string(),
-    ]];
-    if let Some(props) = meta
-        .params_schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-    {
-        for (field, schema) in props {
-            rows.push(vec![
-                field.clone(),
-                crate::schema::describe(schema),
-                if required.contains(&field.as_str()) {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-                schema
-                    .get("description")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-            ]);
+    for drift in &drifts {
+        eprintln!("  - {}", masker.mask(&drift.what));
+        for line in drift.diff.iter().take(40) {
+            eprintln!("      {}", masker.mask(line));
         }
     }
-    out.push_str(&crate::table::render_rows(&rows, true));
-    out.push_str("\nOutputs (`steps.<id>.<name>`, plus status and error):\n");
-    let mut rows = vec![vec![
-        "name".to_string(),
-        "type".to_string(),
-        "description".to_string(),
-    ]];
-    if let Some(props) = meta
-        .outputs_schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-    {
-        for (field, schema) in props {
-            let sensitive = if meta.sensitive_outputs.contains(&field.as_str()) {
-                " (secret: masked)"
-            } else {
-                ""
-            };
-            rows.push(vec![
-                field.clone(),
-                crate::schema::describe(schema),
-                format!(
-                    "{}{sensitive}",
-                    schema
-                        .get("description")
-                        .and_then(|d| d.as_str())
-                        .unwrap_or("")
-                ),
-            ]);
-        }
-    }
-    if rows.len() == 1 {
-        out.push_str("  (none)\n");
-    } else {
-        out.push_str(&crate::table::render_rows(&rows, true));
-    }
-    out.push_str("\nExample:\n");
-    for line in meta.example.lines() {
-        out.push_str(&format!("  {line}\n"));
-    }
-    Ok(out)
+    eprintln!("  = help: run `flow plan` again to see what apply would do now");
+    Err(exit::INVALID)
 }

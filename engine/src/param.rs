@@ -417,6 +417,8 @@ pub struct ParamInputs {
     /// `-p name=value`, in the order given.
     pub cli: Vec<String>,
     pub file: Option<PathBuf>,
+    /// Values already typed (from a saved plan): stronger than the file, weaker than `-p`.
+    pub values: IndexMap<String, Value>,
 }
 
 /// Resolved params: name → value, plus which are secret.
@@ -450,6 +452,11 @@ pub fn resolve(
     let mut failed: std::collections::HashSet<String> = Default::default();
     if let Some(path) = &inputs.file {
         read_params_file(path, specs, &mut given, &mut failed, &mut diags);
+    }
+    for (name, value) in &inputs.values {
+        if specs.contains_key(name) {
+            given.insert(name.clone(), (value.clone(), "the saved plan".to_string()));
+        }
     }
     for arg in &inputs.cli {
         let (name, text) = match arg.split_once('=') {
@@ -521,6 +528,9 @@ pub fn resolve(
         } else {
             (Value::Null, "unset".to_string())
         };
+        if spec.secret {
+            resolved.secret.push(name.clone());
+        }
         if value.is_null() && !spec.required {
             resolved.values.insert(name.clone(), Value::Null);
             continue;
@@ -537,9 +547,6 @@ pub fn resolve(
                 );
                 diags.push(Diagnostic::error(Some(&spec.span), message));
             }
-        }
-        if spec.secret {
-            resolved.secret.push(name.clone());
         }
     }
     if diags.has_errors() {

@@ -49,6 +49,8 @@ impl std::fmt::Display for PlanCounts {
 pub struct PlanOutcome {
     pub status: RunStatus,
     pub counts: PlanCounts,
+    /// What each read step returned (unmasked), in plan order: saved plans fingerprint it.
+    pub reads: indexmap::IndexMap<String, Value>,
 }
 
 impl Runner {
@@ -57,6 +59,7 @@ impl Runner {
         let playbook = &self.checked.playbook;
         self.start_run();
         let unknown_steps: Arc<RwLock<HashSet<String>>> = Arc::default();
+        let mut reads = indexmap::IndexMap::new();
         let mut counts = PlanCounts::default();
         let mut failed = false;
         let order: Vec<usize> = self
@@ -67,9 +70,22 @@ impl Runner {
             .chain(playbook.finally_steps().map(|s| s.index))
             .collect();
         for index in order {
+            if *self.interrupt.borrow() {
+                failed = true;
+                break;
+            }
             let (description, condition, reason, known) =
                 self.plan_step(index, &unknown_steps).await;
             let step = self.step(index);
+            if known
+                && step.body.effect == Effect::Read
+                && let Some(entry) = self.table.get(&step.id)
+            {
+                reads.insert(
+                    step.id.clone(),
+                    serde_json::to_value(&entry).unwrap_or(Value::Null),
+                );
+            }
             if !known {
                 unknown_steps
                     .write()
@@ -109,7 +125,11 @@ impl Runner {
             failed.then(|| "a step could not be planned".to_string()),
             &is_unknown,
         );
-        PlanOutcome { status, counts }
+        PlanOutcome {
+            status,
+            counts,
+            reads,
+        }
     }
 
     /// One plan line; the last value says whether the step's outputs are known afterwards.
@@ -207,7 +227,11 @@ impl Runner {
                 && condition.is_none();
             if runs_now {
                 let ctx = self.step_context(step, scope);
-                match step.body.step_type.apply_json(params.clone(), &ctx).await {
+                let read = tokio::select! {
+                    read = step.body.step_type.apply_json(params.clone(), &ctx) => read,
+                    _ = self.interrupted() => Err(crate::step_type::StepError::failed("interrupted")),
+                };
+                match read {
                     Ok(outputs) => {
                         for name in step.body.step_type.meta().sensitive_outputs {
                             if let Some(v) = outputs.get(*name) {

@@ -41,15 +41,27 @@ pub struct RunOutcome {
 #[derive(Debug, Clone)]
 pub(crate) struct StepOutcome {
     pub status: Status,
+    pub attempts: u32,
     pub outputs: Value,
     pub error: Option<StepError>,
     pub reason: Option<String>,
 }
 
 impl StepOutcome {
+    fn succeeded(outputs: Value, attempts: u32) -> Self {
+        Self {
+            status: Status::Succeeded,
+            attempts,
+            outputs,
+            error: None,
+            reason: None,
+        }
+    }
+
     fn skipped(reason: String) -> Self {
         Self {
             status: Status::Skipped,
+            attempts: 0,
             outputs: json!({}),
             error: None,
             reason: Some(reason),
@@ -63,6 +75,7 @@ impl StepOutcome {
         };
         Self {
             status,
+            attempts: 0,
             outputs: json!({}),
             error: Some(error),
             reason: None,
@@ -81,6 +94,15 @@ pub struct Runner {
     pub(crate) table: Arc<StepTable>,
     base: minijinja::Value,
     started: Instant,
+    /// Becomes true on Ctrl-C (SIGINT) or SIGTERM.
+    pub(crate) interrupt: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Why no further steps start.
+enum Halt {
+    /// A step failed, was declined, or needs an approval nobody can give.
+    Step(usize, StepError),
+    Interrupted,
 }
 
 fn never_unknown(_: &Reference) -> bool {
@@ -94,6 +116,7 @@ impl Runner {
         settings: RunSettings,
         emitter: Arc<Emitter>,
         interaction: Arc<Interaction>,
+        interrupt: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
         for name in &params.secret {
             if let Some(value) = params.values.get(name) {
@@ -132,7 +155,16 @@ impl Runner {
             table,
             base,
             started: Instant::now(),
+            interrupt,
         })
+    }
+
+    /// Resolves when the run is interrupted (never, if it is not).
+    pub(crate) async fn interrupted(&self) {
+        let mut interrupt = self.interrupt.clone();
+        if interrupt.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     pub(crate) fn evaluator<'a>(
@@ -173,7 +205,7 @@ impl Runner {
     pub async fn apply(self: &Arc<Self>) -> RunOutcome {
         let playbook = &self.checked.playbook;
         self.start_run();
-        let mut halt: Option<(usize, StepError)> = None;
+        let mut halt: Option<Halt> = None;
         let mut failed = false;
         let mut completed: Vec<(usize, Vec<Element>)> = Vec::new();
         let count = self.checked.main_count();
@@ -181,27 +213,49 @@ impl Runner {
         let mut ready: BTreeSet<usize> = (0..count).filter(|s| remaining[*s] == 0).collect();
         let mut started = vec![false; count];
         let mut running: JoinSet<(usize, StepOutcome, Vec<Element>)> = JoinSet::new();
+        let mut tasks: std::collections::HashMap<tokio::task::Id, (usize, Instant)> =
+            Default::default();
         loop {
             while halt.is_none() && running.len() < self.settings.concurrency.max(1) {
                 let Some(next) = ready.pop_first() else { break };
                 started[next] = true;
                 let runner = Arc::clone(self);
-                running.spawn(async move {
+                let task = running.spawn(async move {
                     let (outcome, done) = runner.run_step(next).await;
                     (next, outcome, done)
                 });
+                tasks.insert(task.id(), (next, Instant::now()));
             }
-            let Some(joined) = running.join_next().await else {
-                break;
+            let joined = tokio::select! {
+                joined = running.join_next_with_id() => joined,
+                _ = self.interrupted(), if !matches!(halt, Some(Halt::Interrupted)) => {
+                    // Dropping a step's task kills its processes (see `exec`).
+                    running.abort_all();
+                    halt = Some(Halt::Interrupted);
+                    continue;
+                }
             };
+            let Some(joined) = joined else { break };
             let (index, outcome, done) = match joined {
-                Ok(result) => result,
+                Ok((id, result)) => {
+                    tasks.remove(&id);
+                    result
+                }
                 Err(error) => {
-                    failed = true;
-                    self.emitter.emit(Event::Warning {
-                        step: None,
-                        message: format!("a step task ended abnormally: {error}"),
-                    });
+                    if let Some((index, began)) = tasks.remove(&error.id()) {
+                        let why = if error.is_cancelled() {
+                            "interrupted".to_string()
+                        } else {
+                            format!("the step's task ended abnormally: {error}")
+                        };
+                        self.finish(
+                            index,
+                            None,
+                            &StepOutcome::from_error(StepError::Failed(why)),
+                            began,
+                        );
+                    }
+                    failed |= !error.is_cancelled();
                     continue;
                 }
             };
@@ -223,16 +277,21 @@ impl Runner {
                 }
             } else if let Some(error) = outcome.error {
                 failed |= matches!(error, StepError::Failed(_));
-                halt.get_or_insert((index, error));
+                halt.get_or_insert(Halt::Step(index, error));
             }
         }
-        if let Some((index, error)) = &halt {
-            let cause = match error {
-                StepError::Failed(_) => "failed",
-                StepError::Declined(_) => "was declined",
-                StepError::NeedsApproval(_) => "needs approval",
+        if let Some(halt) = &halt {
+            let reason = match halt {
+                Halt::Step(index, error) => {
+                    let cause = match error {
+                        StepError::Failed(_) => "failed",
+                        StepError::Declined(_) => "was declined",
+                        StepError::NeedsApproval(_) => "needs approval",
+                    };
+                    format!("not run: step `{}` {cause}", self.step(*index).id)
+                }
+                Halt::Interrupted => "not run: the run was interrupted".to_string(),
             };
-            let reason = format!("not run: step `{}` {cause}", self.step(*index).id);
             for index in self.checked.order.iter().copied().filter(|i| !started[*i]) {
                 self.finish(
                     index,
@@ -253,12 +312,16 @@ impl Runner {
             }
         }
         let status = match &halt {
-            Some((_, StepError::Declined(_))) => RunStatus::Declined,
-            Some((_, StepError::NeedsApproval(_))) if !failed => RunStatus::NeedsApproval,
+            Some(Halt::Interrupted) => RunStatus::Interrupted,
+            Some(Halt::Step(_, StepError::Declined(_))) => RunStatus::Declined,
+            Some(Halt::Step(_, StepError::NeedsApproval(_))) if !failed => RunStatus::NeedsApproval,
             _ if failed => RunStatus::Failed,
             _ => RunStatus::Succeeded,
         };
-        let error = halt.map(|(_, e)| e.message().to_string());
+        let error = halt.map(|h| match h {
+            Halt::Step(_, e) => e.message().to_string(),
+            Halt::Interrupted => "interrupted".to_string(),
+        });
         self.finish_run(status, error, &never_unknown)
     }
 
@@ -445,12 +508,7 @@ impl Runner {
                 outputs: json!({ "results": results }),
                 ..StepOutcome::from_error(error)
             },
-            None => StepOutcome {
-                status: Status::Succeeded,
-                outputs: json!({ "results": results }),
-                error: None,
-                reason: None,
-            },
+            None => StepOutcome::succeeded(json!({ "results": results }), 1),
         };
         (outcome, done)
     }
@@ -516,12 +574,7 @@ impl Runner {
                             self.emitter.masker.add(value);
                         }
                     }
-                    return StepOutcome {
-                        status: Status::Succeeded,
-                        outputs,
-                        error: None,
-                        reason: None,
-                    };
+                    return StepOutcome::succeeded(outputs, attempt);
                 }
                 Err(StepError::Failed(message)) if attempt < attempts => {
                     let delay = step
@@ -539,7 +592,12 @@ impl Runner {
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
-                Err(error) => return StepOutcome::from_error(error),
+                Err(error) => {
+                    return StepOutcome {
+                        attempts: attempt,
+                        ..StepOutcome::from_error(error)
+                    };
+                }
             }
         }
     }
@@ -642,12 +700,7 @@ impl Runner {
         };
         let ctx = self.step_context(step, scope);
         match body.step_type.apply_json(params, &ctx).await {
-            Ok(outputs) => StepOutcome {
-                status: Status::Succeeded,
-                outputs,
-                error: None,
-                reason: None,
-            },
+            Ok(outputs) => StepOutcome::succeeded(outputs, 1),
             Err(e) => StepOutcome::from_error(e),
         }
     }
@@ -705,6 +758,7 @@ fn finished_event(
         element,
         status: outcome.status,
         duration_ms: began.elapsed().as_millis() as u64,
+        attempts: outcome.attempts,
         outputs: (outcome.status == Status::Succeeded
             && outcome.outputs.as_object().is_some_and(|m| !m.is_empty()))
         .then(|| outcome.outputs.clone()),

@@ -1,0 +1,129 @@
+//! `flow steps`: the catalogue of step types, and one type's page, from their definitions.
+
+use crate::diagnostic::Diagnostic;
+use crate::registry::Registry;
+
+/// `flow steps`: the catalogue, or one type's page.
+pub fn steps_page(registry: &Registry, name: Option<&str>) -> Result<String, Diagnostic> {
+    let Some(name) = name else {
+        let rows: Vec<Vec<String>> =
+            std::iter::once(vec!["type".into(), "effect".into(), "what it does".into()])
+                .chain(registry.iter().map(|t| {
+                    let m = t.meta();
+                    let effect = if m.effect_overridable {
+                        format!("{} (or read)", m.effect.as_str())
+                    } else {
+                        m.effect.as_str().to_string()
+                    };
+                    vec![m.name.to_string(), effect, m.summary.to_string()]
+                }))
+                .collect();
+        return Ok(format!(
+            "{}\n`flow steps TYPE` shows a type's params, outputs and an example.\n",
+            crate::table::render_rows(&rows, true)
+        ));
+    };
+    let Some(step_type) = registry.get(name) else {
+        let d = Diagnostic::error(None, format!("unknown step type `{name}`"));
+        return Err(
+            match crate::diagnostic::did_you_mean(name, registry.names()) {
+                Some(hint) => d.with_help(hint),
+                None => d.with_help("`flow steps` lists the step types"),
+            },
+        );
+    };
+    let meta = step_type.meta();
+    let mut out = format!(
+        "{} — {}\neffect: {}{}\n",
+        meta.name,
+        meta.summary,
+        meta.effect.as_str(),
+        if meta.effect_overridable {
+            " (override with `effect: read`)"
+        } else {
+            ""
+        }
+    );
+    out.push_str(&format!(
+        "defaults family: {}\n\nParams (`with`):\n",
+        meta.family
+    ));
+    let required: Vec<&str> = meta
+        .params_schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let mut rows = vec![vec![
+        "name".to_string(),
+        "type".to_string(),
+        "required".to_string(),
+        "description".to_string(),
+    ]];
+    if let Some(props) = meta
+        .params_schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+    {
+        for (field, schema) in props {
+            rows.push(vec![
+                field.clone(),
+                crate::schema::describe(schema),
+                if required.contains(&field.as_str()) {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+                schema
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ]);
+        }
+    }
+    out.push_str(&crate::table::render_rows(&rows, true));
+    out.push_str("\nOutputs (`steps.<id>.<name>`, plus status and error):\n");
+    let mut rows = vec![vec![
+        "name".to_string(),
+        "type".to_string(),
+        "description".to_string(),
+    ]];
+    if let Some(props) = meta
+        .outputs_schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+    {
+        for (field, schema) in props {
+            let sensitive = if meta.sensitive_outputs.contains(&field.as_str()) {
+                " (secret: masked)"
+            } else {
+                ""
+            };
+            rows.push(vec![
+                field.clone(),
+                crate::schema::describe(schema),
+                format!(
+                    "{}{sensitive}",
+                    schema
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("")
+                ),
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        out.push_str("  (none)\n");
+    } else {
+        out.push_str(&crate::table::render_rows(&rows, true));
+    }
+    out.push_str("\nExample:\n");
+    for line in meta.example.lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    Ok(out)
+}

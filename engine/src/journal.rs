@@ -1,0 +1,195 @@
+//! The run journal: `<state-dir>/runs/<run id>/` (mode 0700) holding `run.json` (what ran,
+//! with which params, how it ended) and `events.jsonl` (the event stream, appended and flushed
+//! as it happens). It is the single record of a run: `flow runs`, `flow show` and (later)
+//! resume read it, and a run that crashed half way leaves a journal that still reads.
+
+use crate::event::{Event, Reporter};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub name: String,
+    pub playbook: String,
+    pub playbook_hash: String,
+    /// Params with secret values removed.
+    pub params: IndexMap<String, Value>,
+    /// Names of the secret params (their values are never written).
+    #[serde(default)]
+    pub secret_params: Vec<String>,
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// `running` until the run ends, then how it ended.
+    pub status: String,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub error: Option<String>,
+    pub user: String,
+    pub host: String,
+    pub flow_version: String,
+}
+
+pub const RUNNING: &str = "running";
+
+pub fn runs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("runs")
+}
+
+/// Writes every event of a run to its journal as it happens.
+pub struct JournalReporter {
+    dir: PathBuf,
+    events: Mutex<File>,
+    record: Mutex<RunRecord>,
+}
+
+impl JournalReporter {
+    /// Creates the run's folder (0700) with `run.json` and an empty `events.jsonl`.
+    pub fn create(state_dir: &Path, record: RunRecord) -> std::io::Result<Self> {
+        let dir = runs_dir(state_dir).join(&record.run_id);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        // `recursive` leaves an existing folder's mode alone; the run folder is new.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        write_record(&dir, &record)?;
+        let events = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join("events.jsonl"))?;
+        Ok(Self {
+            dir,
+            events: Mutex::new(events),
+            record: Mutex::new(record),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn write_record(dir: &Path, record: &RunRecord) -> std::io::Result<()> {
+    let temp = dir.join(".run.json.tmp");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
+    file.write_all(
+        serde_json::to_string_pretty(record)
+            .map_err(std::io::Error::other)?
+            .as_bytes(),
+    )?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(temp, dir.join("run.json"))
+}
+
+impl Reporter for JournalReporter {
+    fn event(&self, event: &Event) {
+        if let Ok(line) = serde_json::to_string(event) {
+            let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            // One write per line, so a crash leaves whole lines (at most the last one cut).
+            let _ = events.write_all(format!("{line}\n").as_bytes());
+            let _ = events.flush();
+        }
+        if let Event::RunFinished {
+            status,
+            exit_code,
+            duration_ms,
+            error,
+            ..
+        } = event
+        {
+            let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+            record.status = status.as_str().to_string();
+            record.exit_code = Some(*exit_code);
+            record.duration_ms = Some(*duration_ms);
+            record.error = error.clone();
+            record.finished_at = Some(crate::event::timestamp_now());
+            if let Err(e) = write_record(&self.dir, &record) {
+                eprintln!(
+                    "warning: could not record the end of the run in {}: {e}",
+                    self.dir.display()
+                );
+            }
+            let _ = self
+                .events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sync_all();
+        }
+    }
+}
+
+/// Every run in the state dir, newest first. Folders without a readable `run.json` are
+/// skipped.
+pub fn list_runs(state_dir: &Path) -> Vec<RunRecord> {
+    let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<RunRecord> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("run.json")).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect();
+    runs.sort_by(|a, b| {
+        b.started_at
+            .cmp(&a.started_at)
+            .then(b.run_id.cmp(&a.run_id))
+    });
+    runs
+}
+
+/// One run's record and events. `id` may be a unique prefix. A line that does not parse (the
+/// last one of a crashed run) is skipped.
+pub fn load_run(state_dir: &Path, id: &str) -> Result<(RunRecord, Vec<Event>), String> {
+    let runs = list_runs(state_dir);
+    let matching: Vec<&RunRecord> = runs
+        .iter()
+        .filter(|r| r.run_id == id || r.run_id.starts_with(id))
+        .collect();
+    let record = match matching.as_slice() {
+        [one] => (*one).clone(),
+        [] if runs.is_empty() => {
+            return Err(format!(
+                "no runs recorded in {}",
+                runs_dir(state_dir).display()
+            ));
+        }
+        [] => {
+            return Err(format!(
+                "no run `{id}` in {}; `flow runs` lists them",
+                runs_dir(state_dir).display()
+            ));
+        }
+        many => {
+            let ids: Vec<&str> = many.iter().map(|r| r.run_id.as_str()).collect();
+            return Err(format!("`{id}` matches several runs: {}", ids.join(", ")));
+        }
+    };
+    let path = runs_dir(state_dir)
+        .join(&record.run_id)
+        .join("events.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let events = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    Ok((record, events))
+}

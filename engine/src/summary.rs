@@ -1,0 +1,230 @@
+//! What a run came to, accumulated from its events: the summary table the terminal prints at
+//! the end, the GitHub step summary, and `flow show` are all rendered from this.
+
+use crate::duration::format_duration;
+use crate::evaluate::display_value;
+use crate::event::{Event, Mode, RunStatus, Status};
+use crate::plan::PlanCounts;
+use crate::table::render_rows;
+use serde_json::Value;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub step: String,
+    pub status: Status,
+    pub duration_ms: u64,
+    /// The skip reason or the error.
+    pub detail: Option<String>,
+    pub continued: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub run_id: String,
+    pub name: String,
+    pub playbook: String,
+    pub mode: Option<Mode>,
+    pub started_at: String,
+    pub rows: Vec<Row>,
+    pub plan: PlanCounts,
+    pub approvals: Vec<String>,
+    pub outputs: Option<Value>,
+    pub status: Option<RunStatus>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+impl Summary {
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted {
+                run_id,
+                playbook,
+                name,
+                mode,
+                at,
+            } => {
+                self.run_id = run_id.clone();
+                self.playbook = playbook.clone();
+                self.name = name.clone();
+                self.mode = Some(*mode);
+                self.started_at = at.clone();
+            }
+            Event::PlanStep { action, .. } => self.plan.add(*action),
+            Event::StepFinished {
+                step,
+                element: None,
+                status,
+                duration_ms,
+                error,
+                reason,
+                continued,
+                ..
+            } => {
+                // A step finishes once, except that `undo` rows come later under their own id.
+                let row = Row {
+                    step: step.clone(),
+                    status: *status,
+                    duration_ms: *duration_ms,
+                    detail: error.clone().or_else(|| reason.clone()),
+                    continued: *continued,
+                };
+                match self.rows.iter_mut().find(|r| r.step == *step) {
+                    Some(existing) => *existing = row,
+                    None => self.rows.push(row),
+                }
+            }
+            Event::Approval {
+                step,
+                approved,
+                how,
+                user,
+                host,
+                at,
+            } => {
+                let verdict = if *approved { "approved" } else { "declined" };
+                self.approvals.push(format!(
+                    "{step} {verdict} via {how} by {user}@{host} at {at}"
+                ));
+            }
+            Event::RunFinished {
+                status,
+                duration_ms,
+                outputs,
+                error,
+                ..
+            } => {
+                self.status = Some(*status);
+                self.duration_ms = *duration_ms;
+                self.outputs = outputs.clone();
+                self.error = error.clone();
+            }
+            _ => {}
+        }
+    }
+
+    fn status_text(row: &Row) -> String {
+        if row.continued {
+            "failed (continued)".into()
+        } else {
+            row.status.as_str().into()
+        }
+    }
+
+    /// The summary table: step, status, duration, and the skip reason or error.
+    pub fn table(&self) -> String {
+        let mut rows = vec![vec![
+            "step".to_string(),
+            "status".into(),
+            "duration".into(),
+            "detail".into(),
+        ]];
+        for row in &self.rows {
+            rows.push(vec![
+                row.step.clone(),
+                Self::status_text(row),
+                format_duration(Duration::from_millis(row.duration_ms)),
+                row.detail
+                    .clone()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            ]);
+        }
+        render_rows(&rows, true)
+    }
+
+    /// The playbook's `outputs` as name/value rows, if it has any.
+    pub fn outputs_table(&self) -> Option<String> {
+        let outputs = self.outputs.as_ref()?.as_object()?;
+        let rows: Vec<Vec<String>> = outputs
+            .iter()
+            .map(|(k, v)| vec![k.clone(), display_value(v)])
+            .collect();
+        Some(render_rows(&rows, false))
+    }
+
+    /// `Run succeeded in 1.2s.` or `Run failed after 3.4s: why`.
+    pub fn closing_line(&self) -> String {
+        let took = format_duration(Duration::from_millis(self.duration_ms));
+        let status = self
+            .status
+            .map(RunStatus::as_str)
+            .unwrap_or("did not finish");
+        match &self.error {
+            Some(error) => format!("Run {status} after {took}: {error}"),
+            None => format!("Run {status} in {took}."),
+        }
+    }
+
+    /// The end of a run as people read it: table, outputs, closing line.
+    pub fn text(&self) -> String {
+        let mut out = format!("\nSummary\n{}", self.table());
+        if let Some(outputs) = self.outputs_table() {
+            out.push_str(&format!("\nOutputs\n{outputs}"));
+        }
+        out.push('\n');
+        out.push_str(&self.closing_line());
+        out.push('\n');
+        out
+    }
+
+    /// The summary as GitHub-flavoured Markdown, with a RUN / SKIPPED / FAILED verdict per
+    /// step (and the reason of each skip), for `$GITHUB_STEP_SUMMARY`.
+    pub fn markdown(&self) -> String {
+        let status = self
+            .status
+            .map(RunStatus::as_str)
+            .unwrap_or("did not finish");
+        let mut out = format!("### flow: {} — {status}\n\n", escape_md(&self.name));
+        out.push_str(&format!(
+            "Run `{}` of `{}`, {}.\n\n",
+            self.run_id,
+            escape_md(&self.playbook),
+            format_duration(Duration::from_millis(self.duration_ms))
+        ));
+        out.push_str("| step | verdict | duration | detail |\n|---|---|---|---|\n");
+        for row in &self.rows {
+            let verdict = match row.status {
+                Status::Succeeded => "RUN",
+                Status::Skipped => "SKIPPED",
+                Status::Failed if row.continued => "FAILED (continued)",
+                Status::Failed => "FAILED",
+                Status::Declined => "DECLINED",
+            };
+            out.push_str(&format!(
+                "| {} | {verdict} | {} | {} |\n",
+                escape_md(&row.step),
+                format_duration(Duration::from_millis(row.duration_ms)),
+                escape_md(row.detail.as_deref().unwrap_or(""))
+            ));
+        }
+        if let Some(outputs) = self
+            .outputs
+            .as_ref()
+            .and_then(Value::as_object)
+            .filter(|o| !o.is_empty())
+        {
+            out.push_str("\n| output | value |\n|---|---|\n");
+            for (name, value) in outputs {
+                out.push_str(&format!(
+                    "| {} | {} |\n",
+                    escape_md(name),
+                    escape_md(&display_value(value))
+                ));
+            }
+        }
+        if let Some(error) = &self.error {
+            out.push_str(&format!("\n**{}**\n", escape_md(error)));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+fn escape_md(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', "<br>")
+}
