@@ -55,6 +55,21 @@ pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked,
                 }
             }
         }
+        for (source, names) in &step.body.deferred {
+            for reference in source
+                .references
+                .iter()
+                .filter(|r| !names.contains(&r.root()))
+            {
+                if let Some(dep) =
+                    check_reference(&playbook, step, reference, Place::With, &mut errors)
+                    && !step.finally
+                    && dep != step.index
+                {
+                    deps[step.index].insert(dep);
+                }
+            }
+        }
         match (&step.needs, step.finally) {
             (Some(needs), true) if !needs.is_empty() => errors.push(Diagnostic::error(
                 Some(&needs[0].1),

@@ -6,16 +6,44 @@ use crate::step_type::StepError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Handed to `describe`: enough to look (read-only) at what a step would change.
+/// Evaluates an expression of the playbook in the run's context (params, steps, env, run),
+/// with extra names: what a step needs for its deferred fields (`where` per key).
+pub trait Evaluate: Send + Sync {
+    fn evaluate(
+        &self,
+        expression: &str,
+        names: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, String>;
+}
+
+/// Handed to `describe` and `effect_for`: enough to look (read-only) at what a step would
+/// change.
 pub struct PlanContext {
     pub step_id: String,
     pub playbook_dir: PathBuf,
+    pub evaluator: Arc<dyn Evaluate>,
+    pub emitter: Arc<Emitter>,
 }
 
 impl PlanContext {
-    /// Resolves a path written in the playbook against the playbook's folder.
     pub fn resolve_path(&self, path: &str) -> PathBuf {
         resolve(&self.playbook_dir, path)
+    }
+
+    /// Evaluates a deferred expression (see `StepType::DEFERRED_FIELDS`).
+    pub fn evaluate(
+        &self,
+        expression: &str,
+        names: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        self.evaluator.evaluate(expression, names)
+    }
+
+    /// Registers a value the step learned to be secret (a password inside a URL).
+    pub fn add_secret(&self, value: &str) {
+        self.emitter
+            .masker
+            .add(&serde_json::Value::String(value.to_string()));
     }
 }
 
@@ -66,9 +94,36 @@ pub struct StepContext {
     pub mode: Mode,
     pub interaction: Arc<Interaction>,
     pub emitter: Arc<Emitter>,
+    pub evaluator: Arc<dyn Evaluate>,
 }
 
 impl StepContext {
+    /// Evaluates a deferred expression (see `StepType::DEFERRED_FIELDS`).
+    pub fn evaluate(
+        &self,
+        expression: &str,
+        names: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        self.evaluator.evaluate(expression, names)
+    }
+
+    /// Registers a value the step learned to be secret (a password inside a URL).
+    pub fn add_secret(&self, value: &str) {
+        self.emitter
+            .masker
+            .add(&serde_json::Value::String(value.to_string()));
+    }
+
+    /// The read-only view of this context, for describing.
+    pub fn plan_context(&self) -> PlanContext {
+        PlanContext {
+            step_id: self.step_id.clone(),
+            playbook_dir: self.playbook_dir.clone(),
+            evaluator: Arc::clone(&self.evaluator),
+            emitter: Arc::clone(&self.emitter),
+        }
+    }
+
     pub fn resolve_path(&self, path: &str) -> PathBuf {
         resolve(&self.playbook_dir, path)
     }

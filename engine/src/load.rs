@@ -559,7 +559,7 @@ impl Loader<'_> {
         };
         let meta = step_type.meta();
         let mut effect = meta.effect;
-        if let Some((over, span)) = effect_override {
+        if let Some((over, span)) = effect_override.clone() {
             if meta.effect_overridable {
                 effect = over;
             } else {
@@ -607,24 +607,60 @@ impl Loader<'_> {
             self.diags.push(d.clone_with_context(label));
         }
         self.shell_warnings(id, &with_node);
-        let with = self.compile_with(&with_node, meta.expression_fields)?;
+        let with = self.compile_with(&with_node, meta.expression_fields, meta.deferred_fields)?;
+        let deferred = self.deferred(&with_node, meta.deferred_fields);
         (!failed).then(|| Body {
             type_name,
             step_type,
             span: type_node.span.clone(),
             with,
             effect,
+            effect_overridden: effect_override.is_some(),
+            deferred,
         })
     }
 
     /// Compiles `with`; fields that hold bare expressions become `{ expression, value }`.
-    fn compile_with(&mut self, with: &Node, expression_fields: &[&str]) -> Option<Tmpl> {
+    /// Checks the deferred expressions of `with` (syntax here, references in `analyze`).
+    fn deferred(
+        &mut self,
+        with: &Node,
+        fields: &'static [(&'static str, &'static [&'static str])],
+    ) -> Vec<(crate::template::Source, &'static [&'static str])> {
+        let mut out = Vec::new();
+        for (field, names) in fields {
+            if let Some(node) = with.get(field)
+                && let Some(Tmpl::Expr(source)) = template::compile_condition(node)
+                    .map_err(|d| self.diags.push(d))
+                    .ok()
+            {
+                out.push((source, *names));
+            }
+        }
+        out
+    }
+
+    fn compile_with(
+        &mut self,
+        with: &Node,
+        expression_fields: &[&str],
+        deferred_fields: &[(&str, &[&str])],
+    ) -> Option<Tmpl> {
         let entries = match &with.value {
-            NodeValue::Map(entries) if !expression_fields.is_empty() => entries,
+            NodeValue::Map(entries)
+                if !expression_fields.is_empty() || !deferred_fields.is_empty() =>
+            {
+                entries
+            }
             _ => return self.compile(with),
         };
         let mut out = Vec::new();
         for (key, value) in entries {
+            // A deferred expression stays text: the step evaluates it (see `deferred`).
+            if deferred_fields.iter().any(|(field, _)| *field == key.name) {
+                out.push((key.name.clone(), Tmpl::Literal(value.to_json())));
+                continue;
+            }
             let compiled = if expression_fields.contains(&key.name.as_str()) {
                 match &value.value {
                     NodeValue::List(items) => Tmpl::List(

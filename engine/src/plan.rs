@@ -2,7 +2,6 @@
 //! offline) so the plan shows real values; writes describe the call they would make; values
 //! that depend on a write are "known after apply".
 
-use crate::context::PlanContext;
 use crate::evaluate::{display_value, find_unknown, unknown};
 use crate::event::{Event, RunStatus, Status};
 use crate::run::{Runner, Scope};
@@ -77,10 +76,8 @@ impl Runner {
             let (description, condition, reason, known) =
                 self.plan_step(index, &unknown_steps).await;
             let step = self.step(index);
-            if known
-                && step.body.effect == Effect::Read
-                && let Some(entry) = self.table.get(&step.id)
-            {
+            // Known outputs come only from reads that ran.
+            if known && let Some(entry) = self.table.get(&step.id) {
                 reads.insert(
                     step.id.clone(),
                     serde_json::to_value(&entry).unwrap_or(Value::Null),
@@ -214,13 +211,16 @@ impl Runner {
         let mut descriptions = Vec::new();
         let mut results = Vec::new();
         let mut all_known = condition.is_none() && elements_unknown.is_none();
+        let mut effect = step.body.effect;
         for scope in &elements {
             let params = match self.evaluator(scope, &is_unknown).render(&step.body.with) {
                 Ok(p) => p,
                 Err(e) => return (error_line(format!("`with`: {e}")), condition, None, false),
             };
+            self.learn_secrets(&step.body, &params);
             let params_known = find_unknown(&params).is_none();
-            let runs_now = step.body.effect == Effect::Read
+            effect = self.effect_of(step, &params, params_known).await;
+            let runs_now = effect == Effect::Read
                 && step.body.step_type.meta().runs_in_plan
                 && params_known
                 && !self.settings.offline
@@ -252,7 +252,7 @@ impl Runner {
             } else {
                 all_known = false;
             }
-            descriptions.push(self.describe(step, params, params_known));
+            descriptions.push(self.describe(step, params, params_known, effect).await);
         }
         if all_known && !results.is_empty() {
             let entry = match &step.for_each {
@@ -279,22 +279,41 @@ impl Runner {
                 .details
                 .push(format!("undo on failure: {}", undo.type_name));
         }
-        if self.settings.offline
-            && step.body.effect == Effect::Read
-            && description.action == Action::Read
-        {
+        if self.settings.offline && effect == Effect::Read && description.action == Action::Read {
             description.details.push("not read: --offline".into());
         }
         (description, condition, None, all_known)
     }
 
-    fn describe(&self, step: &crate::playbook::Step, params: Value, known: bool) -> Description {
+    /// The effect of this step with these params: `effect:` if written, else what the step
+    /// type says for the params (a Redis command asks the server), else the declared one.
+    async fn effect_of(
+        self: &Arc<Self>,
+        step: &crate::playbook::Step,
+        params: &Value,
+        known: bool,
+    ) -> Effect {
+        if step.body.effect_overridden || !known {
+            return step.body.effect;
+        }
+        let ctx = self.plan_context(step);
+        step.body
+            .step_type
+            .effect_json(params.clone(), &ctx)
+            .await
+            .unwrap_or(step.body.effect)
+    }
+
+    async fn describe(
+        self: &Arc<Self>,
+        step: &crate::playbook::Step,
+        params: Value,
+        known: bool,
+        effect: Effect,
+    ) -> Description {
         let meta = step.body.step_type.meta();
-        let ctx = PlanContext {
-            step_id: step.id.clone(),
-            playbook_dir: self.checked.playbook.dir.clone(),
-        };
-        let fallback_action = match step.body.effect {
+        let ctx = self.plan_context(step);
+        let fallback_action = match effect {
             Effect::Read => Action::Read,
             Effect::Write => Action::Change,
             Effect::Interactive => Action::Ask,
@@ -304,6 +323,7 @@ impl Runner {
                 step.body
                     .step_type
                     .describe_json(params.clone(), &ctx)
+                    .await
                     .unwrap_or_else(error_line),
             )
         } else {
@@ -312,6 +332,7 @@ impl Runner {
             step.body
                 .step_type
                 .describe_json(crate::evaluate::unknowns_as_text(&params), &ctx)
+                .await
                 .ok()
         };
         let mut description = if let Some(description) = typed {
@@ -326,7 +347,7 @@ impl Runner {
             d
         };
         // An `effect: read` override turns a generic step's line into a read.
-        if step.body.effect == Effect::Read && meta.effect != Effect::Read {
+        if effect == Effect::Read && meta.effect != Effect::Read {
             description.action = Action::Read;
         }
         description

@@ -49,6 +49,11 @@ pub struct Body {
     pub with: Tmpl,
     /// The effect after `effect:` overrides.
     pub effect: Effect,
+    /// Whether `effect:` was written (then the step type is not asked).
+    pub effect_overridden: bool,
+    /// Expressions the step evaluates itself (`where`), with the extra names it provides:
+    /// checked here, handed over as text.
+    pub deferred: Vec<(crate::template::Source, &'static [&'static str])>,
 }
 
 pub struct Step {

@@ -521,6 +521,7 @@ impl Runner {
             Ok(p) => p,
             Err(e) => return StepOutcome::from_error(StepError::failed(format!("`with`: {e}"))),
         };
+        self.learn_secrets(&step.body, &params);
         if let Some(confirm) = &step.confirm {
             let message = match self.render(confirm, scope) {
                 Ok(m) => crate::evaluate::display_value(&m),
@@ -648,7 +649,39 @@ impl Runner {
         }
     }
 
-    pub(crate) fn step_context(&self, step: &Step, scope: &Scope) -> StepContext {
+    /// Registers the values of the step type's secret fields (`password`) with the masker.
+    pub(crate) fn learn_secrets(&self, body: &Body, params: &Value) {
+        fn walk(value: &Value, names: &[&str], masker: &crate::secrets::Masker) {
+            match value {
+                Value::Object(map) => {
+                    for (key, value) in map {
+                        if names.contains(&key.as_str()) && value.is_string() {
+                            masker.add(value);
+                        } else {
+                            walk(value, names, masker);
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, names, masker)),
+                _ => {}
+            }
+        }
+        let names = body.step_type.meta().secret_fields;
+        if !names.is_empty() {
+            walk(params, names, &self.emitter.masker);
+        }
+    }
+
+    pub(crate) fn plan_context(self: &Arc<Self>, step: &Step) -> crate::context::PlanContext {
+        crate::context::PlanContext {
+            step_id: step.id.clone(),
+            playbook_dir: self.checked.playbook.dir.clone(),
+            evaluator: Arc::clone(self) as Arc<dyn crate::context::Evaluate>,
+            emitter: Arc::clone(&self.emitter),
+        }
+    }
+
+    pub(crate) fn step_context(self: &Arc<Self>, step: &Step, scope: &Scope) -> StepContext {
         let element = scope.item.as_ref().map(|i| i.1);
         StepContext {
             run_id: self.settings.run_id.clone(),
@@ -659,6 +692,7 @@ impl Runner {
             mode: self.settings.mode,
             interaction: Arc::clone(&self.interaction),
             emitter: Arc::clone(&self.emitter),
+            evaluator: Arc::clone(self) as Arc<dyn crate::context::Evaluate>,
         }
     }
 
@@ -691,7 +725,7 @@ impl Runner {
         }
     }
 
-    async fn run_body(&self, step: &Step, body: &Body, scope: &Scope) -> StepOutcome {
+    async fn run_body(self: &Arc<Self>, step: &Step, body: &Body, scope: &Scope) -> StepOutcome {
         let params = match self.render(&body.with, scope) {
             Ok(p) => p,
             Err(e) => {
@@ -796,4 +830,29 @@ pub(crate) type Element = Option<(Value, usize)>;
 pub(crate) struct Scope {
     pub item: Option<(Value, usize)>,
     pub result: Option<Value>,
+}
+
+impl crate::context::Evaluate for Runner {
+    fn evaluate(
+        &self,
+        expression: &str,
+        names: &serde_json::Map<String, Value>,
+    ) -> Result<Value, String> {
+        let extra: std::collections::BTreeMap<String, minijinja::Value> = names
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::evaluate::to_jinja(v)))
+            .collect();
+        let context =
+            minijinja::value::merge_maps([self.base.clone(), minijinja::Value::from_object(extra)]);
+        let text = crate::template::strip_braces(expression);
+        let compiled = self
+            .env
+            .compile_expression(text)
+            .map_err(|e| e.to_string())?;
+        let value = compiled.eval(context).map_err(|e| match e.detail() {
+            Some(detail) => format!("{}: {detail}", e.kind()),
+            None => e.kind().to_string(),
+        })?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
 }

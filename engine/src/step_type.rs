@@ -134,14 +134,35 @@ pub trait StepType: Send + Sync + 'static {
     /// `with` fields whose strings are bare expressions (like `assert.that`): the step gets
     /// each as `values::Evaluated`, the text and its value.
     const EXPRESSION_FIELDS: &'static [&'static str] = &[];
+    /// `with` fields holding an expression the step evaluates itself, many times (like
+    /// `redis.delete.where` per key), with the extra names it provides. The engine checks their
+    /// syntax and references and hands the text over unrendered.
+    const DEFERRED_FIELDS: &'static [(&'static str, &'static [&'static str])] = &[];
+    /// Names of `with` fields (at any depth) whose values are secrets, like `password`.
+    const SECRET_FIELDS: &'static [&'static str] = &[];
     /// A YAML example of the step, shown by `flow steps TYPE` and checked by a test.
     const EXAMPLE: &'static str;
 
     type Params: DeserializeOwned + JsonSchema + Send + 'static;
     type Outputs: Serialize + JsonSchema + Send + 'static;
 
-    /// Describes what `apply` would do, for the plan. Must not change anything.
-    fn describe(&self, params: &Self::Params, ctx: &PlanContext) -> Description;
+    /// Describes what `apply` would do, for the plan. It may look (read-only) at the world —
+    /// count the keys a delete would match — but must not change anything.
+    fn describe(
+        &self,
+        params: &Self::Params,
+        ctx: &PlanContext,
+    ) -> impl Future<Output = Description> + Send;
+
+    /// The effect for these params, when it depends on them (a Redis command is a read or a
+    /// write depending on the command); `None` keeps the declared effect.
+    fn effect_for(
+        &self,
+        _params: &Self::Params,
+        _ctx: &PlanContext,
+    ) -> impl Future<Output = Option<Effect>> + Send {
+        async { None }
+    }
 
     /// Does the work.
     fn apply(
@@ -165,6 +186,8 @@ pub struct StepMeta {
     pub expression_fields: &'static [&'static str],
     pub runs_in_plan: bool,
     pub exactly_one_of: &'static [&'static [&'static str]],
+    pub deferred_fields: &'static [(&'static str, &'static [&'static str])],
+    pub secret_fields: &'static [&'static str],
     pub example: &'static str,
     pub params_schema: serde_json::Value,
     pub outputs_schema: serde_json::Value,
@@ -175,11 +198,16 @@ pub struct StepMeta {
 /// The object-safe face of a step type, with JSON in and out; the engine only sees this.
 pub trait DynStepType: Send + Sync {
     fn meta(&self) -> &StepMeta;
-    fn describe_json(
-        &self,
+    fn describe_json<'a>(
+        &'a self,
         params: serde_json::Value,
-        ctx: &PlanContext,
-    ) -> Result<Description, String>;
+        ctx: &'a PlanContext,
+    ) -> BoxFuture<'a, Result<Description, String>>;
+    fn effect_json<'a>(
+        &'a self,
+        params: serde_json::Value,
+        ctx: &'a PlanContext,
+    ) -> BoxFuture<'a, Option<Effect>>;
     fn apply_json<'a>(
         &'a self,
         params: serde_json::Value,
@@ -216,6 +244,8 @@ impl<T: StepType> Erased<T> {
                 expression_fields: T::EXPRESSION_FIELDS,
                 runs_in_plan: T::RUNS_IN_PLAN,
                 exactly_one_of: T::EXACTLY_ONE_OF,
+                deferred_fields: T::DEFERRED_FIELDS,
+                secret_fields: T::SECRET_FIELDS,
                 example: T::EXAMPLE,
                 params_schema,
                 outputs_schema,
@@ -235,14 +265,28 @@ impl<T: StepType> DynStepType for Erased<T> {
         &self.meta
     }
 
-    fn describe_json(
-        &self,
+    fn describe_json<'a>(
+        &'a self,
         params: serde_json::Value,
-        ctx: &PlanContext,
-    ) -> Result<Description, String> {
-        let params = crate::schema::coerce(params, &self.meta.params_schema);
-        let params = params_from_json::<T::Params>(params)?;
-        Ok(self.inner.describe(&params, ctx))
+        ctx: &'a PlanContext,
+    ) -> BoxFuture<'a, Result<Description, String>> {
+        Box::pin(async move {
+            let params = crate::schema::coerce(params, &self.meta.params_schema);
+            let params = params_from_json::<T::Params>(params)?;
+            Ok(self.inner.describe(&params, ctx).await)
+        })
+    }
+
+    fn effect_json<'a>(
+        &'a self,
+        params: serde_json::Value,
+        ctx: &'a PlanContext,
+    ) -> BoxFuture<'a, Option<Effect>> {
+        Box::pin(async move {
+            let params = crate::schema::coerce(params, &self.meta.params_schema);
+            let params = params_from_json::<T::Params>(params).ok()?;
+            self.inner.effect_for(&params, ctx).await
+        })
     }
 
     fn apply_json<'a>(

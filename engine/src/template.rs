@@ -141,6 +141,11 @@ pub fn compile_condition(node: &Node) -> Result<Tmpl, Diagnostic> {
     }
 }
 
+/// An expression as written, without `{{ }}` around it if it has them.
+pub fn strip_braces(text: &str) -> &str {
+    whole_expression(text).unwrap_or(text).trim()
+}
+
 /// `Some(inner)` when the text is exactly one `{{ expr }}` and nothing else.
 fn whole_expression(text: &str) -> Option<&str> {
     let trimmed = text.trim();

@@ -51,7 +51,7 @@ impl StepType for Assert {
     type Params = AssertParams;
     type Outputs = AssertOutputs;
 
-    fn describe(&self, params: &AssertParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &AssertParams, _: &PlanContext) -> Description {
         let conditions: Vec<String> = match &params.that {
             OneOrMany::One(e) => vec![e.expression.clone()],
             OneOrMany::Many(list) => list.iter().map(|e| e.expression.clone()).collect(),

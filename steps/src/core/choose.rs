@@ -96,7 +96,7 @@ impl StepType for Choose {
     type Params = ChooseParams;
     type Outputs = ChooseOutputs;
 
-    fn describe(&self, params: &ChooseParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &ChooseParams, _: &PlanContext) -> Description {
         let default = match params.default_index() {
             Ok(Some(i)) => format!(" (default: {})", params.options[i].label()),
             Ok(None) => String::new(),

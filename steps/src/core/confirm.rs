@@ -35,7 +35,7 @@ impl StepType for Confirm {
     type Params = ConfirmParams;
     type Outputs = ConfirmOutputs;
 
-    fn describe(&self, params: &ConfirmParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &ConfirmParams, _: &PlanContext) -> Description {
         Description::new(Action::Ask, format!("confirm: {}", params.message))
     }
 

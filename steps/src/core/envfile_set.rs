@@ -65,7 +65,7 @@ impl StepType for EnvfileSet {
     type Params = EnvfileSetParams;
     type Outputs = EnvfileSetOutputs;
 
-    fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
+    async fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
         let path = ctx.resolve_path(&params.path);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

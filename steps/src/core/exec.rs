@@ -108,7 +108,7 @@ count_keys:
     type Params = ExecParams;
     type Outputs = ExecOutputs;
 
-    fn describe(&self, params: &ExecParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &ExecParams, _: &PlanContext) -> Description {
         match params.argv() {
             Ok((_, shown)) => {
                 let one_line = shown.replace('\n', "\\n");

@@ -45,7 +45,7 @@ impl StepType for FileWrite {
     type Params = FileWriteParams;
     type Outputs = FileWriteOutputs;
 
-    fn describe(&self, params: &FileWriteParams, ctx: &PlanContext) -> Description {
+    async fn describe(&self, params: &FileWriteParams, ctx: &PlanContext) -> Description {
         let path = ctx.resolve_path(&params.path);
         let bytes = if flow_engine::evaluate::mentions_unknown(&params.content) {
             "content known after apply".to_string()

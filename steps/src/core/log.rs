@@ -31,7 +31,7 @@ impl StepType for Log {
     type Params = LogParams;
     type Outputs = NoOutputs;
 
-    fn describe(&self, params: &LogParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &LogParams, _: &PlanContext) -> Description {
         let text = params.message.clone().unwrap_or_else(|| "(table)".into());
         Description::new(
             Action::Read,

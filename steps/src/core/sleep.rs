@@ -28,7 +28,7 @@ impl StepType for Sleep {
     type Params = SleepParams;
     type Outputs = NoOutputs;
 
-    fn describe(&self, params: &SleepParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &SleepParams, _: &PlanContext) -> Description {
         Description::new(
             Action::Read,
             format!("sleep {}", format_duration(params.duration.0)),
