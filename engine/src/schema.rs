@@ -20,7 +20,23 @@ pub fn schema_of<T: JsonSchema>() -> Value {
     if let Some(map) = value.as_object_mut() {
         map.remove("title");
     }
+    close_objects(&mut value);
     value
+}
+
+/// Structs with named fields accept no other field, also when they flatten a shared block
+/// (serde cannot `deny_unknown_fields` with `flatten`; the check of `with` does it instead).
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
 }
 
 /// Checks `node` against `schema`; `path` names the field (`with.command`) in messages.

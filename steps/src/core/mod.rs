@@ -7,5 +7,6 @@ pub mod envfile;
 pub mod envfile_set;
 pub mod exec;
 pub mod file_write;
+pub mod files_prune;
 pub mod log;
 pub mod sleep;

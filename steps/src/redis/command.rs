@@ -1,0 +1,169 @@
+//! `redis.command`: one command. Whether it is a read (runs during plan) or a write is the
+//! server's own answer (COMMAND INFO flags), unless the step says `effect:`.
+
+use super::{Connections, RedisTarget, reply};
+use flow_engine::context::{PlanContext, StepContext};
+use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
+use flow_engine::values::Text;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Commands the server does not flag `readonly` that only look: they may run during plan.
+/// (Flag-less is not enough: PUBLISH and EVAL carry no `write` flag either.)
+const HARMLESS: &[&str] = &[
+    "PING", "ECHO", "INFO", "TIME", "LASTSAVE", "ROLE", "COMMAND",
+];
+
+pub struct Command {
+    pub connections: Arc<Connections>,
+    /// (target, command name) → read-only?, asked once per run.
+    pub read_only: tokio::sync::Mutex<HashMap<(String, String), bool>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CommandParams {
+    #[serde(flatten)]
+    pub target: RedisTarget,
+    /// The command and its arguments: `[SET, "session:1", "{}"]`.
+    #[schemars(length(min = 1))]
+    pub command: Vec<Text>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CommandOutputs {
+    /// The reply as data: text, integers, lists, mappings; null for nil.
+    pub reply: serde_json::Value,
+}
+
+impl CommandParams {
+    fn name(&self) -> String {
+        self.command
+            .first()
+            .map(|c| c.0.to_uppercase())
+            .unwrap_or_default()
+    }
+
+    fn shown(&self) -> String {
+        self.command
+            .iter()
+            .map(|a| flow_engine::template_env::shell_quote(&a.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd(&self.command[0].0);
+        for arg in &self.command[1..] {
+            cmd.arg(&arg.0);
+        }
+        cmd
+    }
+}
+
+impl StepType for Command {
+    const NAME: &'static str = "redis.command";
+    const SUMMARY: &'static str =
+        "Run one Redis command (a read runs during plan, as the server's COMMAND INFO says)";
+    const EFFECT: Effect = Effect::Write;
+    const EFFECT_OVERRIDABLE: bool = true;
+    const SECRET_FIELDS: &'static [&'static str] = &["password"];
+    const EXAMPLE: &'static str = r#"ping:
+  type: redis.command
+  with:
+    url: redis://127.0.0.1:6379
+    command: [PING]
+count_sessions:
+  type: redis.command
+  with:
+    url: redis://127.0.0.1:6379
+    command: [DBSIZE]"#;
+    type Params = CommandParams;
+    type Outputs = CommandOutputs;
+
+    async fn describe(&self, params: &CommandParams, _: &PlanContext) -> Description {
+        let action =
+            if params.name() == "SHUTDOWN" || params.name() == "FLUSHALL" || params.name() == "DEL"
+            {
+                Action::Delete
+            } else {
+                Action::Change
+            };
+        Description::new(
+            action,
+            format!("{} on {}", params.shown(), params.target.display()),
+        )
+    }
+
+    async fn effect_for(&self, params: &CommandParams, _: &PlanContext) -> Option<Effect> {
+        let name = params.name();
+        let key = (params.target.display(), name.clone());
+        if let Some(read_only) = self.read_only.lock().await.get(&key) {
+            return Some(if *read_only {
+                Effect::Read
+            } else {
+                Effect::Write
+            });
+        }
+        let info = self
+            .connections
+            .query(&params.target, redis::cmd("COMMAND").arg("INFO").arg(&name))
+            .await
+            .ok()?;
+        // COMMAND INFO → [[name, arity, [flags…], …]]; an unknown command → [nil].
+        let flags = match info {
+            redis::Value::Array(entries) => match entries.into_iter().next()? {
+                redis::Value::Array(fields) => fields.into_iter().nth(2)?,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let flagged_readonly = match flags {
+            redis::Value::Array(flags) | redis::Value::Set(flags) => flags
+                .iter()
+                .any(|f| reply::as_text(f).is_some_and(|t| t.eq_ignore_ascii_case("readonly"))),
+            _ => false,
+        };
+        let read_only = flagged_readonly || HARMLESS.contains(&name.as_str());
+        self.read_only.lock().await.insert(key, read_only);
+        Some(if read_only {
+            Effect::Read
+        } else {
+            Effect::Write
+        })
+    }
+
+    async fn apply(
+        &self,
+        params: CommandParams,
+        ctx: &StepContext,
+    ) -> Result<CommandOutputs, StepError> {
+        if let Some(password) = params.target.url_password() {
+            ctx.add_secret(&password);
+        }
+        let cmd = params.cmd();
+        if params.name() == "SHUTDOWN" {
+            // The server exits and the connection drops: that is the success.
+            let mut connection = self.connections.get(&params.target).await?;
+            let result = cmd.query_async::<redis::Value>(&mut connection).await;
+            self.connections.forget(&params.target).await;
+            return match result {
+                Err(error) if super::target::is_disconnect(&error) => Ok(CommandOutputs {
+                    reply: serde_json::Value::Null,
+                }),
+                Err(error) => Err(StepError::failed(format!(
+                    "SHUTDOWN on {} failed: {error}",
+                    params.target.display()
+                ))),
+                Ok(value) => Ok(CommandOutputs {
+                    reply: reply::to_json(value),
+                }),
+            };
+        }
+        let value = self.connections.query(&params.target, &cmd).await?;
+        Ok(CommandOutputs {
+            reply: reply::to_json(value),
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! `redis.delete`: the keys matching `pattern` (walked with SCAN, never KEYS) for which
+//! `where` holds — an expression over `key`, `value` (parsed JSON when it is JSON), `ttl` and
+//! `type`. Plan counts them and shows a sample; apply decides every key before deleting any.
+
+use super::{Connections, RedisTarget, reply};
+use flow_engine::context::{PlanContext, StepContext};
+use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+pub struct Delete {
+    pub connections: Arc<Connections>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DeleteParams {
+    #[serde(flatten)]
+    pub target: RedisTarget,
+    /// A SCAN pattern: `session:*`.
+    pub pattern: String,
+    /// Which matching keys to delete: an expression over `key`, `value`, `ttl` (seconds, -1
+    /// without expiry) and `type`, e.g. `value.organisationId == params.org`. Default: all.
+    #[serde(rename = "where")]
+    #[schemars(rename = "where")]
+    pub condition: Option<String>,
+    /// Keys per SCAN round and per DEL (default 500).
+    pub batch: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DeleteOutputs {
+    /// Keys that matched `pattern` and `where`.
+    pub matched: u64,
+    /// Keys deleted (fewer than matched if some expired meanwhile).
+    pub deleted: u64,
+}
+
+/// Evaluates `where` through whichever context is at hand.
+type Evaluate<'a> = &'a (dyn Fn(&str, &Map<String, Value>) -> Result<Value, String> + Sync);
+
+impl Delete {
+    /// Every key matching the pattern and the condition.
+    async fn matches(
+        &self,
+        params: &DeleteParams,
+        evaluate: Evaluate<'_>,
+    ) -> Result<Vec<String>, StepError> {
+        let target = &params.target;
+        let batch = params.batch.unwrap_or(500).max(1);
+        let needs_value = params
+            .condition
+            .as_deref()
+            .is_some_and(|c| c.contains("value"));
+        let needs_ttl = params
+            .condition
+            .as_deref()
+            .is_some_and(|c| c.contains("ttl"));
+        let needs_type = needs_value
+            || params
+                .condition
+                .as_deref()
+                .is_some_and(|c| c.contains("type"));
+        let mut cursor: u64 = 0;
+        let mut matched = Vec::new();
+        loop {
+            let page = self
+                .connections
+                .query(
+                    target,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&params.pattern)
+                        .arg("COUNT")
+                        .arg(batch),
+                )
+                .await?;
+            let (next, keys) = scan_page(page).ok_or_else(|| {
+                StepError::failed(format!(
+                    "SCAN on {} gave an unexpected reply",
+                    target.display()
+                ))
+            })?;
+            for key in keys {
+                let Some(condition) = &params.condition else {
+                    matched.push(key);
+                    continue;
+                };
+                let mut names = Map::new();
+                names.insert("key".into(), json!(key));
+                let kind = if needs_type {
+                    self.text(target, redis::cmd("TYPE").arg(&key)).await?
+                } else {
+                    String::new()
+                };
+                if needs_type {
+                    names.insert("type".into(), json!(kind));
+                }
+                if needs_ttl {
+                    names.insert(
+                        "ttl".into(),
+                        json!(reply::as_int(
+                            &self
+                                .connections
+                                .query(target, redis::cmd("TTL").arg(&key))
+                                .await?
+                        )),
+                    );
+                }
+                if needs_value {
+                    names.insert("value".into(), self.value(target, &key, &kind).await?);
+                }
+                let verdict = evaluate(condition, &names).map_err(|e| {
+                    StepError::failed(format!(
+                        "`where` failed on key `{key}` of {}: {e}",
+                        target.display()
+                    ))
+                })?;
+                if flow_engine::evaluate::to_jinja(&verdict).is_true() {
+                    matched.push(key);
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        matched.sort();
+        matched.dedup();
+        Ok(matched)
+    }
+
+    async fn text(&self, target: &RedisTarget, cmd: &redis::Cmd) -> Result<String, StepError> {
+        Ok(reply::as_text(&self.connections.query(target, cmd).await?).unwrap_or_default())
+    }
+
+    /// A string value parsed as JSON when it is JSON; a hash as a mapping; else null.
+    async fn value(&self, target: &RedisTarget, key: &str, kind: &str) -> Result<Value, StepError> {
+        Ok(match kind {
+            "string" => {
+                let text = self.text(target, redis::cmd("GET").arg(key)).await?;
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            }
+            "hash" => reply::to_json(
+                self.connections
+                    .query(target, redis::cmd("HGETALL").arg(key))
+                    .await?,
+            ),
+            _ => Value::Null,
+        })
+    }
+}
+
+fn scan_page(page: redis::Value) -> Option<(u64, Vec<String>)> {
+    let redis::Value::Array(mut parts) = page else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let keys = parts.pop()?;
+    let cursor = reply::as_int(&parts.pop()?)? as u64;
+    let keys = match keys {
+        redis::Value::Array(keys) => keys.iter().filter_map(reply::as_text).collect(),
+        _ => return None,
+    };
+    Some((cursor, keys))
+}
+
+impl StepType for Delete {
+    const NAME: &'static str = "redis.delete";
+    const SUMMARY: &'static str =
+        "Delete the keys matching a pattern (SCAN) and a `where` over key, value, ttl and type";
+    const EFFECT: Effect = Effect::Write;
+    const SECRET_FIELDS: &'static [&'static str] = &["password"];
+    const DEFERRED_FIELDS: &'static [(&'static str, &'static [&'static str])] =
+        &[("where", &["key", "value", "ttl", "type"])];
+    const EXAMPLE: &'static str = r#"purge_org:
+  type: redis.delete
+  with:
+    url: redis://127.0.0.1:6379
+    pattern: "session:*"
+    where: value is mapping and value.organisationId == params.org"#;
+    type Params = DeleteParams;
+    type Outputs = DeleteOutputs;
+
+    async fn describe(&self, params: &DeleteParams, ctx: &PlanContext) -> Description {
+        let what = match &params.condition {
+            Some(condition) => format!("keys matching `{}` where {condition}", params.pattern),
+            None => format!("keys matching `{}`", params.pattern),
+        };
+        let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
+        match self.matches(params, &evaluate).await {
+            Ok(keys) => {
+                let mut d = Description::new(
+                    Action::Delete,
+                    format!(
+                        "delete {} {what} on {}",
+                        keys.len(),
+                        params.target.display()
+                    ),
+                );
+                for key in keys.iter().take(10) {
+                    d = d.detail(format!("- {key}"));
+                }
+                if keys.len() > 10 {
+                    d = d.detail(format!("… and {} more", keys.len() - 10));
+                }
+                d
+            }
+            Err(error) => Description::new(
+                Action::Delete,
+                format!("delete {what} on {}", params.target.display()),
+            )
+            .detail(format!("cannot count them now: {error}")),
+        }
+    }
+
+    async fn apply(
+        &self,
+        params: DeleteParams,
+        ctx: &StepContext,
+    ) -> Result<DeleteOutputs, StepError> {
+        if let Some(password) = params.target.url_password() {
+            ctx.add_secret(&password);
+        }
+        let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
+        let keys = self.matches(&params, &evaluate).await?;
+        let mut deleted = 0;
+        for chunk in keys.chunks(params.batch.unwrap_or(500).max(1) as usize) {
+            let mut del = redis::cmd("DEL");
+            for key in chunk {
+                del.arg(key);
+            }
+            deleted += reply::as_int(&self.connections.query(&params.target, &del).await?)
+                .unwrap_or(0) as u64;
+        }
+        ctx.output(
+            "log",
+            &format!(
+                "deleted {deleted} of {} matching keys on {}",
+                keys.len(),
+                params.target.display()
+            ),
+        );
+        Ok(DeleteOutputs {
+            matched: keys.len() as u64,
+            deleted,
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! The Redis block every Redis step type takes (`url`, `password`, `username`,
+//! `connect_timeout`; settable under `defaults: { redis: … }`), and the connections of a run:
+//! one multiplexed connection per target, reused by every step, reopened once if the server
+//! went away (after a restart, say).
+
+use flow_engine::step_type::StepError;
+use flow_engine::values::FlowDuration;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct RedisTarget {
+    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    pub url: String,
+    /// Password (a secret: masked everywhere); overrides one in the URL.
+    pub password: Option<String>,
+    /// ACL user name; overrides one in the URL.
+    pub username: Option<String>,
+    /// How long to wait for a connection (default 5s).
+    pub connect_timeout: Option<FlowDuration>,
+}
+
+impl RedisTarget {
+    /// The URL without credentials, for messages: `redis://10.0.0.5:6379/0`.
+    pub fn display(&self) -> String {
+        match url_parts(&self.url) {
+            Some((scheme, _, rest)) => format!("{scheme}://{rest}"),
+            None => self.url.clone(),
+        }
+    }
+
+    /// A password written inside the URL, so it can be masked like the `password` field.
+    pub fn url_password(&self) -> Option<String> {
+        let (_, credentials, _) = url_parts(&self.url)?;
+        let password = credentials?.split_once(':').map(|(_, p)| p.to_string())?;
+        (!password.is_empty()).then_some(password)
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{}\u{0}{:?}\u{0}{:?}",
+            self.url, self.username, self.password
+        )
+    }
+}
+
+/// `(scheme, credentials, host/port/db)` of a Redis URL.
+fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    Some(match rest.rsplit_once('@') {
+        Some((credentials, host)) => (scheme, Some(credentials), host),
+        None => (scheme, None, rest),
+    })
+}
+
+/// The open connections of a run, by target.
+#[derive(Default)]
+pub struct Connections {
+    open: tokio::sync::Mutex<HashMap<String, MultiplexedConnection>>,
+}
+
+impl Connections {
+    /// The connection to `target`, opened on first use.
+    pub async fn get(&self, target: &RedisTarget) -> Result<MultiplexedConnection, StepError> {
+        let key = target.key();
+        let mut open = self.open.lock().await;
+        if let Some(connection) = open.get(&key) {
+            return Ok(connection.clone());
+        }
+        let connection = connect(target).await?;
+        open.insert(key, connection.clone());
+        Ok(connection)
+    }
+
+    /// Forgets the connection to `target` (the server went away); the next `get` reopens.
+    pub async fn forget(&self, target: &RedisTarget) {
+        self.open.lock().await.remove(&target.key());
+    }
+
+    /// Runs a command, reopening the connection once if it was dropped (a restarted server).
+    pub async fn query(
+        &self,
+        target: &RedisTarget,
+        command: &redis::Cmd,
+    ) -> Result<redis::Value, StepError> {
+        let mut connection = self.get(target).await?;
+        match command.query_async::<redis::Value>(&mut connection).await {
+            Err(error) if is_disconnect(&error) => {
+                self.forget(target).await;
+                let mut connection = self.get(target).await?;
+                command
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| command_error(target, command, &e))
+            }
+            Err(error) => Err(command_error(target, command, &error)),
+            Ok(value) => Ok(value),
+        }
+    }
+}
+
+/// Whether the error means the connection is gone (rather than the server saying no).
+pub fn is_disconnect(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}
+
+async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, StepError> {
+    install_tls_provider();
+    let shown = target.display();
+    let mut info = target.url.as_str().into_connection_info().map_err(|e| {
+        StepError::failed(format!(
+            "invalid Redis url `{shown}`: {}",
+            e.detail().unwrap_or(&e.to_string())
+        ))
+    })?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(password) = &target.password {
+        settings = settings.set_password(password);
+    }
+    if let Some(username) = &target.username {
+        settings = settings.set_username(username);
+    }
+    info = info.set_redis_settings(settings);
+    let timeout = target
+        .connect_timeout
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(5));
+    let client = redis::Client::open(info)
+        .map_err(|e| StepError::failed(format!("invalid Redis target {shown}: {e}")))?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None);
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .map_err(|e| {
+            let why = if e.kind() == redis::ErrorKind::AuthenticationFailed
+                || e.to_string().contains("WRONGPASS")
+                || e.to_string().contains("NOAUTH")
+            {
+                format!(
+                    "authentication failed: {}",
+                    e.detail().unwrap_or("wrong password or user")
+                )
+            } else {
+                e.to_string()
+            };
+            StepError::failed(format!("cannot connect to {shown}: {why}"))
+        })
+}
+
+fn command_error(
+    target: &RedisTarget,
+    command: &redis::Cmd,
+    error: &redis::RedisError,
+) -> StepError {
+    let name = command.args_iter().next().map(|a| match a {
+        redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).to_uppercase(),
+        _ => "SCAN".into(),
+    });
+    StepError::failed(format!(
+        "{} on {} failed: {error}",
+        name.unwrap_or_default(),
+        target.display()
+    ))
+}
+
+/// rustls needs a process-wide crypto provider before the first TLS connection.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> RedisTarget {
+        RedisTarget {
+            url: url.into(),
+            password: None,
+            username: None,
+            connect_timeout: None,
+        }
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        let t = target("redis://app:s3cret@10.0.0.5:6379/2");
+        assert_eq!(t.display(), "redis://10.0.0.5:6379/2");
+        assert_eq!(t.url_password().as_deref(), Some("s3cret"));
+        assert_eq!(target("redis://127.0.0.1:6379").url_password(), None);
+    }
+}
