@@ -333,11 +333,13 @@ pub fn check_value(spec: &ParamSpec, value: Value, cwd: &Path) -> Result<Value, 
         (ParamType::List, Value::Array(a)) => Value::Array(a),
         (ParamType::Map, Value::Object(m)) => Value::Object(m),
         (ParamType::Path, Value::String(s)) => {
-            let path = if Path::new(&s).is_absolute() {
+            let joined = if Path::new(&s).is_absolute() {
                 PathBuf::from(&s)
             } else {
                 cwd.join(&s)
             };
+            // `./backups` → `/work/backups`: no `.` components in what steps and logs show.
+            let path = std::path::absolute(&joined).unwrap_or(joined);
             if spec.must_exist && !path.exists() {
                 return Err(format!(
                     "path `{s}` does not exist (set `must_exist: false` if it is created later)"

@@ -27,14 +27,20 @@ pub struct DeleteParams {
     pub condition: Option<String>,
     /// Keys per SCAN round and per DEL (default 500).
     pub batch: Option<u32>,
+    /// Only count and sample the matching keys; delete nothing (the step is then a read, so it
+    /// also runs during plan): to show an operator the count before a `confirm`.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DeleteOutputs {
     /// Keys that matched `pattern` and `where`.
     pub matched: u64,
-    /// Keys deleted (fewer than matched if some expired meanwhile).
+    /// Keys deleted (fewer than matched if some expired meanwhile); 0 with `dry_run`.
     pub deleted: u64,
+    /// Up to 20 of the matching keys.
+    pub sample: Vec<String>,
 }
 
 /// Evaluates `where` through whichever context is at hand.
@@ -188,16 +194,25 @@ impl StepType for Delete {
 
     async fn describe(&self, params: &DeleteParams, ctx: &PlanContext) -> Description {
         let what = match &params.condition {
-            Some(condition) => format!("keys matching `{}` where {condition}", params.pattern),
+            Some(condition) => format!(
+                "keys matching `{}` where {}",
+                params.pattern,
+                condition.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
             None => format!("keys matching `{}`", params.pattern),
         };
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
         match self.matches(params, &evaluate).await {
             Ok(keys) => {
+                let (action, verb) = if params.dry_run {
+                    (Action::Read, "count")
+                } else {
+                    (Action::Delete, "delete")
+                };
                 let mut d = Description::new(
-                    Action::Delete,
+                    action,
                     format!(
-                        "delete {} {what} on {}",
+                        "{verb} {} {what} on {}",
                         keys.len(),
                         params.target.display()
                     ),
@@ -218,6 +233,10 @@ impl StepType for Delete {
         }
     }
 
+    async fn effect_for(&self, params: &DeleteParams, _: &PlanContext) -> Option<Effect> {
+        params.dry_run.then_some(Effect::Read)
+    }
+
     async fn apply(
         &self,
         params: DeleteParams,
@@ -228,6 +247,22 @@ impl StepType for Delete {
         }
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
         let keys = self.matches(&params, &evaluate).await?;
+        let sample: Vec<String> = keys.iter().take(20).cloned().collect();
+        if params.dry_run {
+            ctx.output(
+                "log",
+                &format!(
+                    "{} keys match on {} (dry run: nothing deleted)",
+                    keys.len(),
+                    params.target.display()
+                ),
+            );
+            return Ok(DeleteOutputs {
+                matched: keys.len() as u64,
+                deleted: 0,
+                sample,
+            });
+        }
         let mut deleted = 0;
         for chunk in keys.chunks(params.batch.unwrap_or(500).max(1) as usize) {
             let mut del = redis::cmd("DEL");
@@ -246,6 +281,7 @@ impl StepType for Delete {
             ),
         );
         Ok(DeleteOutputs {
+            sample,
             matched: keys.len() as u64,
             deleted,
         })
