@@ -87,11 +87,18 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let message = self.message.replace('%', "%25").replace('\n', "%0A");
+        // The escapes of GitHub's workflow commands: data, and property values.
+        let data = |text: &str| {
+            text.replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        };
+        let property = |text: &str| data(text).replace(':', "%3A").replace(',', "%2C");
+        let message = data(&self.message);
         match &self.span {
             Some(span) => format!(
                 "::{kind} file={},line={},col={}::{message}",
-                span.file.display_path(),
+                property(&span.file.display_path()),
                 span.line,
                 span.col
             ),

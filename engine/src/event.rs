@@ -54,12 +54,21 @@ impl RunStatus {
         }
     }
 
+    /// For people: `needs approval`.
     pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::NeedsApproval => "needs approval",
+            other => other.key(),
+        }
+    }
+
+    /// As events and `run.json` spell it: `needs_approval`.
+    pub fn key(self) -> &'static str {
         match self {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Declined => "declined",
-            RunStatus::NeedsApproval => "needs approval",
+            RunStatus::NeedsApproval => "needs_approval",
             RunStatus::Interrupted => "interrupted",
         }
     }
@@ -199,9 +208,9 @@ impl Emitter {
     }
 }
 
+/// UTC with exactly three fraction digits, so that timestamps sort as text.
 pub fn timestamp_now() -> String {
     jiff::Timestamp::now()
-        .round(jiff::Unit::Millisecond)
-        .unwrap_or(jiff::Timestamp::now())
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
 }

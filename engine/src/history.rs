@@ -19,7 +19,7 @@ fn status(record: &RunRecord) -> String {
     if record.status == RUNNING {
         "did not finish".into()
     } else {
-        record.status.clone()
+        record.status.replace('_', " ")
     }
 }
 

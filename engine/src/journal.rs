@@ -57,12 +57,14 @@ pub struct JournalReporter {
 impl JournalReporter {
     /// Creates the run's folder (0700) with `run.json` and an empty `events.jsonl`.
     pub fn create(state_dir: &Path, record: RunRecord) -> std::io::Result<Self> {
-        let dir = runs_dir(state_dir).join(&record.run_id);
+        let runs = runs_dir(state_dir);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir)?;
-        // `recursive` leaves an existing folder's mode alone; the run folder is new.
+            .create(&runs)?;
+        let dir = runs.join(&record.run_id);
+        // Not recursive: two runs must never share a folder.
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         write_record(&dir, &record)?;
         let events = OpenOptions::new()
@@ -117,7 +119,7 @@ impl Reporter for JournalReporter {
         } = event
         {
             let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
-            record.status = status.as_str().to_string();
+            record.status = status.key().to_string();
             record.exit_code = Some(*exit_code);
             record.duration_ms = Some(*duration_ms);
             record.error = error.clone();
@@ -148,11 +150,8 @@ pub fn list_runs(state_dir: &Path) -> Vec<RunRecord> {
         .filter_map(|entry| std::fs::read_to_string(entry.path().join("run.json")).ok())
         .filter_map(|text| serde_json::from_str(&text).ok())
         .collect();
-    runs.sort_by(|a, b| {
-        b.started_at
-            .cmp(&a.started_at)
-            .then(b.run_id.cmp(&a.run_id))
-    });
+    let time = |r: &RunRecord| r.started_at.parse::<jiff::Timestamp>().ok();
+    runs.sort_by(|a, b| time(b).cmp(&time(a)).then(b.run_id.cmp(&a.run_id)));
     runs
 }
 

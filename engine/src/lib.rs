@@ -6,6 +6,7 @@
 
 pub mod analyze;
 pub mod catalogue;
+pub mod children;
 pub mod context;
 pub mod diagnostic;
 pub mod duration;

@@ -156,6 +156,7 @@ fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
                 );
                 let _ = sender.send(true);
             } else {
+                crate::children::kill_all();
                 std::process::exit(exit::INTERRUPTED);
             }
         }
@@ -369,7 +370,12 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         playbook: checked.playbook.file.path.display().to_string(),
         playbook_hash: checked.playbook.hash.clone(),
         params: params.public(),
-        secret_params: params.secret.clone(),
+        secret_params: params
+            .secret
+            .iter()
+            .filter(|n| params.values.get(*n).is_some_and(|v| !v.is_null()))
+            .cloned()
+            .collect(),
         started_at: crate::event::timestamp_now(),
         finished_at: None,
         duration_ms: None,

@@ -248,12 +248,12 @@ impl Runner {
                         } else {
                             format!("the step's task ended abnormally: {error}")
                         };
-                        self.finish(
-                            index,
-                            None,
-                            &StepOutcome::from_error(StepError::Failed(why)),
-                            began,
-                        );
+                        // It was running: at least its first attempt had started.
+                        let outcome = StepOutcome {
+                            attempts: 1,
+                            ..StepOutcome::from_error(StepError::Failed(why))
+                        };
+                        self.finish(index, None, &outcome, began);
                     }
                     failed |= !error.is_cancelled();
                     continue;

@@ -226,5 +226,16 @@ impl Summary {
 }
 
 fn escape_md(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', "<br>")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' | '*' | '`' | '<' | '>' | '[' | ']' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("<br>"),
+            _ => out.push(c),
+        }
+    }
+    out
 }

@@ -1,7 +1,6 @@
 //! flow's step types, one module per family, and the one list that registers them.
 
 pub mod core;
-mod process;
 pub mod redis;
 
 use flow_engine::Registry;

@@ -1,6 +1,6 @@
 //! `exec`: runs a local command, as an argv list without a shell or as an explicit `shell:`.
 
-use crate::process::GroupGuard;
+use flow_engine::children::GroupGuard;
 use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
 use flow_engine::values::Text;
