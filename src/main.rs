@@ -272,7 +272,7 @@ fn page_or_error(page: Result<String, String>) -> i32 {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts (it only fails when the OS refuses threads)")

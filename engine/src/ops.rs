@@ -286,7 +286,8 @@ fn save_plan(
         plan_id,
         playbook: playbook.file.path.display().to_string(),
         playbook_hash: playbook.hash.clone(),
-        playbook_text: playbook.file.text.clone(),
+        // Masked: a password written in the playbook must not land in the plan file.
+        playbook_text: runner.emitter.masker.mask(&playbook.file.text),
         params: runner.params.public(),
         // The secrets that had a value: apply must be given them again.
         secret_params: runner

@@ -149,11 +149,11 @@ impl Delete {
                 let text = self.text(target, redis::cmd("GET").arg(key)).await?;
                 serde_json::from_str(&text).unwrap_or(Value::String(text))
             }
-            "hash" => reply::to_json(
+            "hash" => reply::pairs_to_map(reply::to_json(
                 self.connections
                     .query(target, redis::cmd("HGETALL").arg(key))
                     .await?,
-            ),
+            )),
             _ => Value::Null,
         })
     }
@@ -224,6 +224,11 @@ impl StepType for Delete {
                     d = d.detail(format!("… and {} more", keys.len() - 10));
                 }
                 d
+            }
+            // A `where` that fails now will fail at apply: the plan fails. A server out of
+            // reach now may be reachable at apply: the plan says so and goes on.
+            Err(error) if error.message().contains("`where` failed") => {
+                Description::new(Action::Delete, format!("error: {error}"))
             }
             Err(error) => Description::new(
                 Action::Delete,

@@ -43,6 +43,28 @@ fn key_text(value: Value) -> String {
     }
 }
 
+/// RESP2 answers HGETALL and CONFIG GET with a flat `[field, value, …]` list; RESP3 with a
+/// map. Either way, a mapping.
+pub fn pairs_to_map(value: Json) -> Json {
+    match value {
+        Json::Array(items) if items.len() % 2 == 0 => Json::Object(
+            items
+                .chunks(2)
+                .map(|pair| {
+                    (
+                        pair[0]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| pair[0].to_string()),
+                        pair[1].clone(),
+                    )
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// A reply as plain text, when it is one (bulk or simple string).
 pub fn as_text(value: &Value) -> Option<String> {
     match value {

@@ -103,14 +103,15 @@ impl StepType for Wait {
                 }
                 Err(error) => error,
             };
-            if began.elapsed() + interval > timeout {
+            if began.elapsed() >= timeout {
                 return Err(StepError::failed(format!(
                     "{} was not ready after {}: {last_error}",
                     params.target.display(),
                     format_duration(timeout)
                 )));
             }
-            tokio::time::sleep(interval).await;
+            // The last try comes at the timeout, not an interval before it.
+            tokio::time::sleep(interval.min(timeout.saturating_sub(began.elapsed()))).await;
         }
     }
 }
