@@ -1,4 +1,4 @@
-//! A real pseudo-terminal for `flow`, from util-linux `script` (as tests/terminal.rs does):
+//! A real pseudo-terminal for `flow`, from util-linux `script`, shared by the terminal tests:
 //! the screen is read as it is drawn, keys are typed only after a prompt has appeared.
 #![allow(dead_code)]
 
