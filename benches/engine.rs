@@ -25,7 +25,9 @@ enum Shape {
 
 /// A playbook of `n` steps alternating `log` and `assert`, each templated on an earlier one.
 fn playbook(n: usize, shape: Shape) -> String {
-    let mut text = String::from("flow: 1\nparams:\n  who: { type: string, default: bench }\nsteps:\n  s0: { type: log, with: { message: \"start {{ params.who }}\" } }\n");
+    let mut text = String::from(
+        "flow: 1\nparams:\n  who: { type: string, default: bench }\nsteps:\n  s0: { type: log, with: { message: \"start {{ params.who }}\" } }\n",
+    );
     for i in 1..n {
         let earlier = match shape {
             Shape::Chain => i - 1,
@@ -46,31 +48,59 @@ fn playbook(n: usize, shape: Shape) -> String {
 
 fn checked(text: &str) -> flow_engine::Checked {
     let registry = flow_steps::registry();
-    let (playbook, warnings) = flow_engine::load::load_source(SourceFile::new("bench.yaml", text), &registry).expect("loads");
+    let (playbook, warnings) =
+        flow_engine::load::load_source(SourceFile::new("bench.yaml", text), &registry)
+            .expect("loads");
     flow_engine::analyze::analyze(playbook, warnings).expect("checks")
 }
 
 fn runner(text: &str, mode: Mode) -> Arc<Runner> {
     let checked = checked(text);
-    let params = flow_engine::param::resolve(&checked.playbook.params, &ParamInputs::default(), &|_| None, std::path::Path::new(".")).expect("params");
-    let settings = RunSettings { run_id: "bench".into(), mode, concurrency: 8, offline: false };
-    let interaction = Interaction::new(Box::new(flow_engine::prompt::NoTerminal), Approvals::default());
+    let params = flow_engine::param::resolve(
+        &checked.playbook.params,
+        &ParamInputs::default(),
+        &|_| None,
+        std::path::Path::new("."),
+    )
+    .expect("params");
+    let settings = RunSettings {
+        run_id: "bench".into(),
+        mode,
+        concurrency: 8,
+        offline: false,
+    };
+    let interaction = Interaction::new(
+        Box::new(flow_engine::prompt::NoTerminal),
+        Approvals::default(),
+    );
     // No reporter: what is measured is the engine, not the terminal.
     let emitter = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));
     // Never interrupted: the sender is leaked so the channel stays open.
     let (sender, interrupt) = tokio::sync::watch::channel(false);
     std::mem::forget(sender);
-    Runner::new(Arc::new(checked), params, settings, emitter, Arc::new(interaction), interrupt)
+    Runner::new(
+        Arc::new(checked),
+        params,
+        settings,
+        emitter,
+        Arc::new(interaction),
+        interrupt,
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 #[divan::bench(args = SIZES)]
 fn validate_chain(bencher: divan::Bencher, n: usize) {
     let text = playbook(n, Shape::Chain);
-    bencher.counter(divan::counter::ItemsCount::new(n)).bench(|| checked(divan::black_box(&text)));
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench(|| checked(divan::black_box(&text)));
 }
 
 #[divan::bench(args = SIZES)]
