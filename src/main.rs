@@ -181,6 +181,9 @@ fn main() {
         state_dir: cli.state_dir,
     };
     let _ = cli.no_color;
+    if matches!(global.output, OutputFormat::Json) {
+        ops::use_json_output();
+    }
     let registry = flow_steps::registry();
     let code = match cli.command {
         Command::Validate { playbook } => ops::validate(&playbook, &registry, &global),
@@ -265,7 +268,7 @@ fn page_or_error(page: Result<String, String>) -> i32 {
             exit::INVALID
         }
         Err(message) => {
-            ops::print_diagnostics(&[flow_engine::Diagnostic::error(None, message)], None);
+            ops::print_diagnostics(&[flow_engine::Diagnostic::error(None, message)]);
             exit::INVALID
         }
     }

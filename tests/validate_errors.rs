@@ -114,3 +114,34 @@ fn warnings_do_not_fail_validation() {
         .stderr_has("warning: step `a`: `with.shell` interpolates `{{ params.name }}` without `| quote`")
         .stderr_has("  --> playbook.yaml:7:26");
 }
+
+#[test]
+fn json_output_carries_diagnostics_and_the_verdict_on_stdout() {
+    let bad = Flow::new()
+        .playbook("flow: 1\nsteps:\n  a:\n    type: exek\n")
+        .args(&["--output", "json", "validate", "playbook.yaml"])
+        .run();
+    bad.code(2).stderr_has("error: unknown step type `exek`");
+    let events = bad.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "diagnostic");
+    assert_eq!(events[0]["severity"], "error");
+    assert_eq!(events[0]["message"], "unknown step type `exek`");
+    assert_eq!(events[0]["file"], "playbook.yaml");
+    assert_eq!(
+        (events[0]["line"].as_u64(), events[0]["col"].as_u64()),
+        (Some(4), Some(11))
+    );
+    assert_eq!(events[0]["help"], "did you mean `exec`?");
+    let good = Flow::new()
+        .playbook("flow: 1\nsteps:\n  a: { type: log, with: { message: hi } }\n")
+        .args(&["--output", "json", "validate", "playbook.yaml"])
+        .run();
+    good.code(0);
+    assert_eq!(
+        good.events(),
+        vec![
+            serde_json::json!({"event": "validated", "playbook": "playbook.yaml", "steps": 1, "params": 0})
+        ]
+    );
+}

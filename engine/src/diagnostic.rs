@@ -81,6 +81,19 @@ impl Diagnostic {
         out
     }
 
+    /// The diagnostic as a JSON event, for `--output json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "event": "diagnostic",
+            "severity": if self.is_error() { "error" } else { "warning" },
+            "message": self.message,
+            "file": self.span.as_ref().map(|s| s.file.display_path()),
+            "line": self.span.as_ref().map(|s| s.line),
+            "col": self.span.as_ref().map(|s| s.col),
+            "help": self.help,
+        })
+    }
+
     /// A GitHub Actions workflow command that annotates the file in the pull request view.
     pub fn github_annotation(&self) -> String {
         let kind = match self.severity {

@@ -41,16 +41,32 @@ pub struct Global {
     pub state_dir: PathBuf,
 }
 
-/// Prints diagnostics on stderr, errors first; under GitHub Actions also as annotations.
-pub fn print_diagnostics(diagnostics: &[Diagnostic], masker: Option<&Masker>) {
+/// Whether `--output json` is on: diagnostics then also go to stdout as JSON events, so that a
+/// pipeline reading stdout learns why nothing ran. The process has one output mode.
+static JSON_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once by the CLI for `--output json`.
+pub fn use_json_output() {
+    JSON_OUTPUT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn json_output() -> bool {
+    JSON_OUTPUT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Prints diagnostics on stderr, errors first; under GitHub Actions also as annotations; with
+/// `--output json` also as `{"event":"diagnostic",…}` lines on stdout.
+pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
     let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
-    let mask = |text: String| masker.map(|m| m.mask(&text)).unwrap_or(text);
     let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
     sorted.sort_by_key(|d| !d.is_error());
     for diagnostic in sorted {
-        eprint!("{}", mask(diagnostic.render()));
+        eprint!("{}", diagnostic.render());
         if github {
-            eprintln!("{}", mask(diagnostic.github_annotation()));
+            eprintln!("{}", diagnostic.github_annotation());
+        }
+        if json_output() {
+            println!("{}", diagnostic.to_json());
         }
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -63,11 +79,11 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], masker: Option<&Masker>) {
 pub fn check(path: &Path, registry: &Registry) -> Result<Checked, i32> {
     match crate::check_file(path, registry) {
         Ok(checked) => {
-            print_diagnostics(&checked.warnings, None);
+            print_diagnostics(&checked.warnings);
             Ok(checked)
         }
         Err(diagnostics) => {
-            print_diagnostics(&diagnostics, None);
+            print_diagnostics(&diagnostics);
             Err(exit::INVALID)
         }
     }
@@ -85,6 +101,11 @@ pub fn validate(path: &Path, registry: &Registry, global: &Global) -> i32 {
                 } else {
                     String::new()
                 };
+                if json_output() {
+                    let event = serde_json::json!({ "event": "validated", "playbook": playbook.file.display_path(), "steps": checked.main_count(), "params": playbook.params.len() });
+                    println!("{event}");
+                    return exit::OK;
+                }
                 println!(
                     "✔ {} is valid: {} step{}{finally}, {} param{}",
                     playbook.file.display_path(),
@@ -191,7 +212,7 @@ fn prepare(
 ) -> Result<(Checked, ResolvedParams), i32> {
     let checked = check(path, registry)?;
     let params = resolve_params(&checked, inputs).map_err(|diagnostics| {
-        print_diagnostics(&diagnostics, None);
+        print_diagnostics(&diagnostics);
         exit::INVALID
     })?;
     Ok((checked, params))
@@ -248,13 +269,10 @@ pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) ->
                     code
                 }
                 Err(e) => {
-                    print_diagnostics(
-                        &[Diagnostic::error(
-                            None,
-                            format!("cannot save the plan to {}: {e}", out.display()),
-                        )],
+                    print_diagnostics(&[Diagnostic::error(
                         None,
-                    );
+                        format!("cannot save the plan to {}: {e}", out.display()),
+                    )]);
                     exit::INVALID
                 }
             }
@@ -317,7 +335,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
     let saved = match crate::saved_plan::read(&options.playbook) {
         Some(Ok(saved)) => Some(saved),
         Some(Err(message)) => {
-            print_diagnostics(&[Diagnostic::error(None, message)], None);
+            print_diagnostics(&[Diagnostic::error(None, message)]);
             return exit::INVALID;
         }
         None => None,
@@ -336,7 +354,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
             if let Some(saved) = &saved {
                 explain_missing_secrets(&mut diagnostics, saved);
             }
-            print_diagnostics(&diagnostics, None);
+            print_diagnostics(&diagnostics);
             return exit::INVALID;
         }
     };
@@ -352,7 +370,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
             })
             .collect();
         if !missing.is_empty() {
-            print_diagnostics(&missing, None);
+            print_diagnostics(&missing);
             return exit::INVALID;
         }
     }
@@ -394,11 +412,8 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
                 "cannot create the run journal under {}: {e}",
                 global.state_dir.display()
             );
-            print_diagnostics(
-                &[Diagnostic::error(None, message)
-                    .with_help("pass a writable `--state-dir` (or FLOW_STATE_DIR)")],
-                None,
-            );
+            print_diagnostics(&[Diagnostic::error(None, message)
+                .with_help("pass a writable `--state-dir` (or FLOW_STATE_DIR)")]);
             return exit::INVALID;
         }
     };
@@ -435,7 +450,7 @@ fn check_approvals(checked: &Checked, approvals: &Approvals) -> Result<(), i32> 
                 Some(hint) => d.with_help(hint),
                 None => d,
             };
-            print_diagnostics(&[d], None);
+            print_diagnostics(&[d]);
             return Err(exit::INVALID);
         }
     }
@@ -486,7 +501,7 @@ async fn check_drift(
         let fresh = match crate::check_file(&checked.playbook.file.path, registry) {
             Ok(c) => c,
             Err(diagnostics) => {
-                print_diagnostics(&diagnostics, None);
+                print_diagnostics(&diagnostics);
                 return Err(exit::INVALID);
             }
         };
