@@ -78,10 +78,6 @@ impl JournalReporter {
             record: Mutex::new(record),
         })
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn write_record(dir: &Path, record: &RunRecord) -> std::io::Result<()> {

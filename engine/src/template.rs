@@ -74,10 +74,6 @@ impl Tmpl {
     pub fn references(&self) -> impl Iterator<Item = &Reference> {
         self.sources().into_iter().flat_map(|s| s.references.iter())
     }
-
-    pub fn is_literal(&self) -> bool {
-        self.sources().is_empty()
-    }
 }
 
 /// An environment used only to parse templates at load time (no run data needed).

@@ -168,10 +168,6 @@ impl Outcome {
         self
     }
 
-    pub fn first_stderr_line(&self) -> &str {
-        self.stderr.lines().next().unwrap_or("")
-    }
-
     pub fn file(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name))
             .unwrap_or_else(|e| panic!("read {name}: {e}\n{}", self.context()))
