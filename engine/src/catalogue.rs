@@ -74,14 +74,14 @@ pub fn steps_page(registry: &Registry, name: Option<&str>) -> Result<String, Dia
                 } else {
                     "no".into()
                 },
+                // Doc comments wrap: the whole description, on one line.
                 schema
                     .get("description")
                     .and_then(|d| d.as_str())
                     .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]);
         }
     }

@@ -23,6 +23,8 @@ pub struct PlanContext {
     pub playbook_dir: PathBuf,
     pub evaluator: Arc<dyn Evaluate>,
     pub emitter: Arc<Emitter>,
+    /// `flow plan --offline`: describe without reaching any server.
+    pub offline: bool,
 }
 
 impl PlanContext {
@@ -121,6 +123,7 @@ impl StepContext {
             playbook_dir: self.playbook_dir.clone(),
             evaluator: Arc::clone(&self.evaluator),
             emitter: Arc::clone(&self.emitter),
+            offline: false,
         }
     }
 
@@ -177,7 +180,7 @@ impl StepContext {
         })
         .await
         .map_err(|e| StepError::failed(format!("prompt failed: {e}")))?
-        .map_err(|e| StepError::failed(format!("could not ask on the terminal: {e}")))?;
+        .map_err(prompt_error)?;
         self.record_approval(answer, "terminal");
         if answer {
             Ok(())
@@ -215,7 +218,7 @@ impl StepContext {
         tokio::task::spawn_blocking(move || interaction.prompter.choose(&prompt, &options, default))
             .await
             .map_err(|e| StepError::failed(format!("prompt failed: {e}")))?
-            .map_err(|e| StepError::failed(format!("could not ask on the terminal: {e}")))
+            .map_err(prompt_error)
     }
 
     fn record_approval(&self, approved: bool, how: &str) {
@@ -275,4 +278,17 @@ impl Drop for PromptGuard<'_> {
             step: self.ctx.step_id.clone(),
         });
     }
+}
+
+/// A prompt that could not be answered. Ctrl-C at a prompt arrives as input (the terminal is in
+/// raw mode), not as a signal: it is turned into one, so the run stops the way Ctrl-C stops
+/// it anywhere else (undo, finally, exit 130).
+fn prompt_error(error: std::io::Error) -> StepError {
+    if error.kind() == std::io::ErrorKind::Interrupted {
+        // The prompt hid the cursor and never got to show it again.
+        eprint!("\x1b[?25h");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
+        return StepError::Declined("interrupted at the prompt".into());
+    }
+    StepError::failed(format!("could not ask on the terminal: {error}"))
 }

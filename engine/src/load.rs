@@ -430,13 +430,14 @@ impl Loader<'_> {
                 None
             }
         });
+        // Not `?`: the step's other fields are checked too, so every mistake shows at once.
         let body = self.body(
             id,
             &format!("step `{id}`"),
             &key.span,
             node,
             effect_override,
-        )?;
+        );
         let name = node
             .get("name")
             .and_then(|n| self.string(n, &format!("`name` of {what}")));
@@ -509,6 +510,7 @@ impl Loader<'_> {
         {
             return None;
         }
+        let body = body?;
         Some(Step {
             id: id.clone(),
             span: key.span.clone(),
@@ -717,27 +719,46 @@ impl Loader<'_> {
     fn shell_warnings(&mut self, id: &str, with: &Node) {
         let Some(entries) = with.as_map() else { return };
         for (key, value) in entries {
-            if !matches!(key.name.as_str(), "shell" | "command") {
-                continue;
-            }
-            let Some(text) = value.as_str() else { continue };
-            let mut rest = 0;
-            while let Some(start) = text[rest..].find("{{").map(|i| i + rest) {
-                let end = text[start..]
-                    .find("}}")
-                    .map(|i| i + start + 2)
-                    .unwrap_or(text.len());
-                let expr = &text[start..end];
-                if !expr.contains("quote") {
-                    let span =
-                        value.inner_span(text[..start].chars().count(), expr.chars().count());
-                    self.diags.push(
-                        Diagnostic::warning(Some(&span), format!("step `{id}`: `with.{}` interpolates `{expr}` without `| quote`: a value with spaces or `;` would change the command", key.name))
-                            .with_help(format!("write `{} | quote }}}}`", expr.trim_end_matches("}}").trim_end())),
-                    );
+            match (key.name.as_str(), &value.value) {
+                ("shell" | "command", NodeValue::Str(_)) => {
+                    self.unquoted(id, &format!("with.{}", key.name), value)
                 }
-                rest = end;
+                // An argv that hands a script to a shell: `[sh, -c, "…{{ x }}…"]`.
+                ("command", NodeValue::List(items)) => {
+                    let shell = items
+                        .first()
+                        .and_then(Node::as_str)
+                        .map(|p| p.rsplit('/').next().unwrap_or(p));
+                    if matches!(shell, Some("sh" | "bash" | "dash" | "zsh" | "ksh" | "ash"))
+                        && let Some(at) = items.iter().position(|i| i.as_str() == Some("-c"))
+                        && let Some(script) = items.get(at + 1)
+                    {
+                        self.unquoted(id, &format!("with.command[{}]", at + 1), script);
+                    }
+                }
+                _ => {}
             }
+        }
+    }
+
+    /// Warns for each `{{ … }}` in a shell script that does not end in `| quote`.
+    fn unquoted(&mut self, id: &str, field: &str, value: &Node) {
+        let Some(text) = value.as_str() else { return };
+        let mut rest = 0;
+        while let Some(start) = text[rest..].find("{{").map(|i| i + rest) {
+            let end = text[start..]
+                .find("}}")
+                .map(|i| i + start + 2)
+                .unwrap_or(text.len());
+            let expr = &text[start..end];
+            if !expr.contains("quote") {
+                let span = value.inner_span(text[..start].chars().count(), expr.chars().count());
+                self.diags.push(
+                    Diagnostic::warning(Some(&span), format!("step `{id}`: `{field}` interpolates `{expr}` without `| quote`: a value with spaces or `;` would change the command"))
+                        .with_help(format!("write `{} | quote }}}}`", expr.trim_end_matches("}}").trim_end())),
+                );
+            }
+            rest = end;
         }
     }
 

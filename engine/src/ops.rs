@@ -137,7 +137,7 @@ fn resolve_params(
 
 /// The reporters of a run: the view (live on a terminal, plain lines, or JSON), plus the
 /// GitHub step summary under Actions, plus `extra` (the journal).
-fn emitter(global: &Global, extra: Vec<Box<dyn Reporter>>) -> Arc<Emitter> {
+fn emitter(global: &Global, extra: Vec<Box<dyn Reporter>>, masker: Arc<Masker>) -> Arc<Emitter> {
     use std::io::IsTerminal;
     let view: Box<dyn Reporter> = match global.output {
         OutputFormat::Json => Box::new(JsonReporter),
@@ -149,7 +149,7 @@ fn emitter(global: &Global, extra: Vec<Box<dyn Reporter>>) -> Arc<Emitter> {
     let mut reporters = vec![view];
     reporters.extend(StepSummaryReporter::from_env().map(|r| Box::new(r) as Box<dyn Reporter>));
     reporters.extend(extra);
-    Arc::new(Emitter::new(Arc::new(Masker::new()), reporters))
+    Arc::new(Emitter::new(masker, reporters))
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM: the first stops the run cleanly (undo and `finally` still
@@ -172,9 +172,7 @@ fn interrupt_signal() -> tokio::sync::watch::Receiver<bool> {
             }
             count += 1;
             if count == 1 {
-                eprintln!(
-                    "\ninterrupted: stopping running steps, then undo and finally (press Ctrl-C again to exit now)"
-                );
+                eprintln!("\ninterrupted: stopping (press Ctrl-C again to exit at once)");
                 let _ = sender.send(true);
             } else {
                 crate::children::kill_all();
@@ -251,7 +249,7 @@ pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) ->
         checked,
         params,
         options.offline,
-        emitter(global, Vec::new()),
+        emitter(global, Vec::new(), Arc::new(Masker::new())),
     );
     let outcome = runner.plan().await;
     let code = outcome.status.exit_code();
@@ -383,6 +381,9 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         return code;
     }
     let run_id = new_run_id();
+    // The masker knows the secrets before anything is written, run.json included.
+    let masker = Arc::new(Masker::new());
+    crate::run::learn_param_secrets(&params, &masker);
     let record = RunRecord {
         run_id: run_id.clone(),
         name: checked.playbook.name.clone(),
@@ -424,7 +425,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         offline: false,
     };
     let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
-    let emitter = emitter(global, vec![Box::new(journal)]);
+    let emitter = emitter(global, vec![Box::new(journal)], masker);
     let runner = Runner::new(
         Arc::new(checked),
         params,

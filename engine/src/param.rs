@@ -530,7 +530,13 @@ pub fn resolve(
         } else {
             (Value::Null, "unset".to_string())
         };
-        if spec.secret {
+        // A URL with a password in it is a secret whatever the param says: it stays out of
+        // journals and saved plans like any secret.
+        let holds_password = value
+            .as_str()
+            .and_then(crate::secrets::url_password)
+            .is_some();
+        if spec.secret || holds_password {
             resolved.secret.push(name.clone());
         }
         if value.is_null() && !spec.required {

@@ -92,7 +92,10 @@ impl Runner {
             if description.summary.starts_with("error: ") {
                 failed = true;
             }
-            counts.add(description.action);
+            // A step that could not be planned is not counted as skipped; the plan fails.
+            if !description.summary.starts_with("error: ") {
+                counts.add(description.action);
+            }
             self.emitter.emit(Event::PlanStep {
                 step: step.id.clone(),
                 type_name: step.body.type_name.clone(),
@@ -104,7 +107,9 @@ impl Runner {
                 reason,
             });
         }
-        let status = if failed {
+        let status = if *self.interrupt.borrow() {
+            RunStatus::Interrupted
+        } else if failed {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
@@ -220,7 +225,9 @@ impl Runner {
             self.learn_secrets(&step.body, &params);
             let params_known = find_unknown(&params).is_none();
             effect = self.effect_of(step, &params, params_known).await;
+            // A read behind `confirm:` waits for its approval, so not during plan either.
             let runs_now = effect == Effect::Read
+                && step.confirm.is_none()
                 && step.body.step_type.meta().runs_in_plan
                 && params_known
                 && !self.settings.offline

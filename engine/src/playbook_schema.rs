@@ -111,10 +111,13 @@ pub fn playbook_schema(registry: &Registry) -> Value {
 }
 
 /// Loosens a params schema for editors: any string may be a template.
+/// A step type's params schema for editors: nothing `required` at the top, because
+/// `defaults:` may supply it (flow checks after merging).
 fn with_schema(schema: &Value) -> Value {
     let mut schema = schema.clone();
     if let Some(map) = schema.as_object_mut() {
         map.remove("$schema");
+        map.remove("required");
     }
     schema
 }

@@ -118,11 +118,7 @@ impl Runner {
         interaction: Arc<Interaction>,
         interrupt: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
-        for name in &params.secret {
-            if let Some(value) = params.values.get(name) {
-                emitter.masker.add(value);
-            }
-        }
+        learn_param_secrets(&params, &emitter.masker);
         let now = jiff::Timestamp::now();
         let env = build_environment(TemplateSettings {
             now,
@@ -431,6 +427,9 @@ impl Runner {
         (outcome, done)
     }
 
+    /// Runs the elements of a `for_each` step, at most `concurrency` at once. After a failure
+    /// no new element starts (unless `continue_on_error`); those are reported skipped. Every
+    /// result keeps its `item` and `status`, in element order.
     async fn run_elements(
         self: &Arc<Self>,
         index: usize,
@@ -438,11 +437,13 @@ impl Runner {
     ) -> (StepOutcome, Vec<Element>) {
         let step = self.step(index);
         let mut results: Vec<Option<Value>> = vec![None; items.len()];
+        let mut done: Vec<Element> = Vec::new();
         let mut first_error: Option<StepError> = None;
         let mut running = JoinSet::new();
         let mut next = 0;
         loop {
-            while first_error.is_none() && next < items.len() && running.len() < step.concurrency {
+            let may_start = first_error.is_none() || step.continue_on_error;
+            while may_start && next < items.len() && running.len() < step.concurrency {
                 let runner = Arc::clone(self);
                 let scope = Scope {
                     item: Some((items[next].clone(), next)),
@@ -464,41 +465,47 @@ impl Runner {
             let Ok((element, outcome)) = joined else {
                 continue;
             };
-            match outcome.status {
-                Status::Succeeded => {
-                    let mut entry = json!({ "item": items[element] });
-                    if let (Some(map), Value::Object(outputs)) =
-                        (entry.as_object_mut(), outcome.outputs)
-                    {
-                        map.extend(outputs);
-                    }
-                    results[element] = Some(entry);
+            let mut entry = json!({ "item": items[element], "status": outcome.status.as_str() });
+            if let Some(map) = entry.as_object_mut() {
+                if let Value::Object(outputs) = outcome.outputs {
+                    map.extend(outputs);
                 }
-                _ => {
-                    if first_error.is_none() {
-                        let error = outcome
-                            .error
-                            .unwrap_or_else(|| StepError::failed("element failed"));
-                        let message = format!(
-                            "element {element} ({}): {}",
-                            crate::evaluate::display_value(&items[element]),
-                            error.message()
-                        );
-                        first_error = Some(match error {
-                            StepError::Failed(_) => StepError::Failed(message),
-                            StepError::Declined(_) => StepError::Declined(message),
-                            StepError::NeedsApproval(_) => StepError::NeedsApproval(message),
-                        });
-                    }
+                if let Some(error) = &outcome.error {
+                    map.insert("error".into(), json!(error.message()));
                 }
             }
+            results[element] = Some(entry);
+            if outcome.status == Status::Succeeded {
+                done.push(Some((items[element].clone(), element)));
+                continue;
+            }
+            if first_error.is_none() {
+                let error = outcome
+                    .error
+                    .unwrap_or_else(|| StepError::failed("element failed"));
+                let message = format!(
+                    "element {element} ({}): {}",
+                    crate::evaluate::display_value(&items[element]),
+                    error.message()
+                );
+                first_error = Some(match error {
+                    StepError::Failed(_) => StepError::Failed(message),
+                    StepError::Declined(_) => StepError::Declined(message),
+                    StepError::NeedsApproval(_) => StepError::NeedsApproval(message),
+                });
+            }
         }
-        let done: Vec<Element> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.is_some())
-            .map(|(i, _)| Some((items[i].clone(), i)))
-            .collect();
+        let reason = format!("not run: an earlier element of step `{}` failed", step.id);
+        for (element, item) in items.iter().enumerate().skip(next) {
+            self.finish(
+                index,
+                Some(element),
+                &StepOutcome::skipped(reason.clone()),
+                Instant::now(),
+            );
+            results[element] = Some(json!({ "item": item, "status": "skipped", "reason": reason }));
+        }
+        done.sort_by_key(|e| e.as_ref().map(|(_, i)| *i));
         let results: Vec<Value> = results
             .into_iter()
             .map(|r| r.unwrap_or(Value::Null))
@@ -678,6 +685,7 @@ impl Runner {
             playbook_dir: self.checked.playbook.dir.clone(),
             evaluator: Arc::clone(self) as Arc<dyn crate::context::Evaluate>,
             emitter: Arc::clone(&self.emitter),
+            offline: self.settings.offline,
         }
     }
 
@@ -854,5 +862,19 @@ impl crate::context::Evaluate for Runner {
             None => e.kind().to_string(),
         })?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+}
+
+/// Secret params, and passwords written inside URLs in any param, become masked values.
+pub fn learn_param_secrets(params: &ResolvedParams, masker: &crate::secrets::Masker) {
+    for name in &params.secret {
+        if let Some(value) = params.values.get(name) {
+            masker.add(value);
+        }
+    }
+    for value in params.values.values() {
+        if let Some(password) = value.as_str().and_then(crate::secrets::url_password) {
+            masker.add(&Value::String(password.to_string()));
+        }
     }
 }

@@ -5,6 +5,26 @@ use std::sync::RwLock;
 
 pub const MASK: &str = "***";
 
+/// Secrets shorter than this are masked only where a whole value equals them: masking every
+/// `x` or `ab` in every line would make all output unreadable (and hide nothing worth it).
+const SHORTEST_SUBSTRING: usize = 3;
+
+/// The password inside a URL's user info (`redis://:pw@host`, `https://u:pw@host`).
+pub fn url_password(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
 /// The secret values of a run: secret params, sensitive outputs, and the leaves of any secret
 /// that is a JSON document. Shared by every writer of the run.
 #[derive(Debug, Default)]
@@ -27,6 +47,10 @@ impl Masker {
             let quoted = crate::template_env::shell_quote(&secret);
             if quoted != secret {
                 found.push(quoted);
+            }
+            if secret.len() >= 4 {
+                use base64::Engine as _;
+                found.push(base64::engine::general_purpose::STANDARD.encode(&secret));
             }
             if secret.contains('\n') {
                 found.extend(
@@ -64,10 +88,24 @@ impl Masker {
             .is_empty()
     }
 
+    /// Whether this exact text is a secret.
+    pub fn is_secret(&self, text: &str) -> bool {
+        !text.is_empty()
+            && self
+                .secrets
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|s| s == text)
+    }
+
     pub fn mask(&self, text: &str) -> String {
         let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        if secrets.iter().any(|s| s == text) {
+            return MASK.to_string();
+        }
         let mut out = text.to_string();
-        for secret in secrets.iter() {
+        for secret in secrets.iter().filter(|s| s.len() >= SHORTEST_SUBSTRING) {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), MASK);
             }

@@ -257,7 +257,10 @@ impl<T: StepType> Erased<T> {
 
 /// Deserializes rendered params, naming the field that does not fit.
 pub fn params_from_json<P: DeserializeOwned>(value: serde_json::Value) -> Result<P, String> {
-    serde_json::from_value(value).map_err(|e| format!("invalid `with`: {e}"))
+    serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string().as_str() {
+        "." => format!("invalid `with`: {}", e.inner()),
+        path => format!("invalid `with.{path}`: {}", e.inner()),
+    })
 }
 
 impl<T: StepType> DynStepType for Erased<T> {

@@ -17,6 +17,8 @@ pub struct Row {
     /// The skip reason or the error.
     pub detail: Option<String>,
     pub continued: bool,
+    /// Warnings the step gave (an `assert` with `severity: warning`).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -33,6 +35,8 @@ pub struct Summary {
     pub status: Option<RunStatus>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// Warnings of steps still running, until their row is written.
+    pending_warnings: Vec<(String, String)>,
 }
 
 impl Summary {
@@ -51,7 +55,10 @@ impl Summary {
                 self.mode = Some(*mode);
                 self.started_at = at.clone();
             }
-            Event::PlanStep { action, .. } => self.plan.add(*action),
+            // A step that could not be planned is not counted; the plan fails.
+            Event::PlanStep {
+                action, summary, ..
+            } if !summary.starts_with("error: ") => self.plan.add(*action),
             Event::StepFinished {
                 step,
                 element: None,
@@ -63,12 +70,18 @@ impl Summary {
                 ..
             } => {
                 // A step finishes once, except that `undo` rows come later under their own id.
+                let (warnings, others): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut self.pending_warnings)
+                        .into_iter()
+                        .partition(|(s, _)| s == step);
+                self.pending_warnings = others;
                 let row = Row {
                     step: step.clone(),
                     status: *status,
                     duration_ms: *duration_ms,
                     detail: error.clone().or_else(|| reason.clone()),
                     continued: *continued,
+                    warnings: warnings.into_iter().map(|(_, w)| w).collect(),
                 };
                 match self.rows.iter_mut().find(|r| r.step == *step) {
                     Some(existing) => *existing = row,
@@ -88,6 +101,10 @@ impl Summary {
                     "{step} {verdict} via {how} by {user}@{host} at {at}"
                 ));
             }
+            Event::Warning {
+                step: Some(step),
+                message,
+            } => self.pending_warnings.push((step.clone(), message.clone())),
             Event::RunFinished {
                 status,
                 duration_ms,
@@ -105,11 +122,24 @@ impl Summary {
     }
 
     fn status_text(row: &Row) -> String {
-        if row.continued {
-            "failed (continued)".into()
+        let status = if row.continued {
+            "failed (continued)"
         } else {
-            row.status.as_str().into()
+            row.status.as_str()
+        };
+        if row.warnings.is_empty() {
+            status.to_string()
+        } else {
+            format!("{status} (warning)")
         }
+    }
+
+    /// The error, skip reason or first warning of a row.
+    fn detail(row: &Row) -> String {
+        row.detail
+            .clone()
+            .or_else(|| row.warnings.first().cloned())
+            .unwrap_or_default()
     }
 
     /// The summary table: step, status, duration, and the skip reason or error.
@@ -125,13 +155,7 @@ impl Summary {
                 row.step.clone(),
                 Self::status_text(row),
                 format_duration(Duration::from_millis(row.duration_ms)),
-                row.detail
-                    .clone()
-                    .unwrap_or_default()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
+                Self::detail(row).lines().next().unwrap_or("").to_string(),
             ]);
         }
         render_rows(&rows, true)
@@ -189,6 +213,7 @@ impl Summary {
         out.push_str("| step | verdict | duration | detail |\n|---|---|---|---|\n");
         for row in &self.rows {
             let verdict = match row.status {
+                Status::Succeeded if !row.warnings.is_empty() => "RUN (warning)",
                 Status::Succeeded => "RUN",
                 Status::Skipped => "SKIPPED",
                 Status::Failed if row.continued => "FAILED (continued)",
@@ -199,7 +224,7 @@ impl Summary {
                 "| {} | {verdict} | {} | {} |\n",
                 escape_md(&row.step),
                 format_duration(Duration::from_millis(row.duration_ms)),
-                escape_md(row.detail.as_deref().unwrap_or(""))
+                escape_md(&Self::detail(row))
             ));
         }
         if let Some(outputs) = self

@@ -31,6 +31,16 @@ pub struct TemplateSettings {
 pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // `content: "line\n"` keeps its newline, as it does without a template.
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build();
+    if let Ok(syntax) = syntax {
+        env.set_syntax(syntax);
+    }
+    // Python's string and list methods (`.startswith()`, `.strip()`, `.split()`), which
+    // operators coming from Ansible write without thinking.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_filter("quote", |value: String| shell_quote(&value));
     env.add_filter("to_json", to_json);
     env.add_filter("from_json", |text: String| -> Result<Value, Error> {
@@ -81,9 +91,17 @@ pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
     });
     env.add_filter("regex_replace", regex_replace);
     env.add_filter("strftime", strftime);
-    env.add_filter("duration", |text: String| -> Result<f64, Error> {
+    env.add_filter("duration", |text: String| -> Result<Value, Error> {
         crate::duration::parse_duration(&text)
-            .map(|d| d.as_secs_f64())
+            .map(|d| {
+                let seconds = d.as_secs_f64();
+                // Whole seconds stay an integer: `'12h' | duration` is 43200, not 43200.0.
+                if seconds.fract() == 0.0 {
+                    Value::from(seconds as i64)
+                } else {
+                    Value::from(seconds)
+                }
+            })
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("duration: {e}")))
     });
     let now = settings.now.to_string();
@@ -216,11 +234,18 @@ mod filter_tests {
             render("{{ 1700000000 | strftime('%Y-%m-%d') }}").unwrap(),
             "2023-11-14"
         );
-        assert_eq!(render("{{ '12h' | duration }}").unwrap(), "43200.0");
+
         assert_eq!(
             render("{{ read_file('note.txt') }}").unwrap(),
             "from a file"
         );
+        assert_eq!(render("{{ '12h' | duration }}").unwrap(), "43200");
+        assert_eq!(render("{{ '1.5s' | duration }}").unwrap(), "1.5");
+        assert_eq!(
+            render("{{ 'i-1'.startswith('i-') }} {{ ' x '.strip() }}").unwrap(),
+            "True x"
+        );
+        assert_eq!(render("{{ 'line' }}\n").unwrap(), "line\n");
     }
 
     #[test]

@@ -42,6 +42,18 @@ pub struct EnvfileSetOutputs {
 }
 
 impl EnvfileSetParams {
+    /// A key set to a secret held a secret before: its previous value is masked too (a
+    /// rotated token must not show up in `previous`, the plan or the journal).
+    fn hide_replaced_secrets(&self, edit: &envfile::Edit, masker: &flow_engine::secrets::Masker) {
+        for (key, new) in &self.set {
+            if masker.mask(&new.0) != new.0
+                && let Some(Some(old)) = edit.previous.get(key)
+            {
+                masker.add(&serde_json::Value::String(old.clone()));
+            }
+        }
+    }
+
     fn values(&self) -> IndexMap<String, String> {
         self.set
             .iter()
@@ -76,6 +88,7 @@ impl StepType for EnvfileSet {
             }
         };
         let edit = envfile::edit(&text, &params.values(), &params.unset);
+        params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
         let summary = if edit.changed() {
             format!("edit {}", params.path)
         } else {
@@ -103,6 +116,7 @@ impl StepType for EnvfileSet {
             }
         };
         let edit = envfile::edit(&text, &params.values(), &params.unset);
+        params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
         let mut backup_path = None;
         if edit.changed() {
             if params.backup && !text.is_empty() {

@@ -83,21 +83,25 @@ count_sessions:
     type Outputs = CommandOutputs;
 
     async fn describe(&self, params: &CommandParams, _: &PlanContext) -> Description {
-        let action =
-            if params.name() == "SHUTDOWN" || params.name() == "FLUSHALL" || params.name() == "DEL"
-            {
-                Action::Delete
-            } else {
-                Action::Change
-            };
+        let action = if matches!(
+            params.name().as_str(),
+            "SHUTDOWN" | "FLUSHALL" | "FLUSHDB" | "DEL" | "UNLINK"
+        ) {
+            Action::Delete
+        } else {
+            Action::Change
+        };
         Description::new(
             action,
             format!("{} on {}", params.shown(), params.target.display()),
         )
     }
 
-    async fn effect_for(&self, params: &CommandParams, _: &PlanContext) -> Option<Effect> {
+    async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
         let name = params.name();
+        if ctx.offline {
+            return None;
+        }
         let key = (params.target.display(), name.clone());
         if let Some(read_only) = self.read_only.lock().await.get(&key) {
             return Some(if *read_only {

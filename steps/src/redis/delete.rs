@@ -201,6 +201,19 @@ impl StepType for Delete {
             ),
             None => format!("keys matching `{}`", params.pattern),
         };
+        if ctx.offline {
+            let action = if params.dry_run {
+                Action::Read
+            } else {
+                Action::Delete
+            };
+            let verb = if params.dry_run { "count" } else { "delete" };
+            return Description::new(
+                action,
+                format!("{verb} {what} on {}", params.target.display()),
+            )
+            .detail("not counted: --offline");
+        }
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
         match self.matches(params, &evaluate).await {
             Ok(keys) => {
