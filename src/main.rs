@@ -184,6 +184,7 @@ fn main() {
     if matches!(global.output, OutputFormat::Json) {
         ops::use_json_output();
     }
+    let json = matches!(global.output, OutputFormat::Json);
     let registry = flow_steps::registry();
     let code = match cli.command {
         Command::Validate { playbook } => ops::validate(&playbook, &registry, &global),
@@ -216,9 +217,16 @@ fn main() {
             };
             runtime().block_on(ops::apply(options, &registry, &global))
         }
+        Command::Runs if json => print_json(&flow_engine::history::runs_json(&global.state_dir)),
         Command::Runs => {
             print!("{}", flow_engine::history::runs_page(&global.state_dir));
             exit::OK
+        }
+        Command::Show { run } if json => {
+            match flow_engine::history::show_json(&global.state_dir, &run) {
+                Ok(value) => print_json(&value),
+                Err(message) => page_or_error(Err(message)),
+            }
         }
         Command::Show { run } => {
             page_or_error(flow_engine::history::show_page(&global.state_dir, &run))
@@ -236,6 +244,12 @@ fn main() {
             }
             Err(code) => code,
         },
+        Command::Steps { step_type } if json => {
+            match flow_engine::catalogue::steps_json(&registry, step_type.as_deref()) {
+                Ok(value) => print_json(&value),
+                Err(diagnostic) => page_or_error(Err(diagnostic.render())),
+            }
+        }
         Command::Steps { step_type } => page_or_error(
             flow_engine::catalogue::steps_page(&registry, step_type.as_deref())
                 .map_err(|d| d.render()),
@@ -254,6 +268,14 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+fn print_json(value: &serde_json::Value) -> i32 {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+    exit::OK
 }
 
 /// Prints a page, or an error (already rendered, or a message) with exit 2.

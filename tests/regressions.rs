@@ -217,3 +217,48 @@ fn ctrl_c_during_plan_exits_130() {
     };
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn reading_a_skipped_step_says_it_was_skipped() {
+    Flow::new()
+        .playbook("flow: 1\nparams:\n  do_b: { type: boolean, default: false }\nsteps:\n  b:\n    type: exec\n    when: params.do_b\n    with: { command: [echo, hi] }\n  c:\n    type: log\n    with: { message: \"{{ steps.b.stdout }}\" }\n")
+        .args(&["apply", "playbook.yaml"])
+        .run()
+        .code(1)
+        .stdout_has("`steps.b.stdout` is undefined: step `b` was skipped (when: params.do_b)");
+}
+
+#[test]
+fn json_output_of_runs_show_and_steps_is_json() {
+    let ran = Flow::new()
+        .playbook("flow: 1\nsteps:\n  a: { type: log, with: { message: hi } }\n")
+        .args(&["apply", "playbook.yaml"])
+        .run();
+    ran.code(0);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let output = std::process::Command::new(common::flow_bin())
+            .args(args)
+            .current_dir(ran.dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} is not JSON: {e}"))
+    };
+    let runs = json(&["--output", "json", "runs"]);
+    let id = runs[0]["run_id"].as_str().expect("a run id").to_string();
+    assert_eq!(runs[0]["status"], "succeeded");
+    let shown = json(&["--output", "json", "show", &id]);
+    assert_eq!(shown["run"]["run_id"], id.as_str());
+    assert!(shown["events"].as_array().is_some_and(|e| e.len() >= 4));
+    let steps = json(&["--output", "json", "steps"]);
+    assert!(
+        steps
+            .as_array()
+            .is_some_and(|s| s.iter().any(|t| t["type"] == "redis.delete"))
+    );
+    assert_eq!(
+        json(&["--output", "json", "steps", "exec"])["effect_overridable"],
+        true
+    );
+}

@@ -127,3 +127,32 @@ pub fn steps_page(registry: &Registry, name: Option<&str>) -> Result<String, Dia
     }
     Ok(out)
 }
+
+/// `flow --output json steps [TYPE]`: each type's name, summary, effect, family, params and
+/// outputs schemas, and example.
+pub fn steps_json(
+    registry: &Registry,
+    name: Option<&str>,
+) -> Result<serde_json::Value, Diagnostic> {
+    let page = |meta: &crate::step_type::StepMeta| {
+        serde_json::json!({
+            "type": meta.name,
+            "summary": meta.summary,
+            "effect": meta.effect.as_str(),
+            "effect_overridable": meta.effect_overridable,
+            "family": meta.family,
+            "params": meta.params_schema,
+            "outputs": meta.outputs_schema,
+            "example": meta.example,
+        })
+    };
+    match name {
+        None => Ok(serde_json::Value::Array(
+            registry.iter().map(|t| page(t.meta())).collect(),
+        )),
+        Some(name) => match registry.get(name) {
+            Some(step_type) => Ok(page(step_type.meta())),
+            None => steps_page(registry, Some(name)).map(|_| serde_json::Value::Null),
+        },
+    }
+}

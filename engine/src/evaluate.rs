@@ -157,7 +157,12 @@ impl Evaluator<'_> {
         };
         let message = if error.kind() == minijinja::ErrorKind::UndefinedError {
             match self.first_undefined(source) {
-                Some(path) => format!("`{path}` is undefined"),
+                Some(path) => match self.skipped_step(&path) {
+                    Some((step, reason)) => {
+                        format!("`{path}` is undefined: step `{step}` was skipped ({reason})")
+                    }
+                    None => format!("`{path}` is undefined"),
+                },
                 None => "undefined value".to_string(),
             }
         } else {
@@ -170,6 +175,25 @@ impl Evaluator<'_> {
             expression,
             message,
         }
+    }
+
+    /// For `steps.X.…` of a step that was skipped: X and why, so the error says it.
+    fn skipped_step(&self, path: &str) -> Option<(String, String)> {
+        let step = path.strip_prefix("steps.")?.split('.').next()?;
+        let read = |field: &str| {
+            let text = format!("steps.{step}.{field}");
+            let expr = self.env.compile_expression(&text).ok()?;
+            expr.eval(&self.context)
+                .ok()
+                .filter(|v| !v.is_undefined())
+                .map(|v| v.to_string())
+        };
+        (read("status")? == "skipped").then(|| {
+            (
+                step.to_string(),
+                read("reason").unwrap_or_else(|| "skipped".into()),
+            )
+        })
     }
 
     fn first_undefined(&self, source: &Source) -> Option<String> {

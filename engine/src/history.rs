@@ -136,3 +136,14 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     }
     Ok(out)
 }
+
+/// `flow --output json runs`: the run records, newest first.
+pub fn runs_json(state_dir: &Path) -> serde_json::Value {
+    serde_json::to_value(list_runs(state_dir)).unwrap_or_default()
+}
+
+/// `flow --output json show RUN`: the record and every event of the run.
+pub fn show_json(state_dir: &Path, id: &str) -> Result<serde_json::Value, String> {
+    let (record, events) = load_run(state_dir, id)?;
+    Ok(serde_json::json!({ "run": record, "events": events }))
+}
