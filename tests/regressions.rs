@@ -262,3 +262,28 @@ fn json_output_of_runs_show_and_steps_is_json() {
         true
     );
 }
+
+#[test]
+fn a_step_name_is_its_display_name_in_plan_lines_and_summary() {
+    let playbook = "flow: 1\nsteps:\n  restart:\n    name: Restart containers\n    type: exec\n    with: { command: [echo, ok] }\n";
+    Flow::new()
+        .playbook(playbook)
+        .args(&["plan", "playbook.yaml"])
+        .run()
+        .code(0)
+        .stdout_has("~ Restart containers [restart]  (exec)");
+    let ran = Flow::new()
+        .playbook(playbook)
+        .args(&["apply", "playbook.yaml"])
+        .run();
+    ran.code(0)
+        .stdout_has("✔ Restart containers ")
+        .stdout_has("  Restart containers  succeeded");
+    // Machines keep the id.
+    Flow::new()
+        .playbook(playbook)
+        .args(&["--output", "json", "apply", "playbook.yaml"])
+        .run()
+        .code(0)
+        .stdout_has(r#""step":"restart","name":"Restart containers""#);
+}

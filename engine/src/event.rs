@@ -87,6 +87,9 @@ pub enum Event {
     /// One line of a plan.
     PlanStep {
         step: String,
+        /// The step's `name:`, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         #[serde(rename = "type")]
         type_name: String,
         finally: bool,
@@ -102,6 +105,9 @@ pub enum Event {
     },
     StepStarted {
         step: String,
+        /// The step's `name:`, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         #[serde(rename = "type")]
         type_name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

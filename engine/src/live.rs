@@ -78,11 +78,12 @@ impl Reporter for LiveReporter {
                 ..
             } if mode == Some(Mode::Apply) => {
                 let key = (step.clone(), *element);
+                let shown = state.summary.label(step);
                 if let Some(bar) = state.running.get(&key) {
-                    bar.set_message(format!("{step} ({type_name}) attempt {attempt}"));
+                    bar.set_message(format!("{shown} ({type_name}) attempt {attempt}"));
                 } else if self.verbosity > Verbosity::Quiet {
                     let label = format!(
-                        "{step}{} ({type_name})",
+                        "{shown}{} ({type_name})",
                         element.map(|e| format!("[{e}]")).unwrap_or_default()
                     );
                     let bar = self.spinner(label);
@@ -95,7 +96,7 @@ impl Reporter for LiveReporter {
                     self.view.remove(&bar);
                 }
                 if self.verbosity > Verbosity::Quiet
-                    && let Some(line) = event_line(event, self.verbosity)
+                    && let Some(line) = event_line(&state.summary.relabel(event), self.verbosity)
                 {
                     self.print(&mut state, &line);
                 }
@@ -133,7 +134,7 @@ impl Reporter for LiveReporter {
             }
             Event::StepStarted { .. } => {}
             _ if mode == Some(Mode::Apply) && self.verbosity > Verbosity::Quiet => {
-                if let Some(line) = event_line(event, self.verbosity) {
+                if let Some(line) = event_line(&state.summary.relabel(event), self.verbosity) {
                     self.print(&mut state, &line);
                 }
             }

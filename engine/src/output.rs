@@ -123,6 +123,7 @@ pub fn event_line(event: &Event, verbosity: Verbosity) -> Option<String> {
 pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
     let Event::PlanStep {
         step,
+        name,
         type_name,
         finally,
         action,
@@ -133,6 +134,10 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
     } = event
     else {
         return None;
+    };
+    let step = match name {
+        Some(name) => format!("{name} [{step}]"),
+        None => step.clone(),
     };
     let mut line = format!(
         "  {} {step}  ({type_name}{})  {summary}",
@@ -217,7 +222,7 @@ impl Reporter for PlainReporter {
             }
             Event::RunFinished { .. } => print_out(&summary.text()),
             _ if summary.mode == Some(Mode::Apply) && self.verbosity > Verbosity::Quiet => {
-                if let Some(line) = event_line(event, self.verbosity) {
+                if let Some(line) = event_line(&summary.relabel(event), self.verbosity) {
                     print_out(&format!("{} {line}", clock()));
                 }
             }

@@ -98,6 +98,7 @@ impl Runner {
             }
             self.emitter.emit(Event::PlanStep {
                 step: step.id.clone(),
+                name: step.name.clone(),
                 type_name: step.body.type_name.clone(),
                 finally: step.finally,
                 action: description.action,

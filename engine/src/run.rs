@@ -717,6 +717,7 @@ impl Runner {
             let id = format!("{}.undo", step.id);
             self.emitter.emit(Event::StepStarted {
                 step: id.clone(),
+                name: step.name.as_ref().map(|n| format!("{n} (undo)")),
                 type_name: undo.type_name.clone(),
                 element: item.as_ref().map(|i| i.1),
                 attempt: 1,
@@ -751,6 +752,7 @@ impl Runner {
         let step = self.step(index);
         self.emitter.emit(Event::StepStarted {
             step: step.id.clone(),
+            name: step.name.clone(),
             type_name: step.body.type_name.clone(),
             element,
             attempt,

@@ -37,10 +37,45 @@ pub struct Summary {
     pub error: Option<String>,
     /// Warnings of steps still running, until their row is written.
     pending_warnings: Vec<(String, String)>,
+    /// Display names (`name:`) by step id.
+    names: std::collections::HashMap<String, String>,
 }
 
 impl Summary {
+    /// A step as people should see it: its `name:`, else its id.
+    pub fn label(&self, step: &str) -> String {
+        self.names
+            .get(step)
+            .cloned()
+            .unwrap_or_else(|| step.to_string())
+    }
+
+    /// The event with its step shown by display name, for the human views.
+    pub fn relabel(&self, event: &Event) -> Event {
+        if self.names.is_empty() {
+            return event.clone();
+        }
+        let mut json = serde_json::to_value(event).unwrap_or(Value::Null);
+        if let Some(step) = json.get("step").and_then(Value::as_str).map(str::to_string) {
+            json["step"] = Value::String(self.label(&step));
+        }
+        serde_json::from_value(json).unwrap_or_else(|_| event.clone())
+    }
+
     pub fn observe(&mut self, event: &Event) {
+        if let Event::StepStarted {
+            step,
+            name: Some(name),
+            ..
+        }
+        | Event::PlanStep {
+            step,
+            name: Some(name),
+            ..
+        } = event
+        {
+            self.names.insert(step.clone(), name.clone());
+        }
         match event {
             Event::RunStarted {
                 run_id,
@@ -152,7 +187,7 @@ impl Summary {
         ]];
         for row in &self.rows {
             rows.push(vec![
-                row.step.clone(),
+                self.label(&row.step),
                 Self::status_text(row),
                 format_duration(Duration::from_millis(row.duration_ms)),
                 Self::detail(row).lines().next().unwrap_or("").to_string(),
@@ -222,7 +257,7 @@ impl Summary {
             };
             out.push_str(&format!(
                 "| {} | {verdict} | {} | {} |\n",
-                escape_md(&row.step),
+                escape_md(&self.label(&row.step)),
                 format_duration(Duration::from_millis(row.duration_ms)),
                 escape_md(&Self::detail(row))
             ));
