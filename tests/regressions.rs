@@ -287,3 +287,14 @@ fn a_step_name_is_its_display_name_in_plan_lines_and_summary() {
         .code(0)
         .stdout_has(r#""step":"restart","name":"Restart containers""#);
 }
+
+#[test]
+fn a_redis_command_the_plan_cannot_classify_says_why() {
+    // Nothing listens on port 9.
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  a: { type: redis.command, with: { url: \"redis://127.0.0.1:9\", command: [DBSIZE] } }\n")
+        .args(&["plan", "playbook.yaml"])
+        .run()
+        .code(0)
+        .stdout_has("shown as a write: could not ask the server whether it only reads (cannot connect to redis://127.0.0.1:9");
+}

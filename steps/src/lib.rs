@@ -24,6 +24,7 @@ pub fn register_all(registry: &mut Registry) {
         .register(redis::command::Command {
             connections: Arc::clone(&connections),
             read_only: Default::default(),
+            unreachable: Default::default(),
         })
         .register(redis::info::Info {
             connections: Arc::clone(&connections),

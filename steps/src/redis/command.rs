@@ -20,6 +20,8 @@ pub struct Command {
     pub connections: Arc<Connections>,
     /// (target, command name) → read-only?, asked once per run.
     pub read_only: tokio::sync::Mutex<HashMap<(String, String), bool>>,
+    /// Why the server could not be asked, by target: the plan says so next to the line.
+    pub unreachable: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -91,10 +93,16 @@ count_sessions:
         } else {
             Action::Change
         };
-        Description::new(
+        let line = Description::new(
             action,
             format!("{} on {}", params.shown(), params.target.display()),
-        )
+        );
+        match self.unreachable.lock().await.get(&params.target.display()) {
+            Some(why) => line.detail(format!(
+                "shown as a write: could not ask the server whether it only reads ({why})"
+            )),
+            None => line,
+        }
     }
 
     async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
@@ -110,11 +118,20 @@ count_sessions:
                 Effect::Write
             });
         }
-        let info = self
+        let info = match self
             .connections
             .query(&params.target, redis::cmd("COMMAND").arg("INFO").arg(&name))
             .await
-            .ok()?;
+        {
+            Ok(info) => info,
+            Err(error) => {
+                self.unreachable
+                    .lock()
+                    .await
+                    .insert(params.target.display(), error.message().to_string());
+                return None;
+            }
+        };
         // COMMAND INFO → [[name, arity, [flags…], …]]; an unknown command → [nil].
         let flags = match info {
             redis::Value::Array(entries) => match entries.into_iter().next()? {
