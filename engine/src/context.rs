@@ -40,13 +40,6 @@ impl PlanContext {
     ) -> Result<serde_json::Value, String> {
         self.evaluator.evaluate(expression, names)
     }
-
-    /// Registers a value the step learned to be secret (a password inside a URL).
-    pub fn add_secret(&self, value: &str) {
-        self.emitter
-            .masker
-            .add(&serde_json::Value::String(value.to_string()));
-    }
 }
 
 /// Paths in step params are relative to the working directory flow runs in, like the paths
@@ -107,13 +100,6 @@ impl StepContext {
         names: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, String> {
         self.evaluator.evaluate(expression, names)
-    }
-
-    /// Registers a value the step learned to be secret (a password inside a URL).
-    pub fn add_secret(&self, value: &str) {
-        self.emitter
-            .masker
-            .add(&serde_json::Value::String(value.to_string()));
     }
 
     /// The read-only view of this context, for describing.

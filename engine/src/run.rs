@@ -656,7 +656,8 @@ impl Runner {
         }
     }
 
-    /// Registers the values of the step type's secret fields (`password`) with the masker.
+    /// Registers the secrets a rendered `with` carries: the values of the step type's secret
+    /// fields (`password`), and a password inside any URL (`redis://:pw@host`).
     pub(crate) fn learn_secrets(&self, body: &Body, params: &Value) {
         fn walk(value: &Value, names: &[&str], masker: &crate::secrets::Masker) {
             match value {
@@ -670,13 +671,19 @@ impl Runner {
                     }
                 }
                 Value::Array(items) => items.iter().for_each(|v| walk(v, names, masker)),
+                Value::String(text) => {
+                    if let Some(password) = crate::secrets::url_password(text) {
+                        masker.add(&Value::String(password.to_string()));
+                    }
+                }
                 _ => {}
             }
         }
-        let names = body.step_type.meta().secret_fields;
-        if !names.is_empty() {
-            walk(params, names, &self.emitter.masker);
-        }
+        walk(
+            params,
+            body.step_type.meta().secret_fields,
+            &self.emitter.masker,
+        );
     }
 
     pub(crate) fn plan_context(self: &Arc<Self>, step: &Step) -> crate::context::PlanContext {

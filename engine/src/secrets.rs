@@ -148,6 +148,17 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn finds_the_password_inside_a_url() {
+        assert_eq!(
+            url_password("redis://app:s3cret@10.0.0.5:6379/2"),
+            Some("s3cret")
+        );
+        assert_eq!(url_password("redis://:pw@127.0.0.1"), Some("pw"));
+        assert_eq!(url_password("redis://127.0.0.1:6379"), None);
+        assert_eq!(url_password("not a url: a:b@c"), None);
+    }
+
+    #[test]
     fn masks_values_and_json_leaves() {
         let masker = Masker::new();
         masker.add(&json!("hunter2"));

@@ -131,9 +131,6 @@ impl StepType for Backup {
         params: BackupParams,
         ctx: &StepContext,
     ) -> Result<BackupOutputs, StepError> {
-        if let Some(password) = params.target.url_password() {
-            ctx.add_secret(&password);
-        }
         let target = &params.target;
         let timeout = params
             .timeout

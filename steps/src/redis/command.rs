@@ -158,11 +158,8 @@ count_sessions:
     async fn apply(
         &self,
         params: CommandParams,
-        ctx: &StepContext,
+        _: &StepContext,
     ) -> Result<CommandOutputs, StepError> {
-        if let Some(password) = params.target.url_password() {
-            ctx.add_secret(&password);
-        }
         let cmd = params.cmd();
         if params.name() == "SHUTDOWN" {
             // The server exits and the connection drops: that is the success.

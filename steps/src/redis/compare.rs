@@ -266,11 +266,6 @@ impl StepType for Compare {
         params: CompareParams,
         ctx: &StepContext,
     ) -> Result<CompareOutputs, StepError> {
-        for side in [&params.left, &params.right] {
-            if let Some(password) = side.url_password() {
-                ctx.add_secret(&password);
-            }
-        }
         let tolerance = Tolerance::parse(params.tolerance.as_ref()).map_err(StepError::Failed)?;
         let checks = params
             .checks

@@ -260,9 +260,6 @@ impl StepType for Delete {
         params: DeleteParams,
         ctx: &StepContext,
     ) -> Result<DeleteOutputs, StepError> {
-        if let Some(password) = params.target.url_password() {
-            ctx.add_secret(&password);
-        }
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
         let keys = self.matches(&params, &evaluate).await?;
         let sample: Vec<String> = keys.iter().take(20).cloned().collect();

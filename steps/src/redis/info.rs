@@ -71,10 +71,7 @@ impl StepType for Info {
         Description::new(Action::Read, format!("INFO on {}", params.target.display()))
     }
 
-    async fn apply(&self, params: InfoParams, ctx: &StepContext) -> Result<InfoOutputs, StepError> {
-        if let Some(password) = params.target.url_password() {
-            ctx.add_secret(&password);
-        }
+    async fn apply(&self, params: InfoParams, _: &StepContext) -> Result<InfoOutputs, StepError> {
         let all = read_info(&self.connections, &params.target).await?;
         let dbsize = reply::as_int(
             &self

@@ -33,13 +33,6 @@ impl RedisTarget {
         }
     }
 
-    /// A password written inside the URL, so it can be masked like the `password` field.
-    pub fn url_password(&self) -> Option<String> {
-        let (_, credentials, _) = url_parts(&self.url)?;
-        let password = credentials?.split_once(':').map(|(_, p)| p.to_string())?;
-        (!password.is_empty()).then_some(password)
-    }
-
     fn key(&self) -> String {
         format!(
             "{}\u{0}{:?}\u{0}{:?}",
@@ -197,7 +190,5 @@ mod tests {
     fn credentials_never_show() {
         let t = target("redis://app:s3cret@10.0.0.5:6379/2");
         assert_eq!(t.display(), "redis://10.0.0.5:6379/2");
-        assert_eq!(t.url_password().as_deref(), Some("s3cret"));
-        assert_eq!(target("redis://127.0.0.1:6379").url_password(), None);
     }
 }

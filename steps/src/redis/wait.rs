@@ -81,10 +81,7 @@ impl StepType for Wait {
         )
     }
 
-    async fn apply(&self, params: WaitParams, ctx: &StepContext) -> Result<WaitOutputs, StepError> {
-        if let Some(password) = params.target.url_password() {
-            ctx.add_secret(&password);
-        }
+    async fn apply(&self, params: WaitParams, _: &StepContext) -> Result<WaitOutputs, StepError> {
         let timeout = params
             .timeout
             .map(|t| t.0)
