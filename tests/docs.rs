@@ -85,6 +85,81 @@ fn every_readme_playbook_validates() {
     );
 }
 
+/// Every playbook under `playbooks/`.
+fn shipped_playbooks() -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![repo().join("playbooks")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read playbooks dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// What an editor sees: the committed schema, checked by an independent validator (the
+/// `jsonschema` crate, not flow's own checker), accepts every shipped playbook and README
+/// example — templates where typed values go included — and still rejects wrong ones.
+#[test]
+fn editor_schema_accepts_every_shipped_playbook_and_readme_example() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/playbook.schema.json")).expect("schema"),
+    )
+    .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let mut documents: Vec<(String, String)> = shipped_playbooks()
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read playbook");
+            (p.display().to_string(), text)
+        })
+        .collect();
+    documents.extend(
+        readme_playbooks()
+            .into_iter()
+            .map(|(line, text)| (format!("README.md line {line}"), text)),
+    );
+    assert!(
+        documents.len() > 8,
+        "too few documents: {}",
+        documents.len()
+    );
+    let to_json = |name: &str, text: &str| {
+        let file = flow_engine::source::SourceFile::new(name, text);
+        flow_engine::yaml::parse(&file)
+            .unwrap_or_else(|d| panic!("{name}: {}", d.render()))
+            .to_json()
+    };
+    let mut failures = Vec::new();
+    for (name, text) in &documents {
+        let errors: Vec<String> = validator
+            .iter_errors(&to_json(name, text))
+            .map(|e| format!("  {} at {}", e, e.instance_path()))
+            .collect();
+        if !errors.is_empty() {
+            failures.push(format!("{name}:\n{}", errors.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A test that cannot fail is no test: a wrong type and an unknown field are still red.
+    for wrong in [
+        "flow: 1\nsteps:\n  a: { type: files.prune, with: { dir: x, keep_latest: many } }\n",
+        "flow: 1\nsteps:\n  a: { type: log, with: { mesage: hi } }\n",
+        "flow: 1\ndefaults: { log: { message: hi } }\nsteps:\n  a: { type: log }\n",
+    ] {
+        assert!(
+            !validator.is_valid(&to_json("wrong.yaml", wrong)),
+            "the schema accepts a wrong playbook:\n{wrong}"
+        );
+    }
+}
+
 #[test]
 fn every_shipped_playbook_validates() {
     let mut failures = Vec::new();

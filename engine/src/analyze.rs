@@ -59,7 +59,7 @@ pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked,
             for reference in source
                 .references
                 .iter()
-                .filter(|r| !names.contains(&r.root()))
+                .filter(|r| !names.iter().any(|n| n == r.root()))
             {
                 if let Some(dep) =
                     check_reference(&playbook, step, reference, Place::With, &mut errors)

@@ -44,10 +44,18 @@ pub fn steps_page(registry: &Registry, name: Option<&str>) -> Result<String, Dia
             ""
         }
     );
-    out.push_str(&format!(
-        "defaults family: {}\n\nParams (`with`):\n",
-        meta.family
-    ));
+    let defaults = meta.defaults_keys();
+    if !defaults.is_empty() {
+        out.push_str(&format!(
+            "defaults: {}\n",
+            defaults
+                .iter()
+                .map(|k| format!("`defaults.{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out.push_str("\nParams (`with`):\n");
     let required: Vec<&str> = meta
         .params_schema
         .get("required")
@@ -98,7 +106,7 @@ pub fn steps_page(registry: &Registry, name: Option<&str>) -> Result<String, Dia
         .and_then(|p| p.as_object())
     {
         for (field, schema) in props {
-            let sensitive = if meta.sensitive_outputs.contains(&field.as_str()) {
+            let sensitive = if meta.sensitive_outputs.contains(field) {
                 " (secret: masked)"
             } else {
                 ""
@@ -140,7 +148,7 @@ pub fn steps_json(
             "summary": meta.summary,
             "effect": meta.effect.as_str(),
             "effect_overridable": meta.effect_overridable,
-            "family": meta.family,
+            "defaults": meta.defaults_keys(),
             "params": meta.params_schema,
             "outputs": meta.outputs_schema,
             "example": meta.example,

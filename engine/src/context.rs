@@ -1,8 +1,9 @@
 //! What a step type gets from the engine while it plans or runs.
 
 use crate::event::{Emitter, Event, Mode, timestamp_now};
+use crate::kinds::StepError;
 use crate::prompt::Prompter;
-use crate::step_type::StepError;
+use crate::resources::{Resource, Resources};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ pub trait Evaluate: Send + Sync {
 }
 
 /// Handed to `describe` and `effect_for`: enough to look (read-only) at what a step would
-/// change.
+/// change. `StepContext` derefs to it, so `apply` has all of it too.
 pub struct PlanContext {
     pub step_id: String,
     pub playbook_dir: PathBuf,
@@ -25,14 +26,23 @@ pub struct PlanContext {
     pub emitter: Arc<Emitter>,
     /// `flow plan --offline`: describe without reaching any server.
     pub offline: bool,
+    /// What the run holds for its steps (connections, caches), closed when it ends.
+    pub resources: Arc<Resources>,
 }
 
 impl PlanContext {
     pub fn resolve_path(&self, path: &str) -> PathBuf {
-        resolve(&self.playbook_dir, path)
+        resolve(path)
     }
 
-    /// Evaluates a deferred expression (see `StepType::DEFERRED_FIELDS`).
+    /// The run's resource `T` (its connections of one kind, say), created on first use and
+    /// closed when the run ends.
+    pub fn resource<T: Resource>(&self) -> Arc<T> {
+        self.resources.get::<T>()
+    }
+
+    /// Evaluates a deferred expression (a field marked `x-flow-deferred`, like
+    /// `redis.delete.where`) with the names the step provides.
     pub fn evaluate(
         &self,
         expression: &str,
@@ -40,11 +50,16 @@ impl PlanContext {
     ) -> Result<serde_json::Value, String> {
         self.evaluator.evaluate(expression, names)
     }
+
+    /// Registers a value found at run time as a secret: masked in everything flow prints.
+    pub fn add_secret(&self, value: &serde_json::Value) {
+        self.emitter.masker.add(value);
+    }
 }
 
 /// Paths in step params are relative to the working directory flow runs in, like the paths
 /// operators type in a shell; `read_file()` in templates is relative to the playbook.
-fn resolve(_dir: &std::path::Path, path: &str) -> PathBuf {
+fn resolve(path: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
@@ -76,47 +91,28 @@ impl Interaction {
     }
 }
 
-/// Handed to `apply`.
+/// Handed to `apply`: the plan context (derefs to it) plus what running needs.
 pub struct StepContext {
+    pub plan: PlanContext,
     pub run_id: String,
-    pub step_id: String,
     /// The element index of a `for_each` step.
     pub element: Option<usize>,
     /// Stable across retries and resumes of this step (and element): for APIs that take an
     /// idempotency token.
     pub idempotency_token: String,
-    pub playbook_dir: PathBuf,
     pub mode: Mode,
     pub interaction: Arc<Interaction>,
-    pub emitter: Arc<Emitter>,
-    pub evaluator: Arc<dyn Evaluate>,
+}
+
+impl std::ops::Deref for StepContext {
+    type Target = PlanContext;
+
+    fn deref(&self) -> &PlanContext {
+        &self.plan
+    }
 }
 
 impl StepContext {
-    /// Evaluates a deferred expression (see `StepType::DEFERRED_FIELDS`).
-    pub fn evaluate(
-        &self,
-        expression: &str,
-        names: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<serde_json::Value, String> {
-        self.evaluator.evaluate(expression, names)
-    }
-
-    /// The read-only view of this context, for describing.
-    pub fn plan_context(&self) -> PlanContext {
-        PlanContext {
-            step_id: self.step_id.clone(),
-            playbook_dir: self.playbook_dir.clone(),
-            evaluator: Arc::clone(&self.evaluator),
-            emitter: Arc::clone(&self.emitter),
-            offline: false,
-        }
-    }
-
-    pub fn resolve_path(&self, path: &str) -> PathBuf {
-        resolve(&self.playbook_dir, path)
-    }
-
     /// Emits a line of the step's output (masked like everything else).
     pub fn output(&self, stream: &str, line: &str) {
         self.emitter.emit(Event::StepOutput {

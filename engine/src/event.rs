@@ -1,7 +1,7 @@
 //! The event stream of a run: everything flow shows, streams as JSON or records is one of
 //! these, in order.
 
-use crate::step_type::Action;
+use crate::kinds::Action;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

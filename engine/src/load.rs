@@ -337,16 +337,16 @@ impl Loader<'_> {
         let Some(entries) = self.map(node, "`defaults`") else {
             return;
         };
-        let families = self.registry.families();
+        let keys = self.registry.defaults_keys();
         for (key, value) in entries {
-            if !families.contains(&key.name) {
+            if !keys.contains(&key.name) {
                 let mut d = Diagnostic::error(
                     Some(&key.span),
-                    format!("unknown defaults family `{}`", key.name),
+                    format!("unknown defaults key `{}`", key.name),
                 );
                 d = d.with_help(
-                    did_you_mean(&key.name, families.iter().map(String::as_str))
-                        .unwrap_or_else(|| format!("families: {}", families.join(", "))),
+                    did_you_mean(&key.name, keys.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("`defaults` takes: {}", keys.join(", "))),
                 );
                 self.diags.push(d);
                 continue;
@@ -568,7 +568,16 @@ impl Loader<'_> {
                 self.diags.error(Some(&span), format!("step type `{type_name}` always has effect `{}`; `effect:` is only for generic types like `exec`", meta.effect.as_str()));
             }
         }
-        let with_node = self.merged_with(node.get("with"), &meta.family, &node.span);
+        let mut with_node = node.get("with").cloned().unwrap_or(Node {
+            span: node.span.clone(),
+            value: NodeValue::Map(Vec::new()),
+        });
+        crate::schema::merge_defaults(
+            &mut with_node,
+            &meta.params_schema,
+            meta.defaults,
+            &self.defaults,
+        );
         let mut problems = Vec::new();
         crate::schema::check(&with_node, &meta.params_schema, "with", &mut problems);
         for group in meta.exactly_one_of {
@@ -609,8 +618,8 @@ impl Loader<'_> {
             self.diags.push(d.clone_with_context(label));
         }
         self.shell_warnings(id, &with_node);
-        let with = self.compile_with(&with_node, meta.expression_fields, meta.deferred_fields)?;
-        let deferred = self.deferred(&with_node, meta.deferred_fields);
+        let with = self.compile_with(&with_node, &meta.expression_fields, &meta.deferred_fields)?;
+        let deferred = self.deferred(&with_node, &meta.deferred_fields);
         (!failed).then(|| Body {
             type_name,
             step_type,
@@ -627,8 +636,8 @@ impl Loader<'_> {
     fn deferred(
         &mut self,
         with: &Node,
-        fields: &'static [(&'static str, &'static [&'static str])],
-    ) -> Vec<(crate::template::Source, &'static [&'static str])> {
+        fields: &[(String, Vec<String>)],
+    ) -> Vec<(crate::template::Source, Vec<String>)> {
         let mut out = Vec::new();
         for (field, names) in fields {
             if let Some(node) = with.get(field)
@@ -636,7 +645,7 @@ impl Loader<'_> {
                     .map_err(|d| self.diags.push(d))
                     .ok()
             {
-                out.push((source, *names));
+                out.push((source, names.clone()));
             }
         }
         out
@@ -645,8 +654,8 @@ impl Loader<'_> {
     fn compile_with(
         &mut self,
         with: &Node,
-        expression_fields: &[&str],
-        deferred_fields: &[(&str, &[&str])],
+        expression_fields: &[String],
+        deferred_fields: &[(String, Vec<String>)],
     ) -> Option<Tmpl> {
         let entries = match &with.value {
             NodeValue::Map(entries)
@@ -663,7 +672,7 @@ impl Loader<'_> {
                 out.push((key.name.clone(), Tmpl::Literal(value.to_json())));
                 continue;
             }
-            let compiled = if expression_fields.contains(&key.name.as_str()) {
+            let compiled = if expression_fields.contains(&key.name) {
                 match &value.value {
                     NodeValue::List(items) => Tmpl::List(
                         items
@@ -690,29 +699,6 @@ impl Loader<'_> {
             ),
             ("value".into(), condition.expr),
         ]))
-    }
-
-    fn merged_with(&mut self, with: Option<&Node>, family: &str, step_span: &Span) -> Node {
-        let base = with.cloned().unwrap_or(Node {
-            span: step_span.clone(),
-            value: NodeValue::Map(Vec::new()),
-        });
-        let Some(defaults) = self.defaults.get(family) else {
-            return base;
-        };
-        let (NodeValue::Map(own), Some(extra)) = (&base.value, defaults.as_map()) else {
-            return base;
-        };
-        let mut merged = own.clone();
-        for (key, value) in extra {
-            if !merged.iter().any(|(k, _)| k.name == key.name) {
-                merged.push((key.clone(), value.clone()));
-            }
-        }
-        Node {
-            span: base.span.clone(),
-            value: NodeValue::Map(merged),
-        }
     }
 
     /// Warns when a `shell:` or `command:` string interpolates a value without `| quote`.

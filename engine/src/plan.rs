@@ -115,6 +115,7 @@ impl Runner {
         } else {
             RunStatus::Succeeded
         };
+        self.close_resources().await;
         let is_unknown = |r: &Reference| {
             r.step().is_some_and(|id| {
                 unknown_steps
@@ -219,11 +220,10 @@ impl Runner {
         let mut all_known = condition.is_none() && elements_unknown.is_none();
         let mut effect = step.body.effect;
         for scope in &elements {
-            let params = match self.evaluator(scope, &is_unknown).render(&step.body.with) {
+            let params = match self.render_with(&step.body, &self.evaluator(scope, &is_unknown)) {
                 Ok(p) => p,
                 Err(e) => return (error_line(format!("`with`: {e}")), condition, None, false),
             };
-            self.learn_secrets(&step.body, &params);
             let params_known = find_unknown(&params).is_none();
             effect = self.effect_of(step, &params, params_known).await;
             // A read behind `confirm:` waits for its approval, so not during plan either.
@@ -236,18 +236,11 @@ impl Runner {
             if runs_now {
                 let ctx = self.step_context(step, scope);
                 let read = tokio::select! {
-                    read = step.body.step_type.apply_json(params.clone(), &ctx) => read,
+                    read = self.invoke(&step.body, params.clone(), &ctx) => read,
                     _ = self.interrupted() => Err(crate::step_type::StepError::failed("interrupted")),
                 };
                 match read {
-                    Ok(outputs) => {
-                        for name in step.body.step_type.meta().sensitive_outputs {
-                            if let Some(v) = outputs.get(*name) {
-                                self.emitter.masker.add(v);
-                            }
-                        }
-                        results.push((scope.item.clone(), outputs));
-                    }
+                    Ok(outputs) => results.push((scope.item.clone(), outputs)),
                     Err(e) => {
                         return (
                             error_line(format!("read failed: {e}")),

@@ -53,7 +53,7 @@ pub struct Body {
     pub effect_overridden: bool,
     /// Expressions the step evaluates itself (`where`), with the extra names it provides:
     /// checked here, handed over as text.
-    pub deferred: Vec<(crate::template::Source, &'static [&'static str])>,
+    pub deferred: Vec<(crate::template::Source, Vec<String>)>,
 }
 
 pub struct Step {

@@ -84,7 +84,14 @@ pub fn playbook_schema(registry: &Registry) -> Value {
         "propertyNames": { "pattern": "^[a-z][a-z0-9_]*$" },
         "additionalProperties": { "$ref": "#/$defs/step" }
     });
-    let families: Vec<String> = registry.families();
+    let defaults: serde_json::Map<String, Value> = registry
+        .defaults_keys()
+        .into_iter()
+        .map(|key| {
+            let schema = editor_schema(registry.defaults_schema(&key));
+            (key, schema)
+        })
+        .collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "flow playbook",
@@ -98,9 +105,9 @@ pub fn playbook_schema(registry: &Registry) -> Value {
             "params": { "type": "object", "additionalProperties": param },
             "defaults": {
                 "type": "object",
-                "propertyNames": { "enum": families },
-                "additionalProperties": { "type": "object" },
-                "description": "merged under every step of a family (step values win)"
+                "properties": defaults,
+                "additionalProperties": false,
+                "description": "values merged under the steps that take them: `redis` under every Redis block, `exec` under every exec step (step values win)"
             },
             "steps": steps,
             "finally": steps,
@@ -110,14 +117,73 @@ pub fn playbook_schema(registry: &Registry) -> Value {
     })
 }
 
-/// Loosens a params schema for editors: any string may be a template.
 /// A step type's params schema for editors: nothing `required` at the top, because
-/// `defaults:` may supply it (flow checks after merging).
+/// `defaults:` may supply it (flow checks after merging), and a template wherever a value is.
 fn with_schema(schema: &Value) -> Value {
     let mut schema = schema.clone();
     if let Some(map) = schema.as_object_mut() {
         map.remove("$schema");
         map.remove("required");
     }
-    schema
+    editor_schema(schema)
+}
+
+/// Accepts a template (`"{{ params.keep }}"`) wherever the schema expects a typed value, as flow
+/// does: an editor must not mark a valid playbook red.
+fn editor_schema(schema: Value) -> Value {
+    loosen(schema, true)
+}
+
+/// `wrap`: false for the branches of a union, which is wrapped as a whole.
+fn loosen(schema: Value, wrap: bool) -> Value {
+    let Value::Object(mut map) = schema else {
+        return schema;
+    };
+    for key in ["properties", "$defs"] {
+        if let Some(Value::Object(children)) = map.get_mut(key) {
+            for child in children.values_mut() {
+                *child = loosen(child.take(), true);
+            }
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = map.get_mut(key)
+            && child.is_object()
+        {
+            *child = loosen(child.take(), true);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(branches)) = map.get_mut(key) {
+            for branch in branches.iter_mut() {
+                *branch = loosen(branch.take(), false);
+            }
+        }
+    }
+    if !wrap || takes_any_string(&map) {
+        return Value::Object(map);
+    }
+    let description = map.remove("description");
+    let mut wrapped = serde_json::Map::new();
+    if let Some(description) = description {
+        wrapped.insert("description".into(), description);
+    }
+    wrapped.insert(
+        "anyOf".into(),
+        json!([Value::Object(map), { "type": "string", "pattern": "\\{\\{|\\{%" }]),
+    );
+    Value::Object(wrapped)
+}
+
+/// Whether a schema already accepts any string (so any template).
+fn takes_any_string(map: &serde_json::Map<String, Value>) -> bool {
+    let string_type = match map.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    let constrained = ["pattern", "enum", "const", "minLength", "maxLength"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    (string_type && !constrained) || map.is_empty()
 }

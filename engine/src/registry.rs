@@ -31,11 +31,44 @@ impl Registry {
         self.types.values()
     }
 
-    /// The `defaults:` families known to the registered types.
-    pub fn families(&self) -> Vec<String> {
-        let mut families: Vec<String> = self.iter().map(|t| t.meta().family.clone()).collect();
-        families.sort();
-        families.dedup();
-        families
+    /// The keys `defaults:` takes: the step types' own (`exec`, `file`) and their connection
+    /// blocks' (`redis`).
+    pub fn defaults_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.iter().flat_map(|t| t.meta().defaults_keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// What `defaults.<key>` may hold, for the editor schema: the connection block's fields
+    /// (from a block that is not flattened into a step, when there is one), or the fields of
+    /// the step types that take the key, all optional.
+    pub fn defaults_schema(&self, key: &str) -> serde_json::Value {
+        // (nested?, the block's fields) for every place the key is merged.
+        let mut places: Vec<(bool, serde_json::Value)> = Vec::new();
+        for step_type in self.iter() {
+            let meta = step_type.meta();
+            if meta.defaults == Some(key) {
+                places.push((false, meta.params_schema.clone()));
+            }
+            crate::schema::defaults_blocks(&meta.params_schema, &mut |found, schema, depth| {
+                if found == key {
+                    places.push((depth > 0, schema.clone()));
+                }
+            });
+        }
+        let nested = places.iter().any(|(nested, _)| *nested);
+        let mut properties = serde_json::Map::new();
+        for (_, schema) in places.iter().filter(|(n, _)| *n == nested) {
+            let fields = crate::schema::first_object(schema)
+                .and_then(|o| o.get("properties"))
+                .and_then(|p| p.as_object());
+            for (name, property) in fields.into_iter().flatten() {
+                properties
+                    .entry(name.clone())
+                    .or_insert_with(|| property.clone());
+            }
+        }
+        serde_json::json!({ "type": "object", "properties": properties, "additionalProperties": false })
     }
 }

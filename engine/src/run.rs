@@ -96,6 +96,8 @@ pub struct Runner {
     started: Instant,
     /// Becomes true on Ctrl-C (SIGINT) or SIGTERM.
     pub(crate) interrupt: tokio::sync::watch::Receiver<bool>,
+    /// Connections and caches the steps of this run share; closed when it ends.
+    pub(crate) resources: Arc<crate::resources::Resources>,
 }
 
 /// Why no further steps start.
@@ -152,6 +154,7 @@ impl Runner {
             base,
             started: Instant::now(),
             interrupt,
+            resources: Arc::default(),
         })
     }
 
@@ -318,6 +321,7 @@ impl Runner {
             Halt::Step(_, e) => e.message().to_string(),
             Halt::Interrupted => "interrupted".to_string(),
         });
+        self.close_resources().await;
         self.finish_run(status, error, &never_unknown)
     }
 
@@ -524,11 +528,10 @@ impl Runner {
     async fn attempts(self: &Arc<Self>, index: usize, scope: &Scope) -> StepOutcome {
         let step = self.step(index);
         let ctx = self.step_context(step, scope);
-        let params = match self.render(&step.body.with, scope) {
+        let params = match self.render_with(&step.body, &self.evaluator(scope, &never_unknown)) {
             Ok(p) => p,
             Err(e) => return StepOutcome::from_error(StepError::failed(format!("`with`: {e}"))),
         };
-        self.learn_secrets(&step.body, &params);
         if let Some(confirm) = &step.confirm {
             let message = match self.render(confirm, scope) {
                 Ok(m) => crate::evaluate::display_value(&m),
@@ -576,14 +579,7 @@ impl Runner {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(outputs) => {
-                    for name in step.body.step_type.meta().sensitive_outputs {
-                        if let Some(value) = outputs.get(*name) {
-                            self.emitter.masker.add(value);
-                        }
-                    }
-                    return StepOutcome::succeeded(outputs, attempt);
-                }
+                Ok(outputs) => return StepOutcome::succeeded(outputs, attempt),
                 Err(StepError::Failed(message)) if attempt < attempts => {
                     let delay = step
                         .retry
@@ -616,7 +612,7 @@ impl Runner {
         params: Value,
         ctx: &StepContext,
     ) -> Result<Value, StepError> {
-        let future = step.body.step_type.apply_json(params, ctx);
+        let future = self.invoke(&step.body, params, ctx);
         let result = match step.timeout {
             None => future.await,
             Some(limit) => tokio::time::timeout(limit, future)
@@ -656,34 +652,38 @@ impl Runner {
         }
     }
 
-    /// Registers the secrets a rendered `with` carries: the values of the step type's secret
-    /// fields (`password`), and a password inside any URL (`redis://:pw@host`).
-    pub(crate) fn learn_secrets(&self, body: &Body, params: &Value) {
-        fn walk(value: &Value, names: &[&str], masker: &crate::secrets::Masker) {
-            match value {
-                Value::Object(map) => {
-                    for (key, value) in map {
-                        if names.contains(&key.as_str()) && value.is_string() {
-                            masker.add(value);
-                        } else {
-                            walk(value, names, masker);
-                        }
-                    }
-                }
-                Value::Array(items) => items.iter().for_each(|v| walk(v, names, masker)),
-                Value::String(text) => {
-                    if let Some(password) = crate::secrets::url_password(text) {
-                        masker.add(&Value::String(password.to_string()));
-                    }
-                }
-                _ => {}
-            }
-        }
-        walk(
-            params,
-            body.step_type.meta().secret_fields,
+    /// Renders a body's `with` — of a step, an `undo`, a `finally` step or a `for_each`
+    /// element: every path goes through here — and registers the secrets it carries: the values
+    /// of fields marked secret (`password`, at any depth), and a password inside any URL
+    /// (`redis://:pw@host`).
+    pub(crate) fn render_with(
+        &self,
+        body: &Body,
+        evaluator: &Evaluator,
+    ) -> Result<Value, RenderError> {
+        let params = evaluator.render(&body.with)?;
+        learn_secrets(
+            &params,
+            &body.step_type.meta().secret_fields,
             &self.emitter.masker,
         );
+        Ok(params)
+    }
+
+    /// Runs a body with rendered params; outputs marked secret are masked from here on.
+    pub(crate) async fn invoke(
+        &self,
+        body: &Body,
+        params: Value,
+        ctx: &StepContext,
+    ) -> Result<Value, StepError> {
+        let outputs = body.step_type.apply_json(params, ctx).await?;
+        for name in &body.step_type.meta().sensitive_outputs {
+            if let Some(value) = outputs.get(name) {
+                self.emitter.masker.add(value);
+            }
+        }
+        Ok(outputs)
     }
 
     pub(crate) fn plan_context(self: &Arc<Self>, step: &Step) -> crate::context::PlanContext {
@@ -693,22 +693,25 @@ impl Runner {
             evaluator: Arc::clone(self) as Arc<dyn crate::context::Evaluate>,
             emitter: Arc::clone(&self.emitter),
             offline: self.settings.offline,
+            resources: Arc::clone(&self.resources),
         }
     }
 
     pub(crate) fn step_context(self: &Arc<Self>, step: &Step, scope: &Scope) -> StepContext {
         let element = scope.item.as_ref().map(|i| i.1);
         StepContext {
+            plan: self.plan_context(step),
             run_id: self.settings.run_id.clone(),
-            step_id: step.id.clone(),
             element,
             idempotency_token: idempotency_token(&self.settings.run_id, &step.id, element),
-            playbook_dir: self.checked.playbook.dir.clone(),
             mode: self.settings.mode,
             interaction: Arc::clone(&self.interaction),
-            emitter: Arc::clone(&self.emitter),
-            evaluator: Arc::clone(self) as Arc<dyn crate::context::Evaluate>,
         }
+    }
+
+    /// Closes what the run opened (connections), once nothing of it runs any more.
+    pub(crate) async fn close_resources(&self) {
+        self.resources.close_all().await;
     }
 
     /// Runs the `undo` of a completed step, once per element that succeeded.
@@ -742,14 +745,14 @@ impl Runner {
     }
 
     async fn run_body(self: &Arc<Self>, step: &Step, body: &Body, scope: &Scope) -> StepOutcome {
-        let params = match self.render(&body.with, scope) {
+        let params = match self.render_with(body, &self.evaluator(scope, &never_unknown)) {
             Ok(p) => p,
             Err(e) => {
                 return StepOutcome::from_error(StepError::failed(format!("`undo.with`: {e}")));
             }
         };
         let ctx = self.step_context(step, scope);
-        match body.step_type.apply_json(params, &ctx).await {
+        match self.invoke(body, params, &ctx).await {
             Ok(outputs) => StepOutcome::succeeded(outputs, 1),
             Err(e) => StepOutcome::from_error(e),
         }
@@ -871,6 +874,28 @@ impl crate::context::Evaluate for Runner {
             None => e.kind().to_string(),
         })?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+}
+
+/// Registers the values of the fields named `names` (at any depth) and URL passwords.
+fn learn_secrets(value: &Value, names: &[String], masker: &crate::secrets::Masker) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if names.contains(key) && value.is_string() {
+                    masker.add(value);
+                } else {
+                    learn_secrets(value, names, masker);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| learn_secrets(v, names, masker)),
+        Value::String(text) => {
+            if let Some(password) = crate::secrets::url_password(text) {
+                masker.add(&Value::String(password.to_string()));
+            }
+        }
+        _ => {}
     }
 }
 

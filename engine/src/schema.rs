@@ -342,7 +342,7 @@ pub fn describe(schema: &Value) -> String {
             .collect();
         return format!("one of {}", quote_list(&names));
     }
-    if map.get("format").and_then(Value::as_str) == Some("expression") {
+    if map.contains_key(crate::values::EXPRESSION_MARK) {
         return "an expression".into();
     }
     if let Some(c) = map.get("const") {
@@ -455,5 +455,145 @@ pub fn coerce(value: Value, schema: &Value) -> Value {
             None => Value::Array(items),
         },
         other => other,
+    }
+}
+
+/// The value of `mark` on this schema, or on the branch of a union or the items it wraps
+/// (`Option<Secret>`, `Vec<Evaluated>`, `OneOrMany<Evaluated>`).
+pub fn mark<'a>(schema: &'a Value, mark: &str) -> Option<&'a Value> {
+    let map = schema.as_object()?;
+    if let Some(value) = map.get(mark) {
+        return Some(value);
+    }
+    ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .filter_map(|k| map.get(*k).and_then(Value::as_array))
+        .flatten()
+        .chain(map.get("items"))
+        .find_map(|branch| self::mark(branch, mark))
+}
+
+/// The object schemas `schema` may be: itself, or the branches of its union.
+fn object_branches(schema: &Value) -> Vec<&serde_json::Map<String, Value>> {
+    let Some(map) = schema.as_object() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if map.contains_key("properties") {
+        out.push(map);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for branch in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+            out.extend(object_branches(branch));
+        }
+    }
+    out
+}
+
+/// The first object schema `schema` may be (itself, or a branch of its union).
+pub fn first_object(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
+    object_branches(schema).into_iter().next()
+}
+
+/// Top-level properties of `schema` that carry `mark`, with the mark's value.
+pub fn marked_fields(schema: &Value, mark_name: &str) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for object in object_branches(schema) {
+        for (name, property) in object
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(value) = mark(property, mark_name)
+                && !out.iter().any(|(n, _)| n == name)
+            {
+                out.push((name.clone(), value.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Names of properties at any depth of `schema` that carry `mark` (a `password` inside a
+/// Redis block inside `left`).
+pub fn marked_fields_deep(schema: &Value, mark_name: &str) -> Vec<String> {
+    fn walk(schema: &Value, mark_name: &str, out: &mut Vec<String>) {
+        for object in object_branches(schema) {
+            for (name, property) in object
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if mark(property, mark_name).is_some() {
+                    if !out.contains(name) {
+                        out.push(name.clone());
+                    }
+                } else {
+                    walk(property, mark_name, out);
+                }
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(items, mark_name, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, mark_name, &mut out);
+    out
+}
+
+/// Calls `found(key, block_schema, depth)` for every connection block in `schema` (a
+/// subschema marked `x-flow-defaults: key`); depth 0 is a block flattened into the top.
+pub fn defaults_blocks(schema: &Value, found: &mut dyn FnMut(&str, &Value, usize)) {
+    fn walk(schema: &Value, depth: usize, found: &mut dyn FnMut(&str, &Value, usize)) {
+        if let Some(key) = mark(schema, crate::values::DEFAULTS_MARK).and_then(Value::as_str) {
+            found(key, schema, depth);
+        }
+        for object in object_branches(schema) {
+            let properties = object.get("properties").and_then(Value::as_object);
+            for property in properties.into_iter().flat_map(|p| p.values()) {
+                walk(property, depth + 1, found);
+            }
+        }
+    }
+    walk(schema, 0, found)
+}
+
+/// Merges `defaults` under `node` wherever the schema asks for it: the step type's own key at
+/// the top, and each connection block's key where the block appears (`with`, `left`, `right`,
+/// `tunnel`). Values the step writes win, key by key.
+pub fn merge_defaults(
+    node: &mut Node,
+    schema: &Value,
+    own_key: Option<&str>,
+    defaults: &indexmap::IndexMap<String, Node>,
+) {
+    let mut keys: Vec<&str> = own_key.into_iter().collect();
+    if let Some(key) = mark(schema, crate::values::DEFAULTS_MARK).and_then(Value::as_str) {
+        keys.push(key);
+    }
+    let NodeValue::Map(entries) = &mut node.value else {
+        return;
+    };
+    for key in keys {
+        if let Some(extra) = defaults.get(key).and_then(Node::as_map) {
+            for (name, value) in extra {
+                if !entries.iter().any(|(k, _)| k.name == name.name) {
+                    entries.push((name.clone(), value.clone()));
+                }
+            }
+        }
+    }
+    for object in object_branches(schema) {
+        let Some(properties) = object.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, child) in entries.iter_mut() {
+            if let Some(property) = properties.get(&name.name) {
+                merge_defaults(child, property, None, defaults);
+            }
+        }
     }
 }

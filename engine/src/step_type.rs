@@ -3,112 +3,12 @@
 //! and the validation of `with` all come from it.
 
 use crate::context::{PlanContext, StepContext};
+pub use crate::kinds::{Action, Description, Effect, StepError};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
-
-/// What a step does to the world, which decides what `flow plan` does with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Effect {
-    /// No side effects: runs during plan.
-    Read,
-    /// Changes the world: plan only describes it.
-    Write,
-    /// Asks the operator: plan shows the question.
-    Interactive,
-}
-
-impl Effect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Read => "read",
-            Effect::Write => "write",
-            Effect::Interactive => "interactive",
-        }
-    }
-}
-
-/// What a plan line shows about a step: `=` read, `+` create, `~` change, `-` delete or
-/// stop, `?` asks, `…` skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Read,
-    Create,
-    Change,
-    Delete,
-    Ask,
-    Skip,
-}
-
-impl Action {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Action::Read => "=",
-            Action::Create => "+",
-            Action::Change => "~",
-            Action::Delete => "-",
-            Action::Ask => "?",
-            Action::Skip => "…",
-        }
-    }
-}
-
-/// A step's plan line: its action, a one-line summary, and detail lines under it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Description {
-    pub action: Action,
-    pub summary: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-}
-
-impl Description {
-    pub fn new(action: Action, summary: impl Into<String>) -> Self {
-        Self {
-            action,
-            summary: summary.into(),
-            details: Vec::new(),
-        }
-    }
-
-    pub fn detail(mut self, line: impl Into<String>) -> Self {
-        self.details.push(line.into());
-        self
-    }
-}
-
-/// Why a step did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepError {
-    /// The step ran and failed; the message says why.
-    Failed(String),
-    /// The operator said no.
-    Declined(String),
-    /// An approval or answer is needed and there is no one to give it (exit 3).
-    NeedsApproval(String),
-}
-
-impl StepError {
-    pub fn failed(message: impl Into<String>) -> Self {
-        StepError::Failed(message.into())
-    }
-
-    pub fn message(&self) -> &str {
-        match self {
-            StepError::Failed(m) | StepError::Declined(m) | StepError::NeedsApproval(m) => m,
-        }
-    }
-}
-
-impl std::fmt::Display for StepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
-    }
-}
 
 /// One step type. Implement this, then add one line to the registry.
 pub trait StepType: Send + Sync + 'static {
@@ -120,26 +20,16 @@ pub trait StepType: Send + Sync + 'static {
     const EFFECT: Effect;
     /// Whether the playbook may override the effect with `effect: read|write` (generic types).
     const EFFECT_OVERRIDABLE: bool = false;
-    /// Which `defaults:` block is merged under this type's `with` (default: the part of the
-    /// name before the dot, or the whole name).
-    const FAMILY: Option<&'static str> = None;
-    /// Outputs whose values are secrets: masked everywhere flow writes.
-    const SENSITIVE_OUTPUTS: &'static [&'static str] = &[];
+    /// The `defaults:` key merged at the top of this type's `with` (`exec`, `file`), for types
+    /// where a shared default makes sense. Connection blocks bring their own key (`redis`)
+    /// through their schema, wherever they appear.
+    const DEFAULTS: Option<&'static str> = None;
     /// Groups of `with` fields of which exactly one must be given (e.g. `command` or `shell`),
     /// checked before anything runs.
     const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[];
     /// Whether a read runs during `flow plan` (false for reads that only pass time, like
     /// `sleep`).
     const RUNS_IN_PLAN: bool = true;
-    /// `with` fields whose strings are bare expressions (like `assert.that`): the step gets
-    /// each as `values::Evaluated`, the text and its value.
-    const EXPRESSION_FIELDS: &'static [&'static str] = &[];
-    /// `with` fields holding an expression the step evaluates itself, many times (like
-    /// `redis.delete.where` per key), with the extra names it provides. The engine checks their
-    /// syntax and references and hands the text over unrendered.
-    const DEFERRED_FIELDS: &'static [(&'static str, &'static [&'static str])] = &[];
-    /// Names of `with` fields (at any depth) whose values are secrets, like `password`.
-    const SECRET_FIELDS: &'static [&'static str] = &[];
     /// A YAML example of the step, shown by `flow steps TYPE` and checked by a test.
     const EXAMPLE: &'static str;
 
@@ -174,25 +64,44 @@ pub trait StepType: Send + Sync + 'static {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Everything the engine knows about a step type without its Rust types: names, schemas.
+/// Everything the engine knows about a step type without its Rust types: names, schemas, and
+/// the facts its schemas mark (secret, expression and deferred fields, connection blocks).
 #[derive(Debug, Clone)]
 pub struct StepMeta {
     pub name: &'static str,
     pub summary: &'static str,
     pub effect: Effect,
     pub effect_overridable: bool,
-    pub family: String,
-    pub sensitive_outputs: &'static [&'static str],
-    pub expression_fields: &'static [&'static str],
+    /// The `defaults:` key merged at the top of `with`, if any (see `StepType::DEFAULTS`).
+    pub defaults: Option<&'static str>,
     pub runs_in_plan: bool,
     pub exactly_one_of: &'static [&'static [&'static str]],
-    pub deferred_fields: &'static [(&'static str, &'static [&'static str])],
-    pub secret_fields: &'static [&'static str],
     pub example: &'static str,
     pub params_schema: serde_json::Value,
     pub outputs_schema: serde_json::Value,
     /// Output names, in declaration order.
     pub outputs: Vec<String>,
+    /// Outputs marked secret: masked everywhere once a step returns them.
+    pub sensitive_outputs: Vec<String>,
+    /// `with` fields (at any depth) marked secret, like a Redis block's `password`.
+    pub secret_fields: Vec<String>,
+    /// Top-level `with` fields holding bare expressions (like `assert.that`).
+    pub expression_fields: Vec<String>,
+    /// Top-level `with` fields the step evaluates itself, with the names it provides.
+    pub deferred_fields: Vec<(String, Vec<String>)>,
+}
+
+impl StepMeta {
+    /// The `defaults:` keys this type takes: its own, and those of its connection blocks.
+    pub fn defaults_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.defaults.map(str::to_string).into_iter().collect();
+        crate::schema::defaults_blocks(&self.params_schema, &mut |key, _, _| {
+            keys.push(key.to_string())
+        });
+        keys.sort();
+        keys.dedup();
+        keys
+    }
 }
 
 /// The object-safe face of a step type, with JSON in and out; the engine only sees this.
@@ -229,29 +138,45 @@ impl<T: StepType> Erased<T> {
             .and_then(|p| p.as_object())
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
-        let family = T::FAMILY
-            .map(str::to_string)
-            .unwrap_or_else(|| T::NAME.split('.').next().unwrap_or(T::NAME).to_string());
-        Self {
-            inner,
-            meta: StepMeta {
-                name: T::NAME,
-                summary: T::SUMMARY,
-                effect: T::EFFECT,
-                effect_overridable: T::EFFECT_OVERRIDABLE,
-                family,
-                sensitive_outputs: T::SENSITIVE_OUTPUTS,
-                expression_fields: T::EXPRESSION_FIELDS,
-                runs_in_plan: T::RUNS_IN_PLAN,
-                exactly_one_of: T::EXACTLY_ONE_OF,
-                deferred_fields: T::DEFERRED_FIELDS,
-                secret_fields: T::SECRET_FIELDS,
-                example: T::EXAMPLE,
-                params_schema,
-                outputs_schema,
-                outputs,
-            },
-        }
+        use crate::schema::{marked_fields, marked_fields_deep};
+        use crate::values::{DEFERRED_MARK, EXPRESSION_MARK, SECRET_MARK};
+        let meta = StepMeta {
+            name: T::NAME,
+            summary: T::SUMMARY,
+            effect: T::EFFECT,
+            effect_overridable: T::EFFECT_OVERRIDABLE,
+            defaults: T::DEFAULTS,
+            runs_in_plan: T::RUNS_IN_PLAN,
+            exactly_one_of: T::EXACTLY_ONE_OF,
+            example: T::EXAMPLE,
+            sensitive_outputs: marked_fields(&outputs_schema, SECRET_MARK)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect(),
+            secret_fields: marked_fields_deep(&params_schema, SECRET_MARK),
+            expression_fields: marked_fields(&params_schema, EXPRESSION_MARK)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect(),
+            deferred_fields: marked_fields(&params_schema, DEFERRED_MARK)
+                .into_iter()
+                .map(|(name, names)| {
+                    let names = names
+                        .as_array()
+                        .map(|n| {
+                            n.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (name, names)
+                })
+                .collect(),
+            params_schema,
+            outputs_schema,
+            outputs,
+        };
+        Self { inner, meta }
     }
 }
 

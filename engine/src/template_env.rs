@@ -8,17 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Names a template may use without them being variables of the context.
-pub const FUNCTIONS: &[&str] = &[
-    "now",
-    "read_file",
-    "range",
-    "dict",
-    "namespace",
-    "lipsum",
-    "cycler",
-    "joiner",
-    "debug",
-];
+pub const FUNCTIONS: &[&str] = &["now", "read_file", "range", "dict", "namespace", "debug"];
 
 /// What the environment's functions need from the run: a fixed `now()` and the playbook folder
 /// for `read_file`.
@@ -46,7 +36,7 @@ pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
     env.add_filter("from_json", |text: String| -> Result<Value, Error> {
         let parsed: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("from_json: {e}")))?;
-        Ok(crate::evaluate::to_jinja(&parsed))
+        Ok(Value::from(minijinja::value::Serde(&parsed)))
     });
     env.add_filter("to_yaml", |value: Value| -> Result<String, Error> {
         let json = serde_json::to_value(&value)

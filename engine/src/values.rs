@@ -128,8 +128,8 @@ impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
     }
 }
 
-/// A bare expression as a step receives it from a field listed in `EXPRESSION_FIELDS`: the
-/// text as written and the value it evaluated to.
+/// A bare expression as a step receives it (its schema is marked `x-flow-expression`, so the
+/// engine evaluates it before the step runs): the text as written and the value.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Evaluated {
     pub expression: String,
@@ -150,7 +150,7 @@ impl JsonSchema for Evaluated {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": ["string", "boolean"],
-            "format": "expression",
+            "x-flow-expression": true,
             "description": "an expression, e.g. `steps.check.exit_code == 0`"
         })
     }
@@ -231,3 +231,52 @@ impl JsonSchema for Scalar {
         true
     }
 }
+
+/// The outputs of a step type that has none (`log`, `sleep`).
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct NoOutputs {}
+
+/// A secret in a step's params or outputs (a password, a token, a SecureString): its schema is
+/// marked `x-flow-secret`, which is the one place the engine learns it from — the value is
+/// masked in everything flow prints, wherever the field sits (also in `undo`, `finally` and
+/// under a connection block's defaults).
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "x-flow-secret": true })
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// Schema markers: facts about a field that the engine reads from its type's schema, so the
+/// check of `with`, the masking and the editor schema share one definition.
+pub const SECRET_MARK: &str = "x-flow-secret";
+/// A bare expression evaluated by the engine before the step runs (`assert.that`).
+pub const EXPRESSION_MARK: &str = "x-flow-expression";
+/// An expression the step evaluates itself, many times, with these extra names
+/// (`redis.delete.where` per key): `x-flow-deferred: [key, value, ttl, type]`.
+pub const DEFERRED_MARK: &str = "x-flow-deferred";
+/// A connection block merging `defaults.<key>` wherever it appears: `x-flow-defaults: redis`.
+pub const DEFAULTS_MARK: &str = "x-flow-defaults";

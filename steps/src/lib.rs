@@ -4,7 +4,6 @@ pub mod core;
 pub mod redis;
 
 use flow_engine::Registry;
-use std::sync::Arc;
 
 /// Every step type flow ships. Adding a step type: one file, plus one line here.
 pub fn register_all(registry: &mut Registry) {
@@ -17,28 +16,13 @@ pub fn register_all(registry: &mut Registry) {
         .register(core::sleep::Sleep)
         .register(core::file_write::FileWrite)
         .register(core::envfile_set::EnvfileSet)
-        .register(core::files_prune::FilesPrune);
-    // The Redis types share the run's connections, one per target.
-    let connections = Arc::new(redis::Connections::default());
-    registry
-        .register(redis::command::Command {
-            connections: Arc::clone(&connections),
-            read_only: Default::default(),
-            unreachable: Default::default(),
-        })
-        .register(redis::info::Info {
-            connections: Arc::clone(&connections),
-        })
-        .register(redis::wait::Wait {
-            connections: Arc::clone(&connections),
-        })
-        .register(redis::compare::Compare {
-            connections: Arc::clone(&connections),
-        })
-        .register(redis::backup::Backup {
-            connections: Arc::clone(&connections),
-        })
-        .register(redis::delete::Delete { connections });
+        .register(core::files_prune::FilesPrune)
+        .register(redis::command::Command)
+        .register(redis::info::Info)
+        .register(redis::wait::Wait)
+        .register(redis::compare::Compare)
+        .register(redis::backup::Backup)
+        .register(redis::delete::Delete);
 }
 
 /// A registry with every step type.

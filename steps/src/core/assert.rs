@@ -1,10 +1,6 @@
 //! `assert`: checks conditions; fails the run (severity error) or warns (severity warning).
 
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::{Evaluated, OneOrMany};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 
 pub struct Assert;
 
@@ -41,7 +37,6 @@ impl StepType for Assert {
     const SUMMARY: &'static str =
         "Check conditions: fail the run (severity: error) or warn (severity: warning)";
     const EFFECT: Effect = Effect::Read;
-    const EXPRESSION_FIELDS: &'static [&'static str] = &["that"];
     const EXAMPLE: &'static str = r#"memory_ok:
   type: assert
   with:

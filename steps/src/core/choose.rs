@@ -1,11 +1,7 @@
 //! `choose`: asks the operator to pick one of a list; without a terminal takes the default.
 
-use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::evaluate::display_value;
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::Scalar;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 use serde_json::Value;
 
 pub struct Choose;

@@ -1,9 +1,6 @@
 //! `confirm`: asks the operator to approve before the run goes on.
 
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 
 pub struct Confirm;
 

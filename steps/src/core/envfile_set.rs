@@ -67,7 +67,7 @@ impl StepType for EnvfileSet {
     const SUMMARY: &'static str =
         "Set or unset keys in an env file, keeping comments, order and other lines";
     const EFFECT: Effect = Effect::Write;
-    const FAMILY: Option<&'static str> = Some("envfile");
+    const DEFAULTS: Option<&'static str> = Some("envfile");
     const EXAMPLE: &'static str = r#"point_app:
   type: envfile.set
   with:

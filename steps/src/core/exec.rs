@@ -1,12 +1,8 @@
 //! `exec`: runs a local command, as an argv list without a shell or as an explicit `shell:`.
 
 use flow_engine::children::GroupGuard;
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::Text;
+use flow_engine::prelude::*;
 use indexmap::IndexMap;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -89,6 +85,7 @@ impl ExecParams {
 }
 
 impl StepType for Exec {
+    const DEFAULTS: Option<&'static str> = Some("exec");
     const NAME: &'static str = "exec";
     const SUMMARY: &'static str =
         "Run a local command (argv without a shell, or an explicit `shell:` script)";

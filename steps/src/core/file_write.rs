@@ -35,7 +35,7 @@ impl StepType for FileWrite {
     const NAME: &'static str = "file.write";
     const SUMMARY: &'static str = "Write or append to a local file";
     const EFFECT: Effect = Effect::Write;
-    const FAMILY: Option<&'static str> = Some("file");
+    const DEFAULTS: Option<&'static str> = Some("file");
     const EXAMPLE: &'static str = r#"audit:
   type: file.write
   with:

@@ -1,12 +1,8 @@
 //! `files.prune`: retention for local backups — keep the newest N files matching a pattern
 //! (and/or delete those older than a duration). Plan lists exactly what would go.
 
-use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::duration::format_duration;
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::FlowDuration;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -90,6 +86,7 @@ impl FilesPruneParams {
 }
 
 impl StepType for FilesPrune {
+    const DEFAULTS: Option<&'static str> = Some("files");
     const NAME: &'static str = "files.prune";
     const SUMMARY: &'static str = "Delete old local files matching a pattern, keeping the newest N";
     const EFFECT: Effect = Effect::Write;

@@ -1,9 +1,6 @@
 //! `log`: prints a message and/or a table.
 
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 
 pub struct Log;
 
@@ -15,9 +12,6 @@ pub struct LogParams {
     /// A value printed as a table: a list of mappings gets a column per key.
     pub table: Option<serde_json::Value>,
 }
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct NoOutputs {}
 
 impl StepType for Log {
     const NAME: &'static str = "log";

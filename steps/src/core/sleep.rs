@@ -1,12 +1,7 @@
 //! `sleep`: waits.
 
-use super::log::NoOutputs;
-use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::duration::format_duration;
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::FlowDuration;
-use schemars::JsonSchema;
-use serde::Deserialize;
+use flow_engine::prelude::*;
 
 pub struct Sleep;
 

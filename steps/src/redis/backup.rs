@@ -2,19 +2,12 @@
 //! server's data folder is on this machine.
 
 use super::{Connections, RedisTarget, reply};
-use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::duration::format_duration;
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::FlowDuration;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct Backup {
-    pub connections: Arc<Connections>,
-}
+pub struct Backup;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct BackupParams {
@@ -53,12 +46,16 @@ struct SaveState {
 }
 
 impl Backup {
-    async fn save_state(&self, target: &RedisTarget) -> Result<SaveState, StepError> {
-        let info = super::info::read_info(&self.connections, target).await?;
+    async fn save_state(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+    ) -> Result<SaveState, StepError> {
+        let info = super::info::read_info(connections, target).await?;
         let int =
             |name: &str| super::info_text::field(&info, name).and_then(serde_json::Value::as_i64);
         Ok(SaveState {
-            lastsave: self.lastsave(target).await?,
+            lastsave: self.lastsave(connections, target).await?,
             saves: int("rdb_saves"),
             in_progress: int("rdb_bgsave_in_progress") == Some(1),
             last_status: super::info_text::field(&info, "rdb_last_bgsave_status")
@@ -67,19 +64,24 @@ impl Backup {
         })
     }
 
-    async fn lastsave(&self, target: &RedisTarget) -> Result<i64, StepError> {
-        let value = self
-            .connections
-            .query(target, &redis::cmd("LASTSAVE"))
-            .await?;
+    async fn lastsave(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+    ) -> Result<i64, StepError> {
+        let value = connections.query(target, &redis::cmd("LASTSAVE")).await?;
         reply::as_int(&value).ok_or_else(|| {
             StepError::failed(format!("LASTSAVE on {} gave no number", target.display()))
         })
     }
 
-    async fn config(&self, target: &RedisTarget, name: &str) -> Result<String, StepError> {
-        let value = self
-            .connections
+    async fn config(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+        name: &str,
+    ) -> Result<String, StepError> {
+        let value = connections
             .query(target, redis::cmd("CONFIG").arg("GET").arg(name))
             .await?;
         let json = reply::to_json(value);
@@ -105,7 +107,6 @@ impl StepType for Backup {
     const NAME: &'static str = "redis.backup";
     const SUMMARY: &'static str = "BGSAVE, wait for LASTSAVE to advance, and copy the RDB file out";
     const EFFECT: Effect = Effect::Write;
-    const SECRET_FIELDS: &'static [&'static str] = &["password"];
     const EXAMPLE: &'static str = r#"backup:
   type: redis.backup
   with:
@@ -131,20 +132,21 @@ impl StepType for Backup {
         params: BackupParams,
         ctx: &StepContext,
     ) -> Result<BackupOutputs, StepError> {
+        let connections = ctx.resource::<Connections>();
         let target = &params.target;
         let timeout = params
             .timeout
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(60));
         let began = Instant::now();
-        let before = self.save_state(target).await?;
-        if let Err(error) = self.connections.query(target, &redis::cmd("BGSAVE")).await
+        let before = self.save_state(&connections, target).await?;
+        if let Err(error) = connections.query(target, &redis::cmd("BGSAVE")).await
             && !error.message().contains("already in progress")
         {
             return Err(error);
         }
         let lastsave = loop {
-            let now = self.save_state(target).await?;
+            let now = self.save_state(&connections, target).await?;
             let saved = match (before.saves, now.saves) {
                 (Some(b), Some(n)) => n > b && !now.in_progress,
                 _ => now.lastsave > before.lastsave,
@@ -170,8 +172,8 @@ impl StepType for Backup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = began.elapsed().as_secs_f64();
-        let rdb_path = PathBuf::from(self.config(target, "dir").await?)
-            .join(self.config(target, "dbfilename").await?);
+        let rdb_path = PathBuf::from(self.config(&connections, target, "dir").await?)
+            .join(self.config(&connections, target, "dbfilename").await?);
         let shown = rdb_path.display().to_string();
         let bytes = tokio::fs::metadata(&rdb_path).await.ok().map(|m| m.len());
         if bytes == Some(0) {

@@ -2,13 +2,8 @@
 //! server's own answer (COMMAND INFO flags), unless the step says `effect:`.
 
 use super::{Connections, RedisTarget, reply};
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::Text;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Commands the server does not flag `readonly` that only look: they may run during plan.
 /// (Flag-less is not enough: PUBLISH and EVAL carry no `write` flag either.)
@@ -16,13 +11,19 @@ const HARMLESS: &[&str] = &[
     "PING", "ECHO", "INFO", "TIME", "LASTSAVE", "ROLE", "COMMAND",
 ];
 
-pub struct Command {
-    pub connections: Arc<Connections>,
-    /// (target, command name) → read-only?, asked once per run.
-    pub read_only: tokio::sync::Mutex<HashMap<(String, String), bool>>,
+pub struct Command;
+
+/// What a run learned about commands: asked once per run, forgotten when it ends (the server
+/// may be upgraded between two runs).
+#[derive(Default)]
+pub struct CommandFacts {
+    /// (target, command name) → read-only?
+    read_only: tokio::sync::Mutex<HashMap<(String, String), bool>>,
     /// Why the server could not be asked, by target: the plan says so next to the line.
-    pub unreachable: tokio::sync::Mutex<HashMap<String, String>>,
+    unreachable: tokio::sync::Mutex<HashMap<String, String>>,
 }
+
+impl Resource for CommandFacts {}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CommandParams {
@@ -70,7 +71,6 @@ impl StepType for Command {
         "Run one Redis command (a read runs during plan, as the server's COMMAND INFO says)";
     const EFFECT: Effect = Effect::Write;
     const EFFECT_OVERRIDABLE: bool = true;
-    const SECRET_FIELDS: &'static [&'static str] = &["password"];
     const EXAMPLE: &'static str = r#"ping:
   type: redis.command
   with:
@@ -84,7 +84,7 @@ count_sessions:
     type Params = CommandParams;
     type Outputs = CommandOutputs;
 
-    async fn describe(&self, params: &CommandParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &CommandParams, ctx: &PlanContext) -> Description {
         let action = if matches!(
             params.name().as_str(),
             "SHUTDOWN" | "FLUSHALL" | "FLUSHDB" | "DEL" | "UNLINK"
@@ -97,7 +97,8 @@ count_sessions:
             action,
             format!("{} on {}", params.shown(), params.target.display()),
         );
-        match self.unreachable.lock().await.get(&params.target.display()) {
+        let facts = ctx.resource::<CommandFacts>();
+        match facts.unreachable.lock().await.get(&params.target.display()) {
             Some(why) => line.detail(format!(
                 "shown as a write: could not ask the server whether it only reads ({why})"
             )),
@@ -106,26 +107,28 @@ count_sessions:
     }
 
     async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
+        let connections = ctx.resource::<Connections>();
         let name = params.name();
         if ctx.offline {
             return None;
         }
+        let facts = ctx.resource::<CommandFacts>();
         let key = (params.target.display(), name.clone());
-        if let Some(read_only) = self.read_only.lock().await.get(&key) {
+        if let Some(read_only) = facts.read_only.lock().await.get(&key) {
             return Some(if *read_only {
                 Effect::Read
             } else {
                 Effect::Write
             });
         }
-        let info = match self
-            .connections
+        let info = match connections
             .query(&params.target, redis::cmd("COMMAND").arg("INFO").arg(&name))
             .await
         {
             Ok(info) => info,
             Err(error) => {
-                self.unreachable
+                facts
+                    .unreachable
                     .lock()
                     .await
                     .insert(params.target.display(), error.message().to_string());
@@ -147,7 +150,7 @@ count_sessions:
             _ => false,
         };
         let read_only = flagged_readonly || HARMLESS.contains(&name.as_str());
-        self.read_only.lock().await.insert(key, read_only);
+        facts.read_only.lock().await.insert(key, read_only);
         Some(if read_only {
             Effect::Read
         } else {
@@ -158,14 +161,15 @@ count_sessions:
     async fn apply(
         &self,
         params: CommandParams,
-        _: &StepContext,
+        ctx: &StepContext,
     ) -> Result<CommandOutputs, StepError> {
+        let connections = ctx.resource::<Connections>();
         let cmd = params.cmd();
         if params.name() == "SHUTDOWN" {
             // The server exits and the connection drops: that is the success.
-            let mut connection = self.connections.get(&params.target).await?;
+            let mut connection = connections.get(&params.target).await?;
             let result = cmd.query_async::<redis::Value>(&mut connection).await;
-            self.connections.forget(&params.target).await;
+            connections.forget(&params.target).await;
             return match result {
                 Err(error) if super::target::is_disconnect(&error) => Ok(CommandOutputs {
                     reply: serde_json::Value::Null,
@@ -179,7 +183,7 @@ count_sessions:
                 }),
             };
         }
-        let value = self.connections.query(&params.target, &cmd).await?;
+        let value = connections.query(&params.target, &cmd).await?;
         Ok(CommandOutputs {
             reply: reply::to_json(value),
         })

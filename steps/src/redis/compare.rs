@@ -4,18 +4,11 @@
 
 use super::info::read_info;
 use super::{Connections, RedisTarget, info_text, reply};
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::Text;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use std::sync::Arc;
 
-pub struct Compare {
-    pub connections: Arc<Connections>,
-}
+pub struct Compare;
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -97,46 +90,45 @@ impl Compare {
     /// A digest of a key: its type, whether it expires, and a hash of its value.
     async fn key_digest(
         &self,
+        connections: &Connections,
         target: &RedisTarget,
         key: &str,
     ) -> Result<(String, bool, String), StepError> {
         let kind = reply::as_text(
-            &self
-                .connections
+            &connections
                 .query(target, redis::cmd("TYPE").arg(key))
                 .await?,
         )
         .unwrap_or_default();
         let ttl = reply::as_int(
-            &self
-                .connections
+            &connections
                 .query(target, redis::cmd("PTTL").arg(key))
                 .await?,
         )
         .unwrap_or(-2);
         let mut value = match kind.as_str() {
             "string" => reply::to_json(
-                self.connections
+                connections
                     .query(target, redis::cmd("GET").arg(key))
                     .await?,
             ),
             "hash" => reply::to_json(
-                self.connections
+                connections
                     .query(target, redis::cmd("HGETALL").arg(key))
                     .await?,
             ),
             "list" => reply::to_json(
-                self.connections
+                connections
                     .query(target, redis::cmd("LRANGE").arg(key).arg(0).arg(-1))
                     .await?,
             ),
             "set" => reply::to_json(
-                self.connections
+                connections
                     .query(target, redis::cmd("SMEMBERS").arg(key))
                     .await?,
             ),
             "zset" => reply::to_json(
-                self.connections
+                connections
                     .query(
                         target,
                         redis::cmd("ZRANGE")
@@ -148,7 +140,7 @@ impl Compare {
                     .await?,
             ),
             "stream" => reply::to_json(
-                self.connections
+                connections
                     .query(target, redis::cmd("XRANGE").arg(key).arg("-").arg("+"))
                     .await?,
             ),
@@ -181,6 +173,7 @@ impl Compare {
 
     async fn sample(
         &self,
+        connections: &Connections,
         params: &CompareParams,
         count: u32,
         rows: &mut Vec<Value>,
@@ -191,8 +184,7 @@ impl Compare {
                 break;
             }
             match reply::as_text(
-                &self
-                    .connections
+                &connections
                     .query(&params.left, &redis::cmd("RANDOMKEY"))
                     .await?,
             ) {
@@ -204,8 +196,8 @@ impl Compare {
         keys.sort();
         let mut same = 0;
         for key in &keys {
-            let left = self.key_digest(&params.left, key).await?;
-            let right = self.key_digest(&params.right, key).await?;
+            let left = self.key_digest(connections, &params.left, key).await?;
+            let right = self.key_digest(connections, &params.right, key).await?;
             if left == right {
                 same += 1;
             } else {
@@ -237,8 +229,6 @@ impl StepType for Compare {
     const SUMMARY: &'static str =
         "Compare two Redis servers side by side (counts, keyspace, role, sampled keys)";
     const EFFECT: Effect = Effect::Read;
-    const FAMILY: Option<&'static str> = Some("redis_compare");
-    const SECRET_FIELDS: &'static [&'static str] = &["password"];
     const EXAMPLE: &'static str = r#"compare:
   type: redis.compare
   with:
@@ -266,14 +256,15 @@ impl StepType for Compare {
         params: CompareParams,
         ctx: &StepContext,
     ) -> Result<CompareOutputs, StepError> {
+        let connections = ctx.resource::<Connections>();
         let tolerance = Tolerance::parse(params.tolerance.as_ref()).map_err(StepError::Failed)?;
         let checks = params
             .checks
             .clone()
             .unwrap_or_else(|| vec![Check::Ping, Check::Dbsize, Check::Keyspace, Check::Role]);
         let (left, right) = (
-            read_info(&self.connections, &params.left).await?,
-            read_info(&self.connections, &params.right).await?,
+            read_info(&connections, &params.left).await?,
+            read_info(&connections, &params.right).await?,
         );
         let field = |info: &indexmap::IndexMap<String, indexmap::IndexMap<String, Value>>,
                      name: &str| {
@@ -285,15 +276,11 @@ impl StepType for Compare {
             match check {
                 Check::Ping => {
                     let l = reply::as_text(
-                        &self
-                            .connections
-                            .query(&params.left, &redis::cmd("PING"))
-                            .await?,
+                        &connections.query(&params.left, &redis::cmd("PING")).await?,
                     )
                     .unwrap_or_default();
                     let r = reply::as_text(
-                        &self
-                            .connections
+                        &connections
                             .query(&params.right, &redis::cmd("PING"))
                             .await?,
                     )
@@ -307,15 +294,13 @@ impl StepType for Compare {
                 }
                 Check::Dbsize => {
                     let l = reply::as_int(
-                        &self
-                            .connections
+                        &connections
                             .query(&params.left, &redis::cmd("DBSIZE"))
                             .await?,
                     )
                     .unwrap_or(0);
                     let r = reply::as_int(
-                        &self
-                            .connections
+                        &connections
                             .query(&params.right, &redis::cmd("DBSIZE"))
                             .await?,
                     )
@@ -378,7 +363,7 @@ impl StepType for Compare {
             }
         }
         if let Some(count) = params.sample_keys.filter(|c| *c > 0) {
-            self.sample(&params, count, &mut rows).await?;
+            self.sample(&connections, &params, count, &mut rows).await?;
         }
         let equal = rows.iter().all(|r| r["match"] == json!(true));
         let [left_label, right_label] = params

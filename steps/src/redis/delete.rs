@@ -3,16 +3,10 @@
 //! `type`. Plan counts them and shows a sample; apply decides every key before deleting any.
 
 use super::{Connections, RedisTarget, reply};
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use flow_engine::prelude::*;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
 
-pub struct Delete {
-    pub connections: Arc<Connections>,
-}
+pub struct Delete;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct DeleteParams {
@@ -23,7 +17,7 @@ pub struct DeleteParams {
     /// Which matching keys to delete: an expression over `key`, `value`, `ttl` (seconds, -1
     /// without expiry) and `type`, e.g. `value.organisationId == params.org`. Default: all.
     #[serde(rename = "where")]
-    #[schemars(rename = "where")]
+    #[schemars(rename = "where", extend("x-flow-deferred" = ["key", "value", "ttl", "type"]))]
     pub condition: Option<String>,
     /// Keys per SCAN round and per DEL (default 500).
     pub batch: Option<u32>,
@@ -50,6 +44,7 @@ impl Delete {
     /// Every key matching the pattern and the condition.
     async fn matches(
         &self,
+        connections: &Connections,
         params: &DeleteParams,
         evaluate: Evaluate<'_>,
     ) -> Result<Vec<String>, StepError> {
@@ -71,8 +66,7 @@ impl Delete {
         let mut cursor: u64 = 0;
         let mut matched = Vec::new();
         loop {
-            let page = self
-                .connections
+            let page = connections
                 .query(
                     target,
                     redis::cmd("SCAN")
@@ -97,7 +91,8 @@ impl Delete {
                 let mut names = Map::new();
                 names.insert("key".into(), json!(key));
                 let kind = if needs_type {
-                    self.text(target, redis::cmd("TYPE").arg(&key)).await?
+                    self.text(connections, target, redis::cmd("TYPE").arg(&key))
+                        .await?
                 } else {
                     String::new()
                 };
@@ -108,15 +103,17 @@ impl Delete {
                     names.insert(
                         "ttl".into(),
                         json!(reply::as_int(
-                            &self
-                                .connections
+                            &connections
                                 .query(target, redis::cmd("TTL").arg(&key))
                                 .await?
                         )),
                     );
                 }
                 if needs_value {
-                    names.insert("value".into(), self.value(target, &key, &kind).await?);
+                    names.insert(
+                        "value".into(),
+                        self.value(connections, target, &key, &kind).await?,
+                    );
                 }
                 let verdict = evaluate(condition, &names).map_err(|e| {
                     StepError::failed(format!(
@@ -138,19 +135,32 @@ impl Delete {
         Ok(matched)
     }
 
-    async fn text(&self, target: &RedisTarget, cmd: &redis::Cmd) -> Result<String, StepError> {
-        Ok(reply::as_text(&self.connections.query(target, cmd).await?).unwrap_or_default())
+    async fn text(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+        cmd: &redis::Cmd,
+    ) -> Result<String, StepError> {
+        Ok(reply::as_text(&connections.query(target, cmd).await?).unwrap_or_default())
     }
 
     /// A string value parsed as JSON when it is JSON; a hash as a mapping; else null.
-    async fn value(&self, target: &RedisTarget, key: &str, kind: &str) -> Result<Value, StepError> {
+    async fn value(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+        key: &str,
+        kind: &str,
+    ) -> Result<Value, StepError> {
         Ok(match kind {
             "string" => {
-                let text = self.text(target, redis::cmd("GET").arg(key)).await?;
+                let text = self
+                    .text(connections, target, redis::cmd("GET").arg(key))
+                    .await?;
                 serde_json::from_str(&text).unwrap_or(Value::String(text))
             }
             "hash" => reply::pairs_to_map(reply::to_json(
-                self.connections
+                connections
                     .query(target, redis::cmd("HGETALL").arg(key))
                     .await?,
             )),
@@ -180,9 +190,6 @@ impl StepType for Delete {
     const SUMMARY: &'static str =
         "Delete the keys matching a pattern (SCAN) and a `where` over key, value, ttl and type";
     const EFFECT: Effect = Effect::Write;
-    const SECRET_FIELDS: &'static [&'static str] = &["password"];
-    const DEFERRED_FIELDS: &'static [(&'static str, &'static [&'static str])] =
-        &[("where", &["key", "value", "ttl", "type"])];
     const EXAMPLE: &'static str = r#"purge_org:
   type: redis.delete
   with:
@@ -193,6 +200,7 @@ impl StepType for Delete {
     type Outputs = DeleteOutputs;
 
     async fn describe(&self, params: &DeleteParams, ctx: &PlanContext) -> Description {
+        let connections = ctx.resource::<Connections>();
         let what = match &params.condition {
             Some(condition) => format!(
                 "keys matching `{}` where {}",
@@ -215,7 +223,7 @@ impl StepType for Delete {
             .detail("not counted: --offline");
         }
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
-        match self.matches(params, &evaluate).await {
+        match self.matches(&connections, params, &evaluate).await {
             Ok(keys) => {
                 let (action, verb) = if params.dry_run {
                     (Action::Read, "count")
@@ -260,8 +268,9 @@ impl StepType for Delete {
         params: DeleteParams,
         ctx: &StepContext,
     ) -> Result<DeleteOutputs, StepError> {
+        let connections = ctx.resource::<Connections>();
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
-        let keys = self.matches(&params, &evaluate).await?;
+        let keys = self.matches(&connections, &params, &evaluate).await?;
         let sample: Vec<String> = keys.iter().take(20).cloned().collect();
         if params.dry_run {
             ctx.output(
@@ -284,8 +293,8 @@ impl StepType for Delete {
             for key in chunk {
                 del.arg(key);
             }
-            deleted += reply::as_int(&self.connections.query(&params.target, &del).await?)
-                .unwrap_or(0) as u64;
+            deleted +=
+                reply::as_int(&connections.query(&params.target, &del).await?).unwrap_or(0) as u64;
         }
         ctx.output(
             "log",

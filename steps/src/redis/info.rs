@@ -1,17 +1,11 @@
 //! `redis.info`: INFO, parsed, with the figures a health check reads by hand.
 
 use super::{Connections, RedisTarget, info_text, reply};
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
+use flow_engine::prelude::*;
 use indexmap::IndexMap;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
 
-pub struct Info {
-    pub connections: Arc<Connections>,
-}
+pub struct Info;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct InfoParams {
@@ -58,7 +52,6 @@ impl StepType for Info {
     const SUMMARY: &'static str =
         "Read INFO (parsed) and the usual health figures of a Redis server";
     const EFFECT: Effect = Effect::Read;
-    const SECRET_FIELDS: &'static [&'static str] = &["password"];
     const EXAMPLE: &'static str = r#"health:
   type: redis.info
   with:
@@ -71,11 +64,11 @@ impl StepType for Info {
         Description::new(Action::Read, format!("INFO on {}", params.target.display()))
     }
 
-    async fn apply(&self, params: InfoParams, _: &StepContext) -> Result<InfoOutputs, StepError> {
-        let all = read_info(&self.connections, &params.target).await?;
+    async fn apply(&self, params: InfoParams, ctx: &StepContext) -> Result<InfoOutputs, StepError> {
+        let connections = ctx.resource::<Connections>();
+        let all = read_info(&connections, &params.target).await?;
         let dbsize = reply::as_int(
-            &self
-                .connections
+            &connections
                 .query(&params.target, &redis::cmd("DBSIZE"))
                 .await?,
         )

@@ -3,21 +3,21 @@
 //! one multiplexed connection per target, reused by every step, reopened once if the server
 //! went away (after a restart, say).
 
-use flow_engine::step_type::StepError;
-use flow_engine::values::FlowDuration;
+use flow_engine::prelude::*;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
-use schemars::JsonSchema;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// A Redis connection block: merges `defaults.redis` wherever it appears (at the top of a
+/// step's `with`, under `redis.compare`'s `left` and `right`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(extend("x-flow-defaults" = "redis"))]
 pub struct RedisTarget {
     /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
     pub url: String,
     /// Password (a secret: masked everywhere); overrides one in the URL.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// ACL user name; overrides one in the URL.
     pub username: Option<String>,
     /// How long to wait for a connection (default 5s).
@@ -36,7 +36,9 @@ impl RedisTarget {
     fn key(&self) -> String {
         format!(
             "{}\u{0}{:?}\u{0}{:?}",
-            self.url, self.username, self.password
+            self.url,
+            self.username,
+            self.password.as_ref().map(Secret::expose)
         )
     }
 }
@@ -50,10 +52,22 @@ fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str)> {
     })
 }
 
-/// The open connections of a run, by target.
+/// The open connections of a run, by target: a resource of the run, closed when it ends.
 #[derive(Default)]
 pub struct Connections {
     open: tokio::sync::Mutex<HashMap<String, MultiplexedConnection>>,
+}
+
+impl Resource for Connections {
+    /// Drops every connection, then lets their drivers run once more so the sockets are
+    /// closed now rather than when the process exits.
+    async fn close(&self) {
+        let open = std::mem::take(&mut *self.open.lock().await);
+        drop(open);
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 impl Connections {
@@ -115,7 +129,7 @@ async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, StepErro
     })?;
     let mut settings = info.redis_settings().clone();
     if let Some(password) = &target.password {
-        settings = settings.set_password(password);
+        settings = settings.set_password(password.expose());
     }
     if let Some(username) = &target.username {
         settings = settings.set_username(username);

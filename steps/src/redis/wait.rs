@@ -1,18 +1,11 @@
 //! `redis.wait`: until the server answers PONG and has finished loading its data.
 
 use super::{Connections, RedisTarget, info_text, reply};
-use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::duration::format_duration;
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::FlowDuration;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use flow_engine::prelude::*;
 use std::time::{Duration, Instant};
 
-pub struct Wait {
-    pub connections: Arc<Connections>,
-}
+pub struct Wait;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaitParams {
@@ -31,18 +24,16 @@ pub struct WaitOutputs {
 }
 
 impl Wait {
-    async fn ready(&self, target: &RedisTarget) -> Result<(), String> {
-        self.connections.forget(target).await;
-        let pong = self
-            .connections
+    async fn ready(&self, connections: &Connections, target: &RedisTarget) -> Result<(), String> {
+        connections.forget(target).await;
+        let pong = connections
             .query(target, &redis::cmd("PING"))
             .await
             .map_err(|e| e.to_string())?;
         if reply::as_text(&pong).as_deref() != Some("PONG") {
             return Err(format!("PING answered {:?}", reply::to_json(pong)));
         }
-        let info = self
-            .connections
+        let info = connections
             .query(target, redis::cmd("INFO").arg("persistence"))
             .await
             .map_err(|e| e.to_string())?;
@@ -59,7 +50,6 @@ impl StepType for Wait {
     const SUMMARY: &'static str = "Wait until Redis answers PONG and is not loading";
     const EFFECT: Effect = Effect::Read;
     const RUNS_IN_PLAN: bool = false;
-    const SECRET_FIELDS: &'static [&'static str] = &["password"];
     const EXAMPLE: &'static str = r#"redis_up:
   type: redis.wait
   with: { url: redis://127.0.0.1:6379, timeout: 2m }"#;
@@ -81,7 +71,8 @@ impl StepType for Wait {
         )
     }
 
-    async fn apply(&self, params: WaitParams, _: &StepContext) -> Result<WaitOutputs, StepError> {
+    async fn apply(&self, params: WaitParams, ctx: &StepContext) -> Result<WaitOutputs, StepError> {
+        let connections = ctx.resource::<Connections>();
         let timeout = params
             .timeout
             .map(|t| t.0)
@@ -92,7 +83,7 @@ impl StepType for Wait {
             .unwrap_or(Duration::from_millis(500));
         let began = Instant::now();
         loop {
-            let last_error = match self.ready(&params.target).await {
+            let last_error = match self.ready(&connections, &params.target).await {
                 Ok(()) => {
                     return Ok(WaitOutputs {
                         waited: began.elapsed().as_secs_f64(),
