@@ -54,13 +54,21 @@ fn runner(text: &str) -> Arc<Runner> {
     )
 }
 
-/// The clients connected to `server` under `name` (CLIENT SETNAME).
+/// The clients connected to `server` under `name` (CLIENT SETNAME), once the server has
+/// noticed closed sockets: it is asked until none is left, for at most two seconds.
 fn clients_named(server: &RedisServer, name: &str) -> usize {
-    server
-        .cli(&["CLIENT", "LIST"])
-        .lines()
-        .filter(|l| l.contains(&format!(" name={name} ")))
-        .count()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let count = server
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter(|l| l.contains(&format!(" name={name} ")))
+            .count();
+        if count == 0 || std::time::Instant::now() > deadline {
+            return count;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn naming_playbook(server: &RedisServer, then: &str) -> String {

@@ -1,7 +1,6 @@
 //! The event stream of a run: everything flow shows, streams as JSON or records is one of
 //! these, in order.
 
-use crate::kinds::Action;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,6 +36,8 @@ impl Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Not finished yet — or never: a run whose journal still says so was killed.
+    Running,
     Succeeded,
     Failed,
     Declined,
@@ -48,7 +49,7 @@ impl RunStatus {
     pub fn exit_code(self) -> i32 {
         match self {
             RunStatus::Succeeded => 0,
-            RunStatus::Failed => 1,
+            RunStatus::Failed | RunStatus::Running => 1,
             RunStatus::Declined | RunStatus::NeedsApproval => 3,
             RunStatus::Interrupted => 130,
         }
@@ -65,6 +66,7 @@ impl RunStatus {
     /// As events and `run.json` spell it: `needs_approval`.
     pub fn key(self) -> &'static str {
         match self {
+            RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Declined => "declined",
@@ -85,24 +87,7 @@ pub enum Event {
         at: String,
     },
     /// One line of a plan.
-    PlanStep {
-        step: String,
-        /// The step's `name:`, when it has one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
-        #[serde(rename = "type")]
-        type_name: String,
-        finally: bool,
-        action: Action,
-        summary: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        details: Vec<String>,
-        /// Set when the step may or may not run: its `when` depends on an unknown value.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        condition: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
+    PlanStep(crate::plan::PlanLine),
     StepStarted {
         step: String,
         /// The step's `name:`, when it has one.

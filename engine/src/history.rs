@@ -2,7 +2,8 @@
 
 use crate::duration::format_duration;
 use crate::event::Event;
-use crate::journal::{RUNNING, RunRecord, list_runs, load_run, runs_dir};
+use crate::event::RunStatus;
+use crate::journal::{RunRecord, list_runs, load_run, runs_dir};
 use crate::summary::Summary;
 use crate::table::render_rows;
 use std::path::Path;
@@ -16,10 +17,9 @@ fn took(record: &RunRecord) -> String {
 }
 
 fn status(record: &RunRecord) -> String {
-    if record.status == RUNNING {
-        "did not finish".into()
-    } else {
-        record.status.replace('_', " ")
+    match record.status {
+        RunStatus::Running => "did not finish".into(),
+        other => other.as_str().to_string(),
     }
 }
 

@@ -31,7 +31,7 @@ pub struct RunRecord {
     #[serde(default)]
     pub duration_ms: Option<u64>,
     /// `running` until the run ends, then how it ended.
-    pub status: String,
+    pub status: crate::event::RunStatus,
     #[serde(default)]
     pub exit_code: Option<i32>,
     #[serde(default)]
@@ -40,8 +40,6 @@ pub struct RunRecord {
     pub host: String,
     pub flow_version: String,
 }
-
-pub const RUNNING: &str = "running";
 
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
@@ -115,7 +113,7 @@ impl Reporter for JournalReporter {
         } = event
         {
             let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
-            record.status = status.key().to_string();
+            record.status = *status;
             record.exit_code = Some(*exit_code);
             record.duration_ms = Some(*duration_ms);
             record.error = error.clone();

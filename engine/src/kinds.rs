@@ -27,7 +27,7 @@ impl Effect {
 }
 
 /// What a plan line shows about a step: `=` read, `+` create, `~` change, `-` delete or
-/// stop, `?` asks, `…` skipped.
+/// stop, `?` asks, `…` skipped, `✘` could not be planned (the plan fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -37,6 +37,9 @@ pub enum Action {
     Delete,
     Ask,
     Skip,
+    /// The step could not be planned (a read failed, a template did not render): the line's
+    /// summary says why, and the plan fails.
+    Failed,
 }
 
 impl Action {
@@ -48,6 +51,7 @@ impl Action {
             Action::Delete => "-",
             Action::Ask => "?",
             Action::Skip => "…",
+            Action::Failed => "✘",
         }
     }
 }

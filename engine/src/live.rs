@@ -66,7 +66,7 @@ impl Reporter for LiveReporter {
                 Mode::Plan => self.print(&mut state, &format!("Plan: {name}\n")),
                 Mode::Apply => self.print(&mut state, &format!("▶ apply {name} (run {run_id})")),
             },
-            Event::PlanStep { .. } => plan_lines(event)
+            Event::PlanStep(_) => plan_lines(event)
                 .into_iter()
                 .flatten()
                 .for_each(|l| self.print(&mut state, &l)),

@@ -217,7 +217,7 @@ fn prepare(
 }
 
 fn plan_runner(
-    checked: Checked,
+    checked: Arc<Checked>,
     params: ResolvedParams,
     offline: bool,
     emitter: Arc<Emitter>,
@@ -230,7 +230,7 @@ fn plan_runner(
     };
     let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
     Runner::new(
-        Arc::new(checked),
+        checked,
         params,
         settings,
         emitter,
@@ -246,51 +246,51 @@ pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) ->
         Err(code) => return code,
     };
     let runner = plan_runner(
-        checked,
+        Arc::new(checked),
         params,
         options.offline,
         emitter(global, Vec::new(), Arc::new(Masker::new())),
     );
-    let outcome = runner.plan().await;
-    let code = outcome.status.exit_code();
+    let plan = runner.plan().await;
+    let code = plan.status.exit_code();
     match &options.out {
-        Some(out) if code == exit::OK => {
-            match save_plan(&runner, &outcome.reads, options.offline, out) {
-                Ok(()) => {
-                    if global.output == OutputFormat::Human {
-                        eprintln!(
-                            "Saved the plan to {}: apply it with `flow apply {}`.",
-                            out.display(),
-                            out.display()
-                        );
-                    }
-                    code
+        Some(out) if code == exit::OK => match save_plan(&runner, &plan, options.offline, out) {
+            Ok(()) => {
+                if global.output == OutputFormat::Human {
+                    eprintln!(
+                        "Saved the plan to {}: apply it with `flow apply {}`.",
+                        out.display(),
+                        out.display()
+                    );
                 }
-                Err(e) => {
-                    print_diagnostics(&[Diagnostic::error(
-                        None,
-                        format!("cannot save the plan to {}: {e}", out.display()),
-                    )]);
-                    exit::INVALID
-                }
+                code
             }
-        }
+            Err(e) => {
+                print_diagnostics(&[Diagnostic::error(
+                    None,
+                    format!("cannot save the plan to {}: {e}", out.display()),
+                )]);
+                exit::INVALID
+            }
+        },
         _ => code,
     }
 }
 
 fn save_plan(
     runner: &Runner,
-    reads: &indexmap::IndexMap<String, serde_json::Value>,
+    plan: &crate::plan::Plan,
     offline: bool,
     out: &Path,
 ) -> std::io::Result<()> {
+    let masker = &runner.emitter.masker;
     let playbook = &runner.checked.playbook;
     let plan_id = runner.settings.run_id.clone();
     let saved = SavedPlan {
         flow_plan: crate::saved_plan::FORMAT,
         created_at: crate::event::timestamp_now(),
-        reads: reads
+        reads: plan
+            .reads
             .iter()
             .map(|(step, outputs)| {
                 (
@@ -314,6 +314,10 @@ fn save_plan(
             .cloned()
             .collect(),
         offline,
+        lines: serde_json::to_value(&plan.lines)
+            .map(|lines| masker.mask_json(&lines))
+            .and_then(serde_json::from_value)
+            .unwrap_or_default(),
     };
     let text = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
     std::fs::write(out, format!("{text}\n"))
@@ -375,8 +379,9 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
     if let Err(code) = check_approvals(&checked, &options.approvals) {
         return code;
     }
+    let checked = Arc::new(checked);
     if let Some(saved) = &saved
-        && let Err(code) = check_drift(saved, &checked, &params, registry).await
+        && let Err(code) = check_drift(saved, &checked, &params).await
     {
         return code;
     }
@@ -399,7 +404,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         started_at: crate::event::timestamp_now(),
         finished_at: None,
         duration_ms: None,
-        status: crate::journal::RUNNING.to_string(),
+        status: crate::event::RunStatus::Running,
         exit_code: None,
         error: None,
         user: crate::context::current_user(),
@@ -427,7 +432,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
     let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
     let emitter = emitter(global, vec![Box::new(journal)], masker);
     let runner = Runner::new(
-        Arc::new(checked),
+        checked,
         params,
         settings,
         emitter,
@@ -482,9 +487,8 @@ fn explain_missing_secrets(diagnostics: &mut [Diagnostic], saved: &SavedPlan) {
 /// plan was saved; prints what moved.
 async fn check_drift(
     saved: &SavedPlan,
-    checked: &Checked,
+    checked: &Arc<Checked>,
     params: &ResolvedParams,
-    registry: &Registry,
 ) -> Result<(), i32> {
     let mut drifts = Vec::new();
     if checked.playbook.hash != saved.playbook_hash {
@@ -498,18 +502,12 @@ async fn check_drift(
     }
     drifts.extend(compare_params(&saved.params, &params.public()));
     if drifts.is_empty() && !saved.offline {
-        // Plan again, silently, to see what the reads return now.
-        let fresh = match crate::check_file(&checked.playbook.file.path, registry) {
-            Ok(c) => c,
-            Err(diagnostics) => {
-                print_diagnostics(&diagnostics);
-                return Err(exit::INVALID);
-            }
-        };
+        // Plan again, silently, to see what the reads return now — from the very playbook
+        // that will be applied, not from a second read of the file.
         let quiet = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));
-        let runner = plan_runner(fresh, params.clone(), false, quiet);
-        let outcome = runner.plan().await;
-        let now = outcome
+        let runner = plan_runner(Arc::clone(checked), params.clone(), false, quiet);
+        let fresh = runner.plan().await;
+        let now = fresh
             .reads
             .iter()
             .map(|(step, outputs)| {

@@ -121,7 +121,7 @@ pub fn event_line(event: &Event, verbosity: Verbosity) -> Option<String> {
 
 /// The plan's lines: `  ~ step  (type)  summary` and details under it.
 pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
-    let Event::PlanStep {
+    let Event::PlanStep(crate::plan::PlanLine {
         step,
         name,
         type_name,
@@ -131,9 +131,13 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
         details,
         condition,
         reason,
-    } = event
+    }) = event
     else {
         return None;
+    };
+    let summary = match action {
+        crate::kinds::Action::Failed => format!("error: {summary}"),
+        _ => summary.clone(),
     };
     let step = match name {
         Some(name) => format!("{name} [{step}]"),
@@ -206,7 +210,7 @@ impl Reporter for PlainReporter {
                 }
                 Mode::Apply => {}
             },
-            Event::PlanStep { .. } => plan_lines(event)
+            Event::PlanStep(_) => plan_lines(event)
                 .into_iter()
                 .flatten()
                 .for_each(|l| print_out(&l)),

@@ -7,6 +7,7 @@ use crate::event::{Event, RunStatus, Status};
 use crate::run::{Runner, Scope};
 use crate::step_type::{Action, Description, Effect};
 use crate::template::Reference;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -23,8 +24,10 @@ pub struct PlanCounts {
 }
 
 impl PlanCounts {
+    /// Counts a line; a line that could not be planned is not counted (the plan fails).
     pub fn add(&mut self, action: Action) {
         match action {
+            Action::Failed => {}
             Action::Read => self.read += 1,
             Action::Create => self.create += 1,
             Action::Change => self.change += 1,
@@ -45,8 +48,32 @@ impl std::fmt::Display for PlanCounts {
     }
 }
 
-pub struct PlanOutcome {
+/// One line of a plan: a step, what applying would do to it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLine {
+    pub step: String,
+    /// The step's `name:`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub finally: bool,
+    pub action: Action,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+    /// Set when the step may or may not run: its `when` depends on an unknown value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A plan: its lines in execution order, what the reads returned, and how planning went. The
+/// views render its lines (as `plan_step` events, live), and a saved plan stores them.
+pub struct Plan {
     pub status: RunStatus,
+    pub lines: Vec<PlanLine>,
     pub counts: PlanCounts,
     /// What each read step returned (unmasked), in plan order: saved plans fingerprint it.
     pub reads: indexmap::IndexMap<String, Value>,
@@ -54,12 +81,13 @@ pub struct PlanOutcome {
 
 impl Runner {
     /// Plans the playbook; every plan line is emitted as an `Event::PlanStep`.
-    pub async fn plan(self: &Arc<Self>) -> PlanOutcome {
+    pub async fn plan(self: &Arc<Self>) -> Plan {
         let playbook = &self.checked.playbook;
         self.start_run();
         let unknown_steps: Arc<RwLock<HashSet<String>>> = Arc::default();
         let mut reads = indexmap::IndexMap::new();
         let mut counts = PlanCounts::default();
+        let mut lines = Vec::new();
         let mut failed = false;
         let order: Vec<usize> = self
             .checked
@@ -89,14 +117,9 @@ impl Runner {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(step.id.clone());
             }
-            if description.summary.starts_with("error: ") {
-                failed = true;
-            }
-            // A step that could not be planned is not counted as skipped; the plan fails.
-            if !description.summary.starts_with("error: ") {
-                counts.add(description.action);
-            }
-            self.emitter.emit(Event::PlanStep {
+            failed |= description.action == Action::Failed;
+            counts.add(description.action);
+            let line = PlanLine {
                 step: step.id.clone(),
                 name: step.name.clone(),
                 type_name: step.body.type_name.clone(),
@@ -106,7 +129,9 @@ impl Runner {
                 details: description.details,
                 condition,
                 reason,
-            });
+            };
+            self.emitter.emit(Event::PlanStep(line.clone()));
+            lines.push(line);
         }
         let status = if *self.interrupt.borrow() {
             RunStatus::Interrupted
@@ -129,8 +154,9 @@ impl Runner {
             failed.then(|| "a step could not be planned".to_string()),
             &is_unknown,
         );
-        PlanOutcome {
+        Plan {
             status,
+            lines,
             counts,
             reads,
         }
@@ -364,7 +390,7 @@ impl Runner {
 }
 
 fn error_line(message: String) -> Description {
-    Description::new(Action::Skip, format!("error: {message}"))
+    Description::new(Action::Failed, message)
 }
 
 /// One description for a step, with a detail line per `for_each` element.

@@ -72,3 +72,41 @@ impl Registry {
         serde_json::json!({ "type": "object", "properties": properties, "additionalProperties": false })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::Registry;
+    use crate::prelude::*;
+
+    /// A `log` of one message: enough for the engine's own unit tests.
+    struct Log;
+
+    #[derive(Deserialize, JsonSchema)]
+    struct LogParams {
+        #[allow(dead_code)]
+        message: String,
+    }
+
+    impl StepType for Log {
+        const NAME: &'static str = "log";
+        const SUMMARY: &'static str = "test log";
+        const EFFECT: Effect = Effect::Read;
+        const EXAMPLE: &'static str = "a: { type: log, with: { message: hi } }";
+        type Params = LogParams;
+        type Outputs = NoOutputs;
+
+        async fn describe(&self, _: &LogParams, _: &PlanContext) -> Description {
+            Description::new(Action::Read, "log")
+        }
+
+        async fn apply(&self, _: LogParams, _: &StepContext) -> Result<NoOutputs, StepError> {
+            Ok(NoOutputs {})
+        }
+    }
+
+    pub fn minimal() -> Registry {
+        let mut registry = Registry::new();
+        registry.register(Log);
+        registry
+    }
+}

@@ -27,6 +27,9 @@ pub struct SavedPlan {
     pub offline: bool,
     /// What each read step returned.
     pub reads: IndexMap<String, ReadFingerprint>,
+    /// The plan as it was shown, line by line (secrets masked).
+    #[serde(default)]
+    pub lines: Vec<crate::plan::PlanLine>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -142,6 +142,28 @@ fn collect(value: &Value, out: &mut Vec<String>, top: bool) {
     }
 }
 
+/// Registers the values of the fields named `names` (at any depth) and URL passwords.
+pub fn learn_fields(value: &Value, names: &[String], masker: &Masker) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if names.contains(key) && value.is_string() {
+                    masker.add(value);
+                } else {
+                    learn_fields(value, names, masker);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| learn_fields(v, names, masker)),
+        Value::String(text) => {
+            if let Some(password) = url_password(text) {
+                masker.add(&Value::String(password.to_string()));
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

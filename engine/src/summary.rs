@@ -68,11 +68,11 @@ impl Summary {
             name: Some(name),
             ..
         }
-        | Event::PlanStep {
+        | Event::PlanStep(crate::plan::PlanLine {
             step,
             name: Some(name),
             ..
-        } = event
+        }) = event
         {
             self.names.insert(step.clone(), name.clone());
         }
@@ -90,10 +90,7 @@ impl Summary {
                 self.mode = Some(*mode);
                 self.started_at = at.clone();
             }
-            // A step that could not be planned is not counted; the plan fails.
-            Event::PlanStep {
-                action, summary, ..
-            } if !summary.starts_with("error: ") => self.plan.add(*action),
+            Event::PlanStep(line) => self.plan.add(line.action),
             Event::StepFinished {
                 step,
                 element: None,

@@ -1,0 +1,361 @@
+//! Applying a checked playbook: the scheduler that starts steps as their dependencies finish,
+//! bounded by `--concurrency`; retries, timeouts, `for_each`, approvals; then `undo` and
+//! `finally`. Everything it does is reported as events.
+
+mod apply;
+mod attempts;
+pub mod outcome;
+pub mod scheduler;
+mod step;
+
+use crate::analyze::Checked;
+use crate::context::{Interaction, StepContext};
+use crate::evaluate::{Evaluator, RenderError};
+use crate::event::{Emitter, Event, Mode, RunStatus, Status, timestamp_now};
+use crate::param::ResolvedParams;
+use crate::playbook::Step;
+use crate::step_table::StepTable;
+use crate::step_type::StepError;
+use crate::template::{Reference, Tmpl};
+use crate::template_env::{TemplateSettings, build_environment};
+use minijinja::Environment;
+use outcome::StepOutcome;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub run_id: String,
+    pub mode: Mode,
+    /// How many steps may run at once.
+    pub concurrency: usize,
+    /// Plan only: do not run read steps.
+    pub offline: bool,
+}
+
+/// How a run ended, for the summary and the exit code.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub outputs: Value,
+    pub error: Option<String>,
+}
+
+/// Everything shared by the steps of one run.
+pub struct Runner {
+    pub checked: Arc<Checked>,
+    pub params: ResolvedParams,
+    pub settings: RunSettings,
+    pub emitter: Arc<Emitter>,
+    pub interaction: Arc<Interaction>,
+    pub(crate) env: Environment<'static>,
+    pub(crate) table: Arc<StepTable>,
+    base: minijinja::Value,
+    started: Instant,
+    /// Becomes true on Ctrl-C (SIGINT) or SIGTERM.
+    pub(crate) interrupt: tokio::sync::watch::Receiver<bool>,
+    /// Connections and caches the steps of this run share; closed when it ends.
+    pub(crate) resources: Arc<crate::resources::Resources>,
+}
+
+fn never_unknown(_: &Reference) -> bool {
+    false
+}
+
+impl Runner {
+    pub fn new(
+        checked: Arc<Checked>,
+        params: ResolvedParams,
+        settings: RunSettings,
+        emitter: Arc<Emitter>,
+        interaction: Arc<Interaction>,
+        interrupt: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        learn_param_secrets(&params, &emitter.masker);
+        let now = jiff::Timestamp::now();
+        let env = build_environment(TemplateSettings {
+            now,
+            playbook_dir: checked.playbook.dir.clone(),
+        });
+        let table = Arc::new(StepTable::default());
+        let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        let mode = match settings.mode {
+            Mode::Plan => "plan",
+            Mode::Apply => "apply",
+        };
+        let base = minijinja::context! {
+            params => crate::evaluate::to_jinja(&params.values),
+            steps => minijinja::Value::from_dyn_object(Arc::clone(&table)),
+            env => crate::evaluate::to_jinja(&process_env),
+            run => minijinja::context! {
+                id => settings.run_id.clone(),
+                mode => mode,
+                started_at => now.to_string(),
+                playbook_dir => checked.playbook.dir.display().to_string(),
+            },
+        };
+        Arc::new(Self {
+            checked,
+            params,
+            settings,
+            emitter,
+            interaction,
+            env,
+            table,
+            base,
+            started: Instant::now(),
+            interrupt,
+            resources: Arc::default(),
+        })
+    }
+
+    /// Resolves when the run is interrupted (never, if it is not).
+    pub(crate) async fn interrupted(&self) {
+        let mut interrupt = self.interrupt.clone();
+        if interrupt.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    pub(crate) fn evaluator<'a>(
+        &'a self,
+        scope: &Scope,
+        is_unknown: &'a (dyn Fn(&Reference) -> bool + Sync),
+    ) -> Evaluator<'a> {
+        let mut extra: std::collections::BTreeMap<String, minijinja::Value> = Default::default();
+        if let Some((item, index)) = &scope.item {
+            extra.insert("item".into(), crate::evaluate::to_jinja(item));
+            extra.insert("item_index".into(), minijinja::Value::from(*index));
+        }
+        if let Some(result) = &scope.result {
+            extra.insert("result".into(), crate::evaluate::to_jinja(result));
+        }
+        let context = if extra.is_empty() {
+            self.base.clone()
+        } else {
+            minijinja::value::merge_maps([self.base.clone(), minijinja::Value::from_object(extra)])
+        };
+        Evaluator {
+            env: &self.env,
+            context,
+            is_unknown,
+        }
+    }
+
+    pub(crate) fn render(&self, tmpl: &Tmpl, scope: &Scope) -> Result<Value, RenderError> {
+        self.evaluator(scope, &never_unknown).render(tmpl)
+    }
+
+    pub fn step(&self, index: usize) -> &Step {
+        &self.checked.playbook.steps[index]
+    }
+
+    /// Emits the start of the run, in the runner's mode.
+    pub(crate) fn start_run(&self) {
+        let playbook = &self.checked.playbook;
+        self.emitter.emit(Event::RunStarted {
+            run_id: self.settings.run_id.clone(),
+            playbook: playbook.file.display_path(),
+            name: playbook.name.clone(),
+            mode: self.settings.mode,
+            at: timestamp_now(),
+        });
+    }
+
+    /// Renders the playbook's `outputs` and emits the end of the run.
+    pub(crate) fn finish_run(
+        &self,
+        status: RunStatus,
+        error: Option<String>,
+        is_unknown: &(dyn Fn(&Reference) -> bool + Sync),
+    ) -> RunOutcome {
+        let mut outputs = serde_json::Map::new();
+        for (name, _, tmpl) in &self.checked.playbook.outputs {
+            let value = match self.evaluator(&Scope::default(), is_unknown).render(tmpl) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.emitter.emit(Event::Warning {
+                        step: None,
+                        message: format!("output `{name}`: {e}"),
+                    });
+                    Value::Null
+                }
+            };
+            outputs.insert(name.clone(), crate::evaluate::unknowns_as_text(&value));
+        }
+        let outputs = Value::Object(outputs);
+        self.emitter.emit(Event::RunFinished {
+            status,
+            exit_code: status.exit_code(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            outputs: (!self.checked.playbook.outputs.is_empty()).then(|| outputs.clone()),
+            error: error.clone(),
+        });
+        RunOutcome {
+            status,
+            outputs,
+            error,
+        }
+    }
+
+    pub(crate) fn plan_context(self: &Arc<Self>, step: &Step) -> crate::context::PlanContext {
+        crate::context::PlanContext {
+            step_id: step.id.clone(),
+            playbook_dir: self.checked.playbook.dir.clone(),
+            evaluator: Arc::clone(self) as Arc<dyn crate::context::Evaluate>,
+            emitter: Arc::clone(&self.emitter),
+            offline: self.settings.offline,
+            resources: Arc::clone(&self.resources),
+        }
+    }
+
+    pub(crate) fn step_context(self: &Arc<Self>, step: &Step, scope: &Scope) -> StepContext {
+        let element = scope.item.as_ref().map(|i| i.1);
+        StepContext {
+            plan: self.plan_context(step),
+            run_id: self.settings.run_id.clone(),
+            element,
+            idempotency_token: idempotency_token(&self.settings.run_id, &step.id, element),
+            mode: self.settings.mode,
+            interaction: Arc::clone(&self.interaction),
+        }
+    }
+
+    /// Closes what the run opened (connections), once nothing of it runs any more.
+    pub(crate) async fn close_resources(&self) {
+        self.resources.close_all().await;
+    }
+
+    fn started(&self, index: usize, element: Option<usize>, attempt: u32) {
+        let step = self.step(index);
+        self.emitter.emit(Event::StepStarted {
+            step: step.id.clone(),
+            name: step.name.clone(),
+            type_name: step.body.type_name.clone(),
+            element,
+            attempt,
+            at: timestamp_now(),
+        });
+    }
+
+    /// Records a finished step (or element) in the table templates read, and emits it.
+    fn finish(&self, index: usize, element: Option<usize>, outcome: &StepOutcome, began: Instant) {
+        let step = self.step(index);
+        if element.is_none() {
+            let mut entry = match &outcome.outputs {
+                Value::Object(map) => map.clone(),
+                _ => serde_json::Map::new(),
+            };
+            entry.insert("status".into(), json!(outcome.status.as_str()));
+            // Always present (none unless it failed), so `finally` steps can print it.
+            entry.insert(
+                "error".into(),
+                json!(outcome.error.as_ref().map(StepError::message)),
+            );
+            if let Some(reason) = &outcome.reason {
+                entry.insert("reason".into(), json!(reason));
+            }
+            self.table.set(&step.id, &Value::Object(entry));
+        }
+        let continued = outcome.status == Status::Failed && step.continue_on_error;
+        self.emitter.emit(finished_event(
+            step.id.clone(),
+            element,
+            outcome,
+            began,
+            continued,
+        ));
+    }
+}
+
+fn finished_event(
+    step: String,
+    element: Option<usize>,
+    outcome: &StepOutcome,
+    began: Instant,
+    continued: bool,
+) -> Event {
+    Event::StepFinished {
+        step,
+        element,
+        status: outcome.status,
+        duration_ms: began.elapsed().as_millis() as u64,
+        attempts: outcome.attempts,
+        outputs: (outcome.status == Status::Succeeded
+            && outcome.outputs.as_object().is_some_and(|m| !m.is_empty()))
+        .then(|| outcome.outputs.clone()),
+        error: outcome.error.as_ref().map(|e| e.message().to_string()),
+        reason: outcome.reason.clone(),
+        continued,
+    }
+}
+
+/// A token for APIs that take one: the same for every retry (and resume) of the same step
+/// element of the same run.
+pub fn idempotency_token(run_id: &str, step: &str, element: Option<usize>) -> String {
+    use sha2::Digest as _;
+    let source = format!(
+        "{run_id}/{step}/{}",
+        element.map(|e| e.to_string()).unwrap_or_default()
+    );
+    let digest = sha2::Sha256::digest(source.as_bytes());
+    format!(
+        "flow-{}",
+        digest
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// A `for_each` element (its item and index) that completed, for `undo`; `None` for a step
+/// without `for_each`.
+pub(crate) type Element = Option<(Value, usize)>;
+
+/// Extra template names for one render: the `for_each` element and the attempt's `result`.
+#[derive(Default, Clone)]
+pub(crate) struct Scope {
+    pub item: Option<(Value, usize)>,
+    pub result: Option<Value>,
+}
+
+impl crate::context::Evaluate for Runner {
+    fn evaluate(
+        &self,
+        expression: &str,
+        names: &serde_json::Map<String, Value>,
+    ) -> Result<Value, String> {
+        let extra: std::collections::BTreeMap<String, minijinja::Value> = names
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::evaluate::to_jinja(v)))
+            .collect();
+        let context =
+            minijinja::value::merge_maps([self.base.clone(), minijinja::Value::from_object(extra)]);
+        let text = crate::template::strip_braces(expression);
+        let compiled = self
+            .env
+            .compile_expression(text)
+            .map_err(|e| e.to_string())?;
+        let value = compiled.eval(context).map_err(|e| match e.detail() {
+            Some(detail) => format!("{}: {detail}", e.kind()),
+            None => e.kind().to_string(),
+        })?;
+        serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+}
+
+/// Secret params, and passwords written inside URLs in any param, become masked values.
+pub fn learn_param_secrets(params: &ResolvedParams, masker: &crate::secrets::Masker) {
+    for name in &params.secret {
+        if let Some(value) = params.values.get(name) {
+            masker.add(value);
+        }
+    }
+    for value in params.values.values() {
+        if let Some(password) = value.as_str().and_then(crate::secrets::url_password) {
+            masker.add(&Value::String(password.to_string()));
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! One step: its `when`, then its body once, or once per `for_each` element (at most
+//! `concurrency` at a time).
+
+use super::outcome::StepOutcome;
+use super::{Element, Runner, Scope};
+use crate::event::Status;
+use crate::kinds::StepError;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+impl Runner {
+    /// Runs one step: `when`, then once or per `for_each` element. Returns its outcome and,
+    /// for `undo`, the elements that succeeded with their outputs.
+    pub(crate) async fn run_step(self: &Arc<Self>, index: usize) -> (StepOutcome, Vec<Element>) {
+        let step = self.step(index);
+        let began = Instant::now();
+        if let Some(when) = &step.when {
+            match self
+                .render(&when.expr, &Scope::default())
+                .map(|v| crate::evaluate::to_jinja(&v).is_true())
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    let outcome = StepOutcome::skipped(format!("when: {}", when.text));
+                    self.finish(index, None, &outcome, began);
+                    return (outcome, Vec::new());
+                }
+                Err(e) => {
+                    let outcome =
+                        StepOutcome::from_error(StepError::failed(format!("`when`: {e}")));
+                    self.finish(index, None, &outcome, began);
+                    return (outcome, Vec::new());
+                }
+            }
+        }
+        let Some(for_each) = &step.for_each else {
+            self.started(index, None, 1);
+            let outcome = self.attempts(index, &Scope::default()).await;
+            self.finish(index, None, &outcome, began);
+            let done = if outcome.status == Status::Succeeded {
+                vec![None]
+            } else {
+                Vec::new()
+            };
+            return (outcome, done);
+        };
+        let items = match self.render(for_each, &Scope::default()) {
+            Ok(Value::Array(items)) => items,
+            Ok(other) => {
+                let outcome = StepOutcome::from_error(StepError::failed(format!(
+                    "`for_each` must give a list, got {}",
+                    crate::evaluate::display_value(&other)
+                )));
+                self.finish(index, None, &outcome, began);
+                return (outcome, Vec::new());
+            }
+            Err(e) => {
+                let outcome =
+                    StepOutcome::from_error(StepError::failed(format!("`for_each`: {e}")));
+                self.finish(index, None, &outcome, began);
+                return (outcome, Vec::new());
+            }
+        };
+        self.started(index, None, 1);
+        let (outcome, done) = self.run_elements(index, items).await;
+        self.finish(index, None, &outcome, began);
+        (outcome, done)
+    }
+
+    /// Runs the elements of a `for_each` step, at most `concurrency` at once. After a failure
+    /// no new element starts (unless `continue_on_error`); those are reported skipped. Every
+    /// result keeps its `item` and `status`, in element order.
+    pub(crate) async fn run_elements(
+        self: &Arc<Self>,
+        index: usize,
+        items: Vec<Value>,
+    ) -> (StepOutcome, Vec<Element>) {
+        let step = self.step(index);
+        let mut results: Vec<Option<Value>> = vec![None; items.len()];
+        let mut done: Vec<Element> = Vec::new();
+        let mut first_error: Option<StepError> = None;
+        let mut running = JoinSet::new();
+        let mut next = 0;
+        loop {
+            let may_start = first_error.is_none() || step.continue_on_error;
+            while may_start && next < items.len() && running.len() < step.concurrency {
+                let runner = Arc::clone(self);
+                let scope = Scope {
+                    item: Some((items[next].clone(), next)),
+                    result: None,
+                };
+                let element = next;
+                running.spawn(async move {
+                    let began = Instant::now();
+                    runner.started(index, Some(element), 1);
+                    let outcome = runner.attempts(index, &scope).await;
+                    runner.finish(index, Some(element), &outcome, began);
+                    (element, outcome)
+                });
+                next += 1;
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let Ok((element, outcome)) = joined else {
+                continue;
+            };
+            let mut entry = json!({ "item": items[element], "status": outcome.status.as_str() });
+            if let Some(map) = entry.as_object_mut() {
+                if let Value::Object(outputs) = outcome.outputs {
+                    map.extend(outputs);
+                }
+                if let Some(error) = &outcome.error {
+                    map.insert("error".into(), json!(error.message()));
+                }
+            }
+            results[element] = Some(entry);
+            if outcome.status == Status::Succeeded {
+                done.push(Some((items[element].clone(), element)));
+                continue;
+            }
+            if first_error.is_none() {
+                let error = outcome
+                    .error
+                    .unwrap_or_else(|| StepError::failed("element failed"));
+                let message = format!(
+                    "element {element} ({}): {}",
+                    crate::evaluate::display_value(&items[element]),
+                    error.message()
+                );
+                first_error = Some(match error {
+                    StepError::Failed(_) => StepError::Failed(message),
+                    StepError::Declined(_) => StepError::Declined(message),
+                    StepError::NeedsApproval(_) => StepError::NeedsApproval(message),
+                });
+            }
+        }
+        let reason = format!("not run: an earlier element of step `{}` failed", step.id);
+        for (element, item) in items.iter().enumerate().skip(next) {
+            self.finish(
+                index,
+                Some(element),
+                &StepOutcome::skipped(reason.clone()),
+                Instant::now(),
+            );
+            results[element] = Some(json!({ "item": item, "status": "skipped", "reason": reason }));
+        }
+        done.sort_by_key(|e| e.as_ref().map(|(_, i)| *i));
+        let results: Vec<Value> = results
+            .into_iter()
+            .map(|r| r.unwrap_or(Value::Null))
+            .collect();
+        let outcome = match first_error {
+            Some(error) => StepOutcome {
+                outputs: json!({ "results": results }),
+                ..StepOutcome::from_error(error)
+            },
+            None => StepOutcome::succeeded(json!({ "results": results }), 1),
+        };
+        (outcome, done)
+    }
+}
