@@ -1,7 +1,7 @@
 //! `envfile.set`: sets and unsets keys in a local env file, keeping everything else.
 
 use super::envfile;
-use super::file_write::write_atomically;
+use super::file_write::{self, edit_locked};
 use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
 use flow_engine::values::Text;
@@ -105,46 +105,38 @@ impl StepType for EnvfileSet {
         ctx: &StepContext,
     ) -> Result<EnvfileSetOutputs, StepError> {
         let path = ctx.resolve_path(&params.path);
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && params.create => String::new(),
-            Err(e) => {
-                return Err(StepError::failed(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
+        let shown = path.display().to_string();
+        let (values, unset) = (params.values(), params.unset.clone());
+        let (create, backup) = (params.create, params.backup);
+        // Read, edit, back up and replace under the folder's edit lock, so steps and flow
+        // processes editing the same file take turns and no key is lost.
+        let (edit, backup_path) = edit_locked(&path, move |real| {
+            let text = match std::fs::read_to_string(real) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => String::new(),
+                Err(e) => return Err(format!("cannot read {shown}: {e}")),
+            };
+            let edit = envfile::edit(&text, &values, &unset);
+            let mut backup_path = None;
+            if edit.changed() {
+                if backup && !text.is_empty() {
+                    let made = file_write::backup(real, text.as_bytes())
+                        .map_err(|e| format!("cannot back up {shown}: {e}"))?;
+                    backup_path = Some(made.display().to_string());
+                }
+                file_write::replace_file(real, edit.text.as_bytes(), None)
+                    .map_err(|e| format!("cannot write {shown}: {e}"))?;
             }
-        };
-        let edit = envfile::edit(&text, &params.values(), &params.unset);
+            Ok((edit, backup_path))
+        })
+        .await
+        .map_err(|e| StepError::failed(format!("cannot edit {}: {e}", path.display())))?
+        .map_err(StepError::failed)?;
         params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
-        let mut backup_path = None;
-        if edit.changed() {
-            if params.backup && !text.is_empty() {
-                let stamp = jiff_stamp();
-                let backup = format!("{}.{stamp}.bak", path.display());
-                tokio::fs::copy(&path, &backup).await.map_err(|e| {
-                    StepError::failed(format!(
-                        "cannot back up {} to {backup}: {e}",
-                        path.display()
-                    ))
-                })?;
-                backup_path = Some(backup);
-            }
-            write_atomically(&path, edit.text.as_bytes())
-                .await
-                .map_err(|e| StepError::failed(format!("cannot write {}: {e}", path.display())))?;
-        }
         Ok(EnvfileSetOutputs {
             changed: edit.changed(),
             previous: edit.previous,
             backup_path,
         })
     }
-}
-
-fn jiff_stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}", now.as_secs())
 }
