@@ -411,6 +411,62 @@ fn two_flow_processes_editing_one_file_lose_no_key() {
     }
 }
 
+// ---------------------------------------------------------------- 5. newlines
+
+#[test]
+fn envfile_set_rejects_a_value_with_a_newline_naming_the_key() {
+    for evil in ["evil\nINJECTED=1", "evil\rINJECTED=1"] {
+        let out = Flow::new()
+            .file("app.env", "HOST=old\n")
+            .playbook(
+                r#"flow: 1
+params:
+  host: { type: string }
+steps:
+  point: { type: envfile.set, with: { path: app.env, set: { HOST: "{{ params.host }}" } } }
+"#,
+            )
+            .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
+            .args(&["-p", &format!("host={evil}")])
+            .run();
+        out.code(1);
+        let events = out.events();
+        let error = finished(&events, "point")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains("HOST"), "{error}");
+        assert!(error.contains("line break"), "{error}");
+        assert_eq!(out.file("app.env"), "HOST=old\n");
+    }
+}
+
+#[test]
+fn plan_never_prints_a_raw_newline_from_a_value() {
+    let out = Flow::new()
+        .file("app.env", "HOST=old\n")
+        .playbook(
+            r#"flow: 1
+params:
+  host: { type: string }
+steps:
+  point: { type: envfile.set, with: { path: app.env, set: { HOST: "{{ params.host }}", NEW: "{{ params.host }}" } } }
+"#,
+        )
+        .args(&["plan", "playbook.yaml", "-p", "host=evil\nINJECTED=1\rRET=2"])
+        .run();
+    out.code(0);
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        assert!(
+            !line.trim_start().starts_with("INJECTED") && !line.contains('\r'),
+            "a raw line break from the value reached the plan: {line:?}\n{}",
+            out.stdout
+        );
+    }
+    out.stdout_has("HOST")
+        .stdout_has("evil\\nINJECTED=1\\rRET=2");
+}
+
 // ---------------------------------------------------------------- 6. temp files
 
 /// Runs `flow apply playbook.yaml --yes` with files limited to `limit_kb` (and SIGXFSZ
@@ -470,4 +526,105 @@ steps:
     out.code(1);
     assert_eq!(out.file("app.env"), big);
     assert_eq!(names(out.dir.path()), ["app.env", "playbook.yaml"]);
+}
+
+// ---------------------------------------------------------------- 7. secrets in previous
+
+#[test]
+fn envfile_set_masks_previous_values_of_keys_named_like_secrets() {
+    let before = "DB_PASSWORD=hunter2-old\napi_token=tok-old-123\nSecretSauce=ketchup-old\nSSH_KEY=key-old-456\nHOST=old-host\n";
+    let playbook = r#"flow: 1
+steps:
+  rotate:
+    type: envfile.set
+    with:
+      path: app.env
+      set: { DB_PASSWORD: fresh, HOST: new-host }
+      unset: [api_token, SecretSauce, SSH_KEY]
+"#;
+    let olds = ["hunter2-old", "tok-old-123", "ketchup-old", "key-old-456"];
+    let (out, events) = apply_json(Flow::new().file("app.env", before).playbook(playbook), 0);
+    let previous = &finished(&events, "rotate")["outputs"]["previous"];
+    assert_eq!(previous["DB_PASSWORD"], "***");
+    assert_eq!(previous["api_token"], "***");
+    assert_eq!(previous["SecretSauce"], "***");
+    assert_eq!(previous["SSH_KEY"], "***");
+    assert_eq!(previous["HOST"], "old-host");
+    for old in olds {
+        out.stdout_lacks(old).stderr_lacks(old);
+    }
+    // The journal and `flow show` of it: nothing of the old secrets either.
+    let runs = names(&out.path(".flow/runs"));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let journal = common::read(&out.path(&format!(".flow/runs/{}/events.jsonl", runs[0])));
+    assert!(journal.contains("old-host"), "{journal}");
+    let show = std::process::Command::new(common::flow_bin())
+        .args(["show", &runs[0]])
+        .current_dir(out.dir.path())
+        .env_remove("FLOW_STATE_DIR")
+        .output()
+        .expect("flow show");
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(show.contains("rotate"), "{show}");
+    for old in olds {
+        assert!(!journal.contains(old), "{old} in the journal");
+        assert!(!show.contains(old), "{old} in flow show:\n{show}");
+    }
+    let plan = Flow::new()
+        .file("app.env", before)
+        .playbook(playbook)
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0);
+    for old in olds {
+        plan.stdout_lacks(old).stderr_lacks(old);
+    }
+    plan.stdout_has("old-host");
+}
+
+// ---------------------------------------------------------------- 8. line endings, comments
+
+#[test]
+fn crlf_env_file_stays_crlf_after_an_edit() {
+    let (out, _) = apply_json(
+        Flow::new()
+            .file("app.env", "# settings\r\nA=1\r\nB=old\r\n")
+            .playbook(
+                r#"flow: 1
+steps:
+  point: { type: envfile.set, with: { path: app.env, set: { B: new, C: added } } }
+"#,
+            ),
+        0,
+    );
+    assert_eq!(
+        out.file("app.env"),
+        "# settings\r\nA=1\r\nB=new\r\nC=added\r\n"
+    );
+}
+
+#[test]
+fn inline_comment_after_a_rewritten_value_is_kept() {
+    let (out, events) = apply_json(
+        Flow::new()
+            .file(
+                "app.env",
+                "HOST=old # the primary\nPORT=\"1\"\t# quoted\nURL=a#b\n",
+            )
+            .playbook(
+                r#"flow: 1
+steps:
+  point: { type: envfile.set, with: { path: app.env, set: { HOST: new, PORT: "2", URL: c#d } } }
+"#,
+            ),
+        0,
+    );
+    assert_eq!(
+        out.file("app.env"),
+        "HOST=new # the primary\nPORT=2\t# quoted\nURL=\"c#d\"\n"
+    );
+    let previous = &finished(&events, "point")["outputs"]["previous"];
+    assert_eq!(previous["HOST"], "old");
+    assert_eq!(previous["PORT"], "1");
+    assert_eq!(previous["URL"], "a#b");
 }

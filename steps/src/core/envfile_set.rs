@@ -54,6 +54,25 @@ impl EnvfileSetParams {
         }
     }
 
+    /// Values of keys named like secrets (`*PASSWORD*`, `*TOKEN*`, `*SECRET*`, `*KEY*`) are
+    /// secrets: the old ones in `previous` (and the plan, the journal) are masked.
+    fn hide_secret_named_values(edit: &envfile::Edit, masker: &flow_engine::secrets::Masker) {
+        for (key, old) in &edit.previous {
+            if let Some(old) = old
+                && envfile::is_secret_name(key)
+            {
+                masker.add(&serde_json::Value::String(old.clone()));
+            }
+        }
+    }
+
+    /// Why these keys and values cannot be written, naming the first bad key.
+    fn invalid(&self) -> Option<String> {
+        self.set
+            .iter()
+            .find_map(|(key, value)| envfile::invalid(key, &value.0))
+    }
+
     fn values(&self) -> IndexMap<String, String> {
         self.set
             .iter()
@@ -89,6 +108,7 @@ impl StepType for EnvfileSet {
         };
         let edit = envfile::edit(&text, &params.values(), &params.unset);
         params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
+        EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
         let summary = if edit.changed() {
             format!("edit {}", params.path)
         } else {
@@ -96,6 +116,9 @@ impl StepType for EnvfileSet {
         };
         let mut d = Description::new(Action::Change, summary);
         d.details = edit.changes;
+        if let Some(why) = params.invalid() {
+            d.details.push(format!("will fail: {why}"));
+        }
         d
     }
 
@@ -104,6 +127,9 @@ impl StepType for EnvfileSet {
         params: EnvfileSetParams,
         ctx: &StepContext,
     ) -> Result<EnvfileSetOutputs, StepError> {
+        if let Some(why) = params.invalid() {
+            return Err(StepError::failed(format!("{why}; nothing was written")));
+        }
         let path = ctx.resolve_path(&params.path);
         let shown = path.display().to_string();
         let (values, unset) = (params.values(), params.unset.clone());
@@ -133,6 +159,7 @@ impl StepType for EnvfileSet {
         .map_err(|e| StepError::failed(format!("cannot edit {}: {e}", path.display())))?
         .map_err(StepError::failed)?;
         params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
+        EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
         Ok(EnvfileSetOutputs {
             changed: edit.changed(),
             previous: edit.previous,
