@@ -628,3 +628,69 @@ steps:
     assert_eq!(previous["PORT"], "1");
     assert_eq!(previous["URL"], "a#b");
 }
+
+// ---------------------------------------------------------------- 9. not a regular file
+
+/// Runs `flow args…` in `dir`, killing it after `seconds`: a hang is a failure, not a hung
+/// test suite.
+fn run_with_deadline(dir: &Path, args: &[&str], seconds: u64) -> (i32, String) {
+    let mut child = std::process::Command::new(common::flow_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FLOW_STATE_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn flow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("flow {args:?} still running after {seconds}s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_fifo_or_device_is_never_replaced_nor_read_forever() {
+    use std::os::unix::fs::FileTypeExt;
+    let flow = Flow::new().playbook(
+        r#"flow: 1
+steps:
+  write: { type: file.write, with: { path: link, content: "x\n" } }
+  edit: { type: envfile.set, needs: [], with: { path: pipe, set: { A: "1" } } }
+"#,
+    );
+    let status = std::process::Command::new("mkfifo")
+        .arg(flow.path("pipe"))
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    // Through a symlink too: the link is followed to the FIFO, which stays a FIFO.
+    std::os::unix::fs::symlink("pipe", flow.path("link")).expect("symlink");
+    let dir = flow.dir.path();
+    let (code, plan) = run_with_deadline(dir, &["plan", "playbook.yaml"], 30);
+    assert_eq!(code, 0, "{plan}");
+    assert!(plan.contains("will fail"), "{plan}");
+    let (code, apply) = run_with_deadline(dir, &["apply", "playbook.yaml", "--yes"], 30);
+    assert_eq!(code, 1, "{apply}");
+    assert!(apply.contains("is a FIFO, not a regular file"), "{apply}");
+    let meta = std::fs::symlink_metadata(flow.path("pipe")).expect("pipe");
+    assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
+    assert!(
+        std::fs::symlink_metadata(flow.path("link"))
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+}

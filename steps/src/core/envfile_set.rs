@@ -98,6 +98,10 @@ impl StepType for EnvfileSet {
 
     async fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
         let path = ctx.resolve_path(&params.path);
+        if let Err(e) = file_write::check_regular(&path) {
+            return Description::new(Action::Change, format!("edit {}", params.path))
+                .detail(format!("will fail: {e}"));
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(_) if params.create => String::new(),
@@ -137,6 +141,7 @@ impl StepType for EnvfileSet {
         // Read, edit, back up and replace under the folder's edit lock, so steps and flow
         // processes editing the same file take turns and no key is lost.
         let (edit, backup_path) = edit_locked(&path, move |real| {
+            file_write::check_regular(real).map_err(|e| format!("cannot edit {shown}: {e}"))?;
             let text = match std::fs::read_to_string(real) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => String::new(),

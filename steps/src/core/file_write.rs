@@ -60,12 +60,16 @@ impl StepType for FileWrite {
         } else {
             format!("{} bytes", params.content.len())
         };
-        match std::fs::read_to_string(&path) {
+        if let Err(e) = check_regular(&path) {
+            return Description::new(Action::Change, format!("write {}", params.path))
+                .detail(format!("will fail: {e}"));
+        }
+        match std::fs::read(&path) {
             Err(_) => Description::new(Action::Create, format!("create {} ({bytes})", params.path)),
             Ok(_) if params.append => {
                 Description::new(Action::Change, format!("append {bytes} to {}", params.path))
             }
-            Ok(old) if old == params.content => {
+            Ok(old) if old == params.content.as_bytes() => {
                 Description::new(Action::Change, format!("write {} (unchanged)", params.path))
             }
             Ok(old) => Description::new(
@@ -91,6 +95,7 @@ impl StepType for FileWrite {
         } = params;
         let mode = mode.map(|m| m.0);
         let changed = edit_locked(&path, move |real| {
+            check_regular(real)?;
             if append {
                 append_to(real, content.as_bytes(), mode)?;
                 return Ok(!content.is_empty());
@@ -209,7 +214,15 @@ impl EditLock {
     /// Waits for the lock of the folder `file` is in. Polled (never a blocking flock on the
     /// runtime's thread) so the wait can be cancelled.
     pub async fn acquire(file: &Path) -> io::Result<EditLock> {
-        let mut folder = File::open(folder_of(file))?;
+        let mut folder = match File::open(folder_of(file)) {
+            Ok(folder) => folder,
+            // A folder one may write in but not list (mode 0300): edit unlocked rather than
+            // refuse an edit the permissions allow.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Ok(EditLock { _lock: None });
+            }
+            Err(e) => return Err(e),
+        };
         let mut pause = Duration::from_millis(1);
         loop {
             match Flock::lock(folder, FlockArg::LockExclusiveNonblock) {
@@ -228,6 +241,29 @@ impl EditLock {
             }
         }
     }
+}
+
+/// Refuses a path (symlinks followed) that exists and is not a regular file: renaming over
+/// it would put a plain file in place of a device (`/dev/null`), a FIFO, a socket or a
+/// folder, and reading a FIFO waits forever.
+pub fn check_regular(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(meta) => match meta.file_type() {
+            t if t.is_dir() => "a folder",
+            t if t.is_fifo() => "a FIFO",
+            t if t.is_socket() => "a socket",
+            t if t.is_char_device() || t.is_block_device() => "a device",
+            _ => "not a file",
+        },
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} is {kind}, not a regular file", path.display()),
+    ))
 }
 
 /// A new file beside the one it stands in for, removed when dropped unless it was
@@ -353,6 +389,7 @@ fn set_owner(file: &File, uid: u32, gid: u32) -> io::Result<()> {
 /// `mode` gets the default mode, as any program would create it. On any error the temp file
 /// is removed and the old file is untouched.
 pub fn replace_file(real: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
+    check_regular(real)?;
     let old = match std::fs::metadata(real) {
         Ok(meta) => Some(meta),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
