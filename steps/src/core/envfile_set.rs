@@ -1,7 +1,7 @@
 //! `envfile.set`: sets and unsets keys in a local env file, keeping everything else.
 
 use super::envfile;
-use super::file_write::write_atomically;
+use super::file_write::{self, edit_locked};
 use flow_engine::context::{PlanContext, StepContext};
 use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
 use flow_engine::values::Text;
@@ -54,6 +54,25 @@ impl EnvfileSetParams {
         }
     }
 
+    /// Values of keys named like secrets (`*PASSWORD*`, `*TOKEN*`, `*SECRET*`, `*KEY*`) are
+    /// secrets: the old ones in `previous` (and the plan, the journal) are masked.
+    fn hide_secret_named_values(edit: &envfile::Edit, masker: &flow_engine::secrets::Masker) {
+        for (key, old) in &edit.previous {
+            if let Some(old) = old
+                && envfile::is_secret_name(key)
+            {
+                masker.add(&serde_json::Value::String(old.clone()));
+            }
+        }
+    }
+
+    /// Why these keys and values cannot be written, naming the first bad key.
+    fn invalid(&self) -> Option<String> {
+        self.set
+            .iter()
+            .find_map(|(key, value)| envfile::invalid(key, &value.0))
+    }
+
     fn values(&self) -> IndexMap<String, String> {
         self.set
             .iter()
@@ -79,6 +98,10 @@ impl StepType for EnvfileSet {
 
     async fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
         let path = ctx.resolve_path(&params.path);
+        if let Err(e) = file_write::check_regular(&path) {
+            return Description::new(Action::Change, format!("edit {}", params.path))
+                .detail(format!("will fail: {e}"));
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(_) if params.create => String::new(),
@@ -89,6 +112,7 @@ impl StepType for EnvfileSet {
         };
         let edit = envfile::edit(&text, &params.values(), &params.unset);
         params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
+        EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
         let summary = if edit.changed() {
             format!("edit {}", params.path)
         } else {
@@ -96,6 +120,9 @@ impl StepType for EnvfileSet {
         };
         let mut d = Description::new(Action::Change, summary);
         d.details = edit.changes;
+        if let Some(why) = params.invalid() {
+            d.details.push(format!("will fail: {why}"));
+        }
         d
     }
 
@@ -104,47 +131,44 @@ impl StepType for EnvfileSet {
         params: EnvfileSetParams,
         ctx: &StepContext,
     ) -> Result<EnvfileSetOutputs, StepError> {
-        let path = ctx.resolve_path(&params.path);
-        let text = match tokio::fs::read_to_string(&path).await {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && params.create => String::new(),
-            Err(e) => {
-                return Err(StepError::failed(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
-            }
-        };
-        let edit = envfile::edit(&text, &params.values(), &params.unset);
-        params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
-        let mut backup_path = None;
-        if edit.changed() {
-            if params.backup && !text.is_empty() {
-                let stamp = jiff_stamp();
-                let backup = format!("{}.{stamp}.bak", path.display());
-                tokio::fs::copy(&path, &backup).await.map_err(|e| {
-                    StepError::failed(format!(
-                        "cannot back up {} to {backup}: {e}",
-                        path.display()
-                    ))
-                })?;
-                backup_path = Some(backup);
-            }
-            write_atomically(&path, edit.text.as_bytes())
-                .await
-                .map_err(|e| StepError::failed(format!("cannot write {}: {e}", path.display())))?;
+        if let Some(why) = params.invalid() {
+            return Err(StepError::failed(format!("{why}; nothing was written")));
         }
+        let path = ctx.resolve_path(&params.path);
+        let shown = path.display().to_string();
+        let (values, unset) = (params.values(), params.unset.clone());
+        let (create, backup) = (params.create, params.backup);
+        // Read, edit, back up and replace under the folder's edit lock, so steps and flow
+        // processes editing the same file take turns and no key is lost.
+        let (edit, backup_path) = edit_locked(&path, move |real| {
+            file_write::check_regular(real).map_err(|e| format!("cannot edit {shown}: {e}"))?;
+            let text = match std::fs::read_to_string(real) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => String::new(),
+                Err(e) => return Err(format!("cannot read {shown}: {e}")),
+            };
+            let edit = envfile::edit(&text, &values, &unset);
+            let mut backup_path = None;
+            if edit.changed() {
+                if backup && !text.is_empty() {
+                    let made = file_write::backup(real, text.as_bytes())
+                        .map_err(|e| format!("cannot back up {shown}: {e}"))?;
+                    backup_path = Some(made.display().to_string());
+                }
+                file_write::replace_file(real, edit.text.as_bytes(), None)
+                    .map_err(|e| format!("cannot write {shown}: {e}"))?;
+            }
+            Ok((edit, backup_path))
+        })
+        .await
+        .map_err(|e| StepError::failed(format!("cannot edit {}: {e}", path.display())))?
+        .map_err(StepError::failed)?;
+        params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
+        EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
         Ok(EnvfileSetOutputs {
             changed: edit.changed(),
             previous: edit.previous,
             backup_path,
         })
     }
-}
-
-fn jiff_stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}", now.as_secs())
 }
