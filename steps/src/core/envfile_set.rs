@@ -1,13 +1,9 @@
 //! `envfile.set`: sets and unsets keys in a local env file, keeping everything else.
 
 use super::envfile;
-use super::file_write::{self, edit_locked};
-use flow_engine::context::{PlanContext, StepContext};
-use flow_engine::step_type::{Action, Description, Effect, StepError, StepType};
-use flow_engine::values::Text;
+use super::safe_file::{self, edit_locked};
+use flow_engine::prelude::*;
 use indexmap::IndexMap;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 pub struct EnvfileSet;
 
@@ -98,7 +94,7 @@ impl StepType for EnvfileSet {
 
     async fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
         let path = ctx.resolve_path(&params.path);
-        if let Err(e) = file_write::check_regular(&path) {
+        if let Err(e) = safe_file::check_regular(&path) {
             return Description::new(Action::Change, format!("edit {}", params.path))
                 .detail(format!("will fail: {e}"));
         }
@@ -141,7 +137,7 @@ impl StepType for EnvfileSet {
         // Read, edit, back up and replace under the folder's edit lock, so steps and flow
         // processes editing the same file take turns and no key is lost.
         let (edit, backup_path) = edit_locked(&path, move |real| {
-            file_write::check_regular(real).map_err(|e| format!("cannot edit {shown}: {e}"))?;
+            safe_file::check_regular(real).map_err(|e| format!("cannot edit {shown}: {e}"))?;
             let text = match std::fs::read_to_string(real) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => String::new(),
@@ -151,11 +147,11 @@ impl StepType for EnvfileSet {
             let mut backup_path = None;
             if edit.changed() {
                 if backup && !text.is_empty() {
-                    let made = file_write::backup(real, text.as_bytes())
+                    let made = safe_file::backup(real, text.as_bytes())
                         .map_err(|e| format!("cannot back up {shown}: {e}"))?;
                     backup_path = Some(made.display().to_string());
                 }
-                file_write::replace_file(real, edit.text.as_bytes(), None)
+                safe_file::replace_file(real, edit.text.as_bytes(), None)
                     .map_err(|e| format!("cannot write {shown}: {e}"))?;
             }
             Ok((edit, backup_path))

@@ -9,4 +9,5 @@ pub mod exec;
 pub mod file_write;
 pub mod files_prune;
 pub mod log;
+pub mod safe_file;
 pub mod sleep;

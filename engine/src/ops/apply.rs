@@ -1,0 +1,179 @@
+//! `flow apply`: a playbook (validated, then applied), or a saved plan (re-checked against the
+//! world, then applied exactly), recorded in the run journal.
+
+use super::drift::check_drift;
+use super::run_setup::{emitter, interrupt_signal, new_run_id};
+use super::{Global, check, exit, print_diagnostics, resolve_params};
+use crate::analyze::Checked;
+use crate::context::{Approvals, Interaction};
+use crate::diagnostic::Diagnostic;
+use crate::event::Mode;
+use crate::journal::{JournalReporter, RunRecord};
+use crate::param::ParamInputs;
+use crate::prompt::TerminalPrompter;
+use crate::registry::Registry;
+use crate::run::{RunSettings, Runner};
+use crate::saved_plan::SavedPlan;
+use crate::secrets::Masker;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct ApplyOptions {
+    /// A playbook, or a plan saved by `flow plan --out`.
+    pub playbook: PathBuf,
+    pub params: ParamInputs,
+    pub approvals: Approvals,
+    pub concurrency: usize,
+}
+
+/// `flow apply`: a playbook (validated, then applied), or a saved plan (re-checked against the
+/// world, then applied exactly).
+pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Global) -> i32 {
+    let saved = match crate::saved_plan::read(&options.playbook) {
+        Some(Ok(saved)) => Some(saved),
+        Some(Err(message)) => {
+            print_diagnostics(&[Diagnostic::error(None, message)]);
+            return exit::INVALID;
+        }
+        None => None,
+    };
+    if let Some(saved) = &saved {
+        options.playbook = PathBuf::from(&saved.playbook);
+        options.params.values = saved.params.clone();
+    }
+    let checked = match check(&options.playbook, registry) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let params = match resolve_params(&checked, &options.params) {
+        Ok(p) => p,
+        Err(mut diagnostics) => {
+            if let Some(saved) = &saved {
+                explain_missing_secrets(&mut diagnostics, saved);
+            }
+            print_diagnostics(&diagnostics);
+            return exit::INVALID;
+        }
+    };
+    if let Some(saved) = &saved {
+        let missing: Vec<Diagnostic> = saved
+            .secret_params
+            .iter()
+            .filter(|name| params.values.get(*name).is_none_or(|v| v.is_null()))
+            .map(|name| {
+                let env = checked.playbook.params.get(name).and_then(|p| p.env.clone()).map(|v| format!(" or set {v}")).unwrap_or_default();
+                Diagnostic::error(None, format!("secret param `{name}` had a value for the plan, and plans never store secrets"))
+                    .with_help(format!("give it again: `-p {name}=…`{env}"))
+            })
+            .collect();
+        if !missing.is_empty() {
+            print_diagnostics(&missing);
+            return exit::INVALID;
+        }
+    }
+    if let Err(code) = check_approvals(&checked, &options.approvals) {
+        return code;
+    }
+    let checked = Arc::new(checked);
+    if let Some(saved) = &saved
+        && let Err(code) = check_drift(saved, &checked, &params).await
+    {
+        return code;
+    }
+    let run_id = new_run_id();
+    // The masker knows the secrets before anything is written, run.json included.
+    let masker = Arc::new(Masker::new());
+    crate::run::learn_param_secrets(&params, &masker);
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        name: checked.playbook.name.clone(),
+        playbook: checked.playbook.file.path.display().to_string(),
+        playbook_hash: checked.playbook.hash.clone(),
+        params: params.public(),
+        secret_params: params
+            .secret
+            .iter()
+            .filter(|n| params.values.get(*n).is_some_and(|v| !v.is_null()))
+            .cloned()
+            .collect(),
+        started_at: crate::event::timestamp_now(),
+        finished_at: None,
+        duration_ms: None,
+        status: crate::event::RunStatus::Running,
+        exit_code: None,
+        error: None,
+        user: crate::context::current_user(),
+        host: crate::context::current_host(),
+        flow_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let journal = match JournalReporter::create(&global.state_dir, record) {
+        Ok(journal) => journal,
+        Err(e) => {
+            let message = format!(
+                "cannot create the run journal under {}: {e}",
+                global.state_dir.display()
+            );
+            print_diagnostics(&[Diagnostic::error(None, message)
+                .with_help("pass a writable `--state-dir` (or FLOW_STATE_DIR)")]);
+            return exit::INVALID;
+        }
+    };
+    let settings = RunSettings {
+        run_id,
+        mode: Mode::Apply,
+        concurrency: options.concurrency.max(1),
+        offline: false,
+    };
+    let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
+    let emitter = emitter(global, vec![Box::new(journal)], masker);
+    let runner = Runner::new(
+        checked,
+        params,
+        settings,
+        emitter,
+        Arc::new(interaction),
+        interrupt_signal(),
+    );
+    runner.apply().await.status.exit_code()
+}
+
+fn check_approvals(checked: &Checked, approvals: &Approvals) -> Result<(), i32> {
+    for name in &approvals.approve {
+        if checked.playbook.step(name).is_none() {
+            let d = Diagnostic::error(
+                None,
+                format!("`--approve {name}`: the playbook has no step `{name}`"),
+            );
+            let d = match crate::diagnostic::did_you_mean(
+                name,
+                checked.playbook.steps.iter().map(|s| s.id.as_str()),
+            ) {
+                Some(hint) => d.with_help(hint),
+                None => d,
+            };
+            print_diagnostics(&[d]);
+            return Err(exit::INVALID);
+        }
+    }
+    Ok(())
+}
+
+/// A secret param missing at `apply PLAN.json` is missing because plans never store secrets.
+fn explain_missing_secrets(diagnostics: &mut [Diagnostic], saved: &SavedPlan) {
+    for d in diagnostics.iter_mut() {
+        if let Some(name) = saved
+            .secret_params
+            .iter()
+            .find(|n| d.message == format!("missing required param `{n}`"))
+        {
+            d.help = Some(format!(
+                "`{name}` is secret, so the plan does not store it: give it again with `-p {name}=…`{}",
+                d.help
+                    .as_deref()
+                    .and_then(|h| h.split_once(" or set "))
+                    .map(|(_, var)| format!(" or set {var}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `flow plan`: the plan of a playbook, shown and optionally saved for `flow apply PLAN.json`.
+
+use super::run_setup::{emitter, plan_runner};
+use super::{Global, OutputFormat, exit, prepare, print_diagnostics};
+use crate::diagnostic::Diagnostic;
+use crate::param::ParamInputs;
+use crate::registry::Registry;
+use crate::run::Runner;
+use crate::saved_plan::{SavedPlan, fingerprint};
+use crate::secrets::Masker;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub struct PlanOptions {
+    pub playbook: PathBuf,
+    pub params: ParamInputs,
+    pub offline: bool,
+    /// Save the plan here, for `flow apply PLAN.json`.
+    pub out: Option<PathBuf>,
+}
+
+/// `flow plan`.
+pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) -> i32 {
+    let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    let runner = plan_runner(
+        Arc::new(checked),
+        params,
+        options.offline,
+        emitter(global, Vec::new(), Arc::new(Masker::new())),
+    );
+    let plan = runner.plan().await;
+    let code = plan.status.exit_code();
+    match &options.out {
+        Some(out) if code == exit::OK => match save_plan(&runner, &plan, options.offline, out) {
+            Ok(()) => {
+                if global.output == OutputFormat::Human {
+                    eprintln!(
+                        "Saved the plan to {}: apply it with `flow apply {}`.",
+                        out.display(),
+                        out.display()
+                    );
+                }
+                code
+            }
+            Err(e) => {
+                print_diagnostics(&[Diagnostic::error(
+                    None,
+                    format!("cannot save the plan to {}: {e}", out.display()),
+                )]);
+                exit::INVALID
+            }
+        },
+        _ => code,
+    }
+}
+
+fn save_plan(
+    runner: &Runner,
+    plan: &crate::plan::Plan,
+    offline: bool,
+    out: &Path,
+) -> std::io::Result<()> {
+    let masker = &runner.emitter.masker;
+    let playbook = &runner.checked.playbook;
+    let plan_id = runner.settings.run_id.clone();
+    let saved = SavedPlan {
+        flow_plan: crate::saved_plan::FORMAT,
+        created_at: crate::event::timestamp_now(),
+        reads: plan
+            .reads
+            .iter()
+            .map(|(step, outputs)| {
+                (
+                    step.clone(),
+                    fingerprint(&plan_id, outputs, &runner.emitter.masker),
+                )
+            })
+            .collect(),
+        plan_id,
+        playbook: playbook.file.path.display().to_string(),
+        playbook_hash: playbook.hash.clone(),
+        // Masked: a password written in the playbook must not land in the plan file.
+        playbook_text: runner.emitter.masker.mask(&playbook.file.text),
+        params: runner.params.public(),
+        // The secrets that had a value: apply must be given them again.
+        secret_params: runner
+            .params
+            .secret
+            .iter()
+            .filter(|n| runner.params.values.get(*n).is_some_and(|v| !v.is_null()))
+            .cloned()
+            .collect(),
+        offline,
+        lines: serde_json::to_value(&plan.lines)
+            .map(|lines| masker.mask_json(&lines))
+            .and_then(serde_json::from_value)
+            .unwrap_or_default(),
+    };
+    let text = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
+    std::fs::write(out, format!("{text}\n"))
+}
