@@ -2,8 +2,7 @@
 //! processes killed), `undo` and `finally` still run, the journal says interrupted, exit 130;
 //! a second signal exits at once.
 
-mod run_support;
-use run_support::*;
+use crate::common::run::*;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

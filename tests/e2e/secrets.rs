@@ -1,8 +1,7 @@
 //! `secret: true` values never appear in anything flow prints (DESIGN §7): plan and apply,
 //! human and JSON output, step output, errors, summaries and outputs. They show as `***`.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 
 const SECRET: &str = "Sup3r-S3cret-9f2a";
 
@@ -28,7 +27,7 @@ outputs:
   raw: "{{ params.pw }}"
 "#;
 
-fn assert_hidden(out: &common::Outcome, secret: &str) {
+fn assert_hidden(out: &crate::common::Outcome, secret: &str) {
     out.stdout_lacks(secret).stderr_lacks(secret);
     for part in secret.lines().filter(|l| l.len() >= 4) {
         out.stdout_lacks(part).stderr_lacks(part);
@@ -61,7 +60,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-fn combined(out: &common::Outcome) -> String {
+fn combined(out: &crate::common::Outcome) -> String {
     format!("{}{}", out.stdout, out.stderr)
 }
 

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn flow_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_flow")
-}
+pub use super::{flow_bin, read};
 
 /// What one `flow` command printed and how it exited.
 #[derive(Debug, Clone)]
@@ -61,12 +59,12 @@ impl Ran {
     }
 }
 
-/// A `flow` command in `dir` (no stdin, none of the state/GitHub variables unless given),
-/// killed if it takes more than 60 s.
+/// A `flow` command in `dir` (no stdin, none of `CLEARED_ENV` unless given), killed if it
+/// takes longer than `super::TIME_LIMIT`.
 pub fn flow(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let mut command = Command::new(flow_bin());
     command.args(args).current_dir(dir);
-    for var in ["FLOW_STATE_DIR", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"] {
+    for var in super::CLEARED_ENV {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());
@@ -77,7 +75,7 @@ pub fn flow(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let mut child = command.spawn().expect("spawn flow");
     let stdout = reader(child.stdout.take().expect("stdout"));
     let stderr = reader(child.stderr.take().expect("stderr"));
-    let code = wait_bounded(&mut child, Duration::from_secs(60));
+    let code = wait_bounded(&mut child, super::TIME_LIMIT);
     let ran = Ran {
         code,
         stdout: stdout.join().expect("stdout reader"),
@@ -91,7 +89,7 @@ pub fn flow(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     ran
 }
 
-fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+pub fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
@@ -305,9 +303,4 @@ pub fn write(dir: &Path, name: &str, content: &str) {
         std::fs::create_dir_all(parent).expect("create dirs");
     }
     std::fs::write(path, content).expect("write file");
-}
-
-/// A file's text ("" when it is missing).
-pub fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
 }

@@ -1,7 +1,6 @@
 //! Behaviour an operator relies on, pinned after a first-use review found it wrong.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 
 #[test]
 fn a_templated_line_keeps_its_final_newline() {
@@ -187,7 +186,7 @@ fn plan_offline_reaches_no_server() {
 fn ctrl_c_during_plan_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("playbook.yaml"), "flow: 1\nsteps:\n  slow: { type: exec, effect: read, with: { shell: \"touch started; sleep 20\" } }\n").unwrap();
-    let mut child = std::process::Command::new(common::flow_bin())
+    let mut child = std::process::Command::new(crate::common::flow_bin())
         .args(["plan", "playbook.yaml"])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
@@ -236,7 +235,7 @@ fn json_output_of_runs_show_and_steps_is_json() {
         .run();
     ran.code(0);
     let json = |args: &[&str]| -> serde_json::Value {
-        let output = std::process::Command::new(common::flow_bin())
+        let output = std::process::Command::new(crate::common::flow_bin())
             .args(args)
             .current_dir(ran.dir.path())
             .output()

@@ -1,7 +1,6 @@
 //! Every static error is printed with file:line:col, the line and a caret, and exits 2.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 
 #[test]
 fn unknown_top_level_key_points_at_it() {

@@ -1,12 +1,11 @@
 //! `flow plan`: reads run, writes are only described, values that depend on writes are
 //! "known after apply", every step gets a symbol, and the plan ends with counts.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 use serde_json::Value;
 
 /// The human plan line of `step` (`  <symbol> <step>  (<type>)  <summary>`).
-fn plan_line<'a>(out: &'a common::Outcome, step: &str) -> &'a str {
+fn plan_line<'a>(out: &'a crate::common::Outcome, step: &str) -> &'a str {
     out.stdout
         .lines()
         .find(|l| {
@@ -16,7 +15,7 @@ fn plan_line<'a>(out: &'a common::Outcome, step: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no plan line for `{step}`:\n{}", out.stdout))
 }
 
-fn symbol<'a>(out: &'a common::Outcome, step: &str) -> &'a str {
+fn symbol<'a>(out: &'a crate::common::Outcome, step: &str) -> &'a str {
     plan_line(out, step).split_whitespace().next().unwrap_or("")
 }
 

@@ -2,9 +2,7 @@
 //! one (no control codes), `--output json` (only JSON lines on stdout), the summary table,
 //! the GitHub step summary and annotations.
 
-mod pty;
-mod run_support;
-use run_support::*;
+use crate::common::run::*;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -39,7 +37,7 @@ outputs:
 #[test]
 fn on_a_terminal_the_live_view_spins_marks_finished_steps_and_ends_with_the_summary() {
     let dir = dir_with(LIVE);
-    let mut terminal = pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let mut terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
     terminal.wait_for("slow (exec)");
     let (code, screen) = terminal.finish();
     assert_eq!(code, 0, "{screen}");
@@ -109,7 +107,7 @@ steps:
     with: { shell: 'sleep 0.3; exit 5' }
 "#,
     );
-    let terminal = pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
     let (code, screen) = terminal.finish();
     assert_eq!(code, 1, "{screen}");
     assert!(screen.contains("✘ bad"), "{screen:?}");
@@ -134,7 +132,7 @@ steps:
     with: { message: "Proceed now?" }
 "#,
     );
-    let mut terminal = pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let mut terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
     terminal.wait_for("Proceed now?");
     let during = terminal.drawn_during(Duration::from_millis(700));
     assert!(

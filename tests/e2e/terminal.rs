@@ -2,8 +2,7 @@
 //! The terminal is a real pseudo-terminal from util-linux `script`; each answer is typed only
 //! after its prompt has appeared on screen.
 
-mod pty;
-use pty::Terminal;
+use crate::common::pty::Terminal;
 
 const PLAYBOOK: &str = r#"flow: 1
 steps:

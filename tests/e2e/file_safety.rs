@@ -3,8 +3,7 @@
 //! concurrent edits serialized, newlines refused, temp files cleaned up, secrets masked,
 //! line endings and inline comments kept.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -20,7 +19,7 @@ fn finished<'a>(events: &'a [Value], step: &str) -> &'a Value {
 }
 
 /// Applies `playbook.yaml` with `--yes --output json`, expects `code`, returns the events.
-fn apply_json(flow: Flow, code: i32) -> (common::Outcome, Vec<Value>) {
+fn apply_json(flow: Flow, code: i32) -> (crate::common::Outcome, Vec<Value>) {
     let out = flow
         .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
         .run();
@@ -126,7 +125,7 @@ steps:
 
 /// Runs `flow` while another thread stats every file of the folder as fast as it can;
 /// returns the widest permission bits seen on any file but `ignore`.
-fn widest_mode_seen_during(flow: Flow, ignore: &[&str]) -> (common::Outcome, u32) {
+fn widest_mode_seen_during(flow: Flow, ignore: &[&str]) -> (crate::common::Outcome, u32) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let dir = flow.dir.path().to_path_buf();
@@ -284,8 +283,8 @@ steps:
         .expect("a backup")
         .to_string();
     assert_ne!(first, second);
-    assert_eq!(common::read(&out.path(&first)), "B=zero\n");
-    assert_eq!(common::read(&out.path(&second)), "B=one\n");
+    assert_eq!(crate::common::read(&out.path(&first)), "B=zero\n");
+    assert_eq!(crate::common::read(&out.path(&second)), "B=one\n");
     assert_eq!(backups(out.dir.path(), "app.env").len(), 2);
     assert_eq!(out.file("app.env"), "B=two\n");
 }
@@ -318,7 +317,7 @@ steps:
         .expect("a backup")
         .to_string();
     assert!(made.ends_with(".1.bak"), "{made}");
-    assert_eq!(common::read(&out.path(&made)), "B=old\n");
+    assert_eq!(crate::common::read(&out.path(&made)), "B=old\n");
 }
 
 #[test]
@@ -381,7 +380,7 @@ fn two_flow_processes_editing_one_file_lose_no_key() {
         std::fs::write(dir.path().join(format!("{p}.yaml")), yaml).expect("playbook");
     }
     let spawn = |p: &str| {
-        std::process::Command::new(common::flow_bin())
+        std::process::Command::new(crate::common::flow_bin())
             .args(["apply", &format!("{p}.yaml"), "--yes"])
             .current_dir(dir.path())
             .env_remove("FLOW_STATE_DIR")
@@ -471,11 +470,11 @@ steps:
 
 /// Runs `flow apply playbook.yaml --yes` with files limited to `limit_kb` (and SIGXFSZ
 /// ignored, so a too-large write fails with EFBIG like a full disk does).
-fn apply_with_file_size_limit(flow: Flow, limit_kb: u32) -> common::Outcome {
+fn apply_with_file_size_limit(flow: Flow, limit_kb: u32) -> crate::common::Outcome {
     let state = tempfile::tempdir().expect("state dir");
     let script = format!(
         "trap '' XFSZ; ulimit -f {limit_kb}; exec '{}' apply playbook.yaml --yes --state-dir '{}'",
-        common::flow_bin(),
+        crate::common::flow_bin(),
         state.path().display()
     );
     let output = std::process::Command::new("bash")
@@ -484,7 +483,7 @@ fn apply_with_file_size_limit(flow: Flow, limit_kb: u32) -> common::Outcome {
         .env_remove("FLOW_STATE_DIR")
         .output()
         .expect("bash");
-    common::Outcome {
+    crate::common::Outcome {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -556,9 +555,9 @@ steps:
     // The journal and `flow show` of it: nothing of the old secrets either.
     let runs = names(&out.path(".flow/runs"));
     assert_eq!(runs.len(), 1, "{runs:?}");
-    let journal = common::read(&out.path(&format!(".flow/runs/{}/events.jsonl", runs[0])));
+    let journal = crate::common::read(&out.path(&format!(".flow/runs/{}/events.jsonl", runs[0])));
     assert!(journal.contains("old-host"), "{journal}");
-    let show = std::process::Command::new(common::flow_bin())
+    let show = std::process::Command::new(crate::common::flow_bin())
         .args(["show", &runs[0]])
         .current_dir(out.dir.path())
         .env_remove("FLOW_STATE_DIR")
@@ -634,7 +633,7 @@ steps:
 /// Runs `flow args…` in `dir`, killing it after `seconds`: a hang is a failure, not a hung
 /// test suite.
 fn run_with_deadline(dir: &Path, args: &[&str], seconds: u64) -> (i32, String) {
-    let mut child = std::process::Command::new(common::flow_bin())
+    let mut child = std::process::Command::new(crate::common::flow_bin())
         .args(args)
         .current_dir(dir)
         .env_remove("FLOW_STATE_DIR")

@@ -1,8 +1,7 @@
 //! The documentation stays true: the committed schema is what `flow schema` prints, every
 //! playbook in the README validates, and every shipped playbook validates.
 
-mod common;
-use common::flow_bin;
+use crate::common::flow_bin;
 use std::path::Path;
 use std::process::Command;
 

@@ -2,8 +2,7 @@
 //! secrets) and a fingerprint of each read; `flow apply plan.json` refuses with exit 2 and
 //! says what moved when any of that changed, and applies the plan when nothing did.
 
-mod run_support;
-use run_support::*;
+use crate::common::run::*;
 use serde_json::{Value, json};
 
 /// `look` reads a folder; `write` records what it saw. `early` is a write placed before the

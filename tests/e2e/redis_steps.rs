@@ -2,12 +2,8 @@
 //! each test against its own real `redis-server` on 127.0.0.1, asserting on what flow
 //! printed and on the server's state afterwards.
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_server;
-
-use common::{Flow, Outcome};
-use redis_server::{RedisServer, free_port};
+use crate::common::redis::{RedisServer, free_port};
+use crate::common::{Flow, Outcome};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,8 +2,20 @@
 //! assert on what a user sees — exit code, stdout, stderr, files left behind.
 #![allow(dead_code)]
 
+pub mod pty;
+pub mod redis;
+pub mod run;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Variables of the environment a test run of `flow` never inherits: they would change where
+/// the journal goes or make the output GitHub's.
+pub const CLEARED_ENV: &[&str] = &["FLOW_STATE_DIR", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"];
+
+/// No `flow` a test starts runs longer than this: a hang fails the test instead of the suite.
+pub const TIME_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct Flow {
     pub dir: tempfile::TempDir,
@@ -72,7 +84,7 @@ impl Flow {
     pub fn run(self) -> Outcome {
         let mut command = Command::new(flow_bin());
         command.args(&self.args).current_dir(self.dir.path());
-        for var in ["FLOW_STATE_DIR", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"] {
+        for var in CLEARED_ENV {
             command.env_remove(var);
         }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -92,12 +104,14 @@ impl Flow {
                 .write_all(text.as_bytes())
                 .expect("write stdin");
         }
-        let output = child.wait_with_output().expect("wait for flow");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let stdout = run::reader(child.stdout.take().expect("stdout"));
+        let stderr = run::reader(child.stderr.take().expect("stderr"));
+        let code = run::wait_bounded(&mut child, TIME_LIMIT);
+        let stderr = stderr.join().expect("stderr reader");
         assert!(!stderr.contains("panicked"), "flow panicked:\n{stderr}");
         Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            code,
+            stdout: stdout.join().expect("stdout reader"),
             stderr,
             dir: self.dir,
         }

@@ -4,12 +4,8 @@
 //! on local processes: a redis-server restarted after SHUTDOWN as a ReplicaSet would, and the
 //! worker Deployment's replica count in a file.
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_server;
-
-use common::{Flow, Outcome};
-use redis_server::RedisServer;
+use crate::common::redis::RedisServer;
+use crate::common::{Flow, Outcome};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -382,11 +378,11 @@ fn october_backup_and_restore_bring_the_data_back_and_the_workers_too() {
         .run()
         .code(0);
     // The server the harness started was shut down; the fake ReplicaSet started another.
-    let restored = redis_server::raw_command(cluster.port, None, &["GET", "test-backup"])
+    let restored = crate::common::redis::raw_command(cluster.port, None, &["GET", "test-backup"])
         .expect("restored redis answers");
     assert_eq!(restored.to_text(), "original");
-    let later =
-        redis_server::raw_command(cluster.port, None, &["EXISTS", "added-later"]).expect("EXISTS");
+    let later = crate::common::redis::raw_command(cluster.port, None, &["EXISTS", "added-later"])
+        .expect("EXISTS");
     assert_eq!(later.to_text(), "0");
     assert_eq!(cluster.workers(), "2", "workers must be scaled back");
     let calls = std::fs::read_to_string(cluster.state.path().join("calls.log")).unwrap();

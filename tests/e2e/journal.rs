@@ -2,9 +2,7 @@
 //! (mode 0700) with `run.json` and `events.jsonl`; `flow runs` and `flow show` read it back,
 //! also for a run that crashed half way; secrets never reach it.
 
-mod pty;
-mod run_support;
-use run_support::*;
+use crate::common::run::*;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -342,7 +340,7 @@ steps:
     with: { path: after.txt, content: two }
 "#,
     );
-    let mut terminal = pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let mut terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
     terminal.answer("Proceed now?", "n\r");
     let (code, screen) = terminal.finish();
     assert_eq!(code, 3, "{screen}");

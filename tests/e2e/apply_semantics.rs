@@ -2,8 +2,7 @@
 //! finally, continue_on_error, failure propagation, for_each, when, exit codes.
 //! Order is shown through side effects and the `--output json` event stream, never timing.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 use serde_json::Value;
 
 // ---------------------------------------------------------------- helpers
@@ -31,7 +30,7 @@ fn run_finished(events: &[Value]) -> &Value {
         .expect("a run_finished event")
 }
 
-fn all_output(out: &common::Outcome) -> String {
+fn all_output(out: &crate::common::Outcome) -> String {
     format!("{}\n{}", out.stdout, out.stderr)
 }
 

@@ -15,8 +15,6 @@
 //! Files ending in `.params.yaml` are params files used by entries (`--params-file`), not
 //! entries. Every mismatch across the corpus is reported in one failure message.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -133,7 +131,7 @@ struct Run {
 }
 
 fn run_flow(dir: &Path, name: &str, args: &[String]) -> Run {
-    let mut command = Command::new(common::flow_bin());
+    let mut command = Command::new(crate::common::flow_bin());
     command
         .arg(&args[0])
         .arg(name)

@@ -2,18 +2,14 @@
 //! they appear, and secrets are learned on every path a step body takes — against real
 //! `redis-server` processes on 127.0.0.1.
 
-mod common;
-#[path = "common/redis.rs"]
-mod redis_server;
-
-use common::Flow;
+use crate::common::Flow;
+use crate::common::redis::RedisServer;
 use flow_engine::context::{Approvals, Interaction};
 use flow_engine::event::{Emitter, Mode, RunStatus};
 use flow_engine::param::ParamInputs;
 use flow_engine::run::{RunSettings, Runner};
 use flow_engine::secrets::Masker;
 use flow_engine::source::SourceFile;
-use redis_server::RedisServer;
 use std::sync::Arc;
 
 /// A runner for `text` in this process, so the test can look at the server after the run
@@ -151,7 +147,7 @@ fn defaults_redis_reach_both_sides_of_redis_compare() {
         "the password shows:\n{}",
         out.both()
     );
-    let journal = common::read_tree(&out.path(".flow"));
+    let journal = crate::common::read_tree(&out.path(".flow"));
     assert!(!journal.contains("defaults-pw-7781"), "{journal}");
 }
 
@@ -168,7 +164,7 @@ fn a_secret_given_only_in_an_undo_body_is_never_printed() {
     ] {
         let out = Flow::new().playbook(&playbook).args(&args).run();
         out.code(1);
-        let journal = common::read_tree(&out.path(".flow"));
+        let journal = crate::common::read_tree(&out.path(".flow"));
         // The undo ran and its answer was recorded, masked.
         assert!(
             journal.contains("undoing with ***"),

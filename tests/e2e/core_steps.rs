@@ -1,8 +1,7 @@
 //! The core step types as a user sees them through `flow apply`: exec, confirm, choose,
 //! assert, log, sleep, file.write, envfile.set.
 
-mod common;
-use common::Flow;
+use crate::common::Flow;
 use serde_json::Value;
 
 fn finished<'a>(events: &'a [Value], step: &str) -> &'a Value {
@@ -13,7 +12,7 @@ fn finished<'a>(events: &'a [Value], step: &str) -> &'a Value {
 }
 
 /// Applies `playbook` with `--yes --output json`, expects `code`, returns the events.
-fn apply_json(flow: Flow, code: i32) -> (common::Outcome, Vec<Value>) {
+fn apply_json(flow: Flow, code: i32) -> (crate::common::Outcome, Vec<Value>) {
     let out = flow
         .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
         .run();

@@ -1,0 +1,24 @@
+//! flow's end-to-end tests, one crate so the harness compiles and links once: each module
+//! runs the real `flow` binary (or the engine in process) against real files, real
+//! `redis-server` processes and a pseudo-terminal, and asserts on what a user sees.
+
+mod common;
+
+mod apply_semantics;
+mod core_steps;
+mod corpus;
+mod docs;
+mod file_safety;
+mod idempotency;
+mod interrupt;
+mod journal;
+mod output_views;
+mod plan;
+mod playbooks_redis;
+mod redis_steps;
+mod regressions;
+mod run_resources;
+mod saved_plans;
+mod secrets;
+mod terminal;
+mod validate_errors;
