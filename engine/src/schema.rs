@@ -257,19 +257,24 @@ fn check_union(node: &Node, branches: &[Value], path: &str, out: &mut Vec<Diagno
     }
 }
 
-fn check_choice(node: &Node, choices: &[Value], path: &str, out: &mut Vec<Diagnostic>) {
-    let value = node.to_json();
-    if choices.contains(&value) {
-        return;
-    }
-    let names: Vec<String> = choices
+/// Choices as written: text without quotes, other values as JSON.
+fn choice_names(choices: &[Value]) -> Vec<String> {
+    choices
         .iter()
         .map(|c| {
             c.as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| c.to_string())
         })
-        .collect();
+        .collect()
+}
+
+fn check_choice(node: &Node, choices: &[Value], path: &str, out: &mut Vec<Diagnostic>) {
+    let value = node.to_json();
+    if choices.contains(&value) {
+        return;
+    }
+    let names = choice_names(choices);
     let mut diagnostic = Diagnostic::error(
         Some(&node.span),
         format!(
@@ -332,15 +337,7 @@ pub fn describe(schema: &Value) -> String {
         return "anything".into();
     };
     if let Some(Value::Array(choices)) = map.get("enum") {
-        let names: Vec<String> = choices
-            .iter()
-            .map(|c| {
-                c.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| c.to_string())
-            })
-            .collect();
-        return format!("one of {}", quote_list(&names));
+        return format!("one of {}", quote_list(&choice_names(choices)));
     }
     if map.contains_key(crate::values::EXPRESSION_MARK) {
         return "an expression".into();

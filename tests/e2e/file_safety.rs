@@ -484,9 +484,11 @@ fn apply_with_file_size_limit(flow: Flow, limit_kb: u32) -> crate::common::Outco
         .output()
         .expect("bash");
     crate::common::Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        ran: crate::common::Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        },
         dir: flow.dir,
     }
 }

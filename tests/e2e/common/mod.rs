@@ -24,12 +24,120 @@ pub struct Flow {
     stdin: Option<String>,
 }
 
-/// What a run of `flow` left: exit code, output, and the folder it ran in.
-pub struct Outcome {
+/// What a run of `flow` printed and how it exited, with the assertions tests make on it.
+#[derive(Debug, Clone)]
+pub struct Ran {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// What a run of `flow` in a `Flow` folder left: what it printed (derefs to `Ran`) and the
+/// folder it ran in.
+pub struct Outcome {
+    pub ran: Ran,
     pub dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Outcome {
+    type Target = Ran;
+
+    fn deref(&self) -> &Ran {
+        &self.ran
+    }
+}
+
+impl Outcome {
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name))
+            .unwrap_or_else(|e| panic!("read {name}: {e}\n{}", self.context()))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.dir.path().join(name).exists()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Ran {
+    pub fn context(&self) -> String {
+        format!(
+            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            expected,
+            "unexpected exit code\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout has {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr has {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// The whole stderr, exactly.
+    pub fn stderr_is(&self, expected: &str) -> &Self {
+        assert_eq!(self.stderr, expected, "stderr differs\n{}", self.context());
+        self
+    }
+
+    /// stdout and stderr together, for "never shows X" checks.
+    pub fn both(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// The JSON events of a `--output json` run; every stdout line must parse.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("stdout line is not JSON ({e}): {l}\n{}", self.context())
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for Flow {
@@ -110,9 +218,11 @@ impl Flow {
         let stderr = stderr.join().expect("stderr reader");
         assert!(!stderr.contains("panicked"), "flow panicked:\n{stderr}");
         Outcome {
-            code,
-            stdout: stdout.join().expect("stdout reader"),
-            stderr,
+            ran: Ran {
+                code,
+                stdout: stdout.join().expect("stdout reader"),
+                stderr,
+            },
             dir: self.dir,
         }
     }
@@ -122,101 +232,8 @@ pub fn flow_bin() -> &'static str {
     env!("CARGO_BIN_EXE_flow")
 }
 
-impl Outcome {
-    fn context(&self) -> String {
-        format!(
-            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    pub fn code(&self, expected: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            expected,
-            "unexpected exit code\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn stdout_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn stdout_lacks(&self, needle: &str) -> &Self {
-        assert!(
-            !self.stdout.contains(needle),
-            "stdout has {needle:?}\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn stderr_lacks(&self, needle: &str) -> &Self {
-        assert!(
-            !self.stderr.contains(needle),
-            "stderr has {needle:?}\n{}",
-            self.context()
-        );
-        self
-    }
-
-    /// The whole stderr, exactly.
-    pub fn stderr_is(&self, expected: &str) -> &Self {
-        assert_eq!(self.stderr, expected, "stderr differs\n{}", self.context());
-        self
-    }
-
-    pub fn file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name))
-            .unwrap_or_else(|e| panic!("read {name}: {e}\n{}", self.context()))
-    }
-
-    pub fn exists(&self, name: &str) -> bool {
-        self.dir.path().join(name).exists()
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The JSON events of a `--output json` run; every stdout line must parse.
-    pub fn events(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| {
-                    panic!("stdout line is not JSON ({e}): {l}\n{}", self.context())
-                })
-            })
-            .collect()
-    }
-}
-
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-impl Outcome {
-    /// stdout and stderr together, for "never shows X" checks.
-    pub fn both(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
 }
 
 /// Every file under `dir` (a state dir, say), concatenated: for "never written" checks.

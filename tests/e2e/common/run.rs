@@ -8,56 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use super::{flow_bin, read};
-
-/// What one `flow` command printed and how it exited.
-#[derive(Debug, Clone)]
-pub struct Ran {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Ran {
-    pub fn context(&self) -> String {
-        format!(
-            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    pub fn code(&self, expected: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            expected,
-            "unexpected exit code\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn stdout_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}\n{}",
-            self.context()
-        );
-        self
-    }
-
-    pub fn both(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
+pub use super::{Ran, flow_bin, read};
 
 /// A `flow` command in `dir` (no stdin, none of `CLEARED_ENV` unless given), killed if it
 /// takes longer than `super::TIME_LIMIT`.
