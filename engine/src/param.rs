@@ -313,7 +313,22 @@ pub fn parse_text(spec: &ParamSpec, text: &str) -> Result<Value, String> {
         },
         ParamType::List | ParamType::Map => {
             let file = SourceFile::new("<param>", text);
-            crate::yaml::parse(&file).map_err(|d| d.message)?.to_json()
+            crate::yaml::parse(&file)
+                .map_err(|d| match &d.span {
+                    // There is no file to point at: say where in the value.
+                    Some(span) if file.line_text(span.line).is_none() => {
+                        format!("{} (at the end of the value)", d.message)
+                    }
+                    Some(span) if span.line == 1 => {
+                        format!("{} (at column {} of the value)", d.message, span.col)
+                    }
+                    Some(span) => format!(
+                        "{} (at line {}, column {} of the value)",
+                        d.message, span.line, span.col
+                    ),
+                    None => d.message,
+                })?
+                .to_json()
         }
     };
     Ok(value)
