@@ -475,6 +475,8 @@ pub fn resolve(
             given.insert(name.clone(), (value.clone(), "the saved plan".to_string()));
         }
     }
+    let mut given_on_cli = std::collections::HashSet::new();
+    let mut repeated = std::collections::HashSet::new();
     for arg in &inputs.cli {
         let (name, text) = match arg.split_once('=') {
             Some((name, text)) if !name.trim().is_empty() => (name.trim(), text),
@@ -486,6 +488,20 @@ pub fn resolve(
                 continue;
             }
         };
+        // The last of two `-p` would win silently: a typo in a repeated command line, or a
+        // value pasted twice, should not pick what runs.
+        if !given_on_cli.insert(name) {
+            if repeated.insert(name) {
+                diags.push(
+                    Diagnostic::error(
+                        None,
+                        format!("param `{name}` is given more than once with -p"),
+                    )
+                    .with_help(format!("pass `-p {name}=…` once")),
+                );
+            }
+            continue;
+        }
         match specs.get(name) {
             None => diags.push(unknown_param(name, specs, "-p")),
             Some(spec) => match parse_text(spec, text) {
