@@ -275,8 +275,14 @@ impl Limits {
                 self.finish(*anchor, size);
             }
             Event::Alias(anchor) => {
-                // An unknown anchor is the parser's error, reported before this event.
-                let size = self.anchors.get(anchor).copied().unwrap_or_default();
+                // An unknown anchor is the parser's error, reported before this event, so
+                // an anchor not known here is one still being read: the alias is inside it.
+                let Some(size) = self.anchors.get(anchor).copied() else {
+                    return Err(Diagnostic::error(
+                        Some(&here()),
+                        "this alias (`*name`) is inside the value its anchor names: it would never end",
+                    ));
+                };
                 if self.open.len() + size.height > MAX_DEPTH {
                     return Err(too_deep());
                 }
@@ -505,6 +511,16 @@ mod tests {
         let node = parse_text(&format!("a: &small {{ x: [1, 2] }}\nb:\n{aliases}")).unwrap();
         let b = node.get("b").unwrap();
         assert!(matches!(&b.value, NodeValue::List(items) if items.len() == 1_000));
+    }
+
+    #[test]
+    fn an_alias_inside_its_own_anchor_is_refused_at_the_alias() {
+        let (message, at) = error("a: &x { b: [1, *x] }\n");
+        assert!(
+            message.contains("inside the value its anchor names"),
+            "{message}"
+        );
+        assert_eq!(at, "1:16");
     }
 
     #[test]
