@@ -313,7 +313,22 @@ pub fn parse_text(spec: &ParamSpec, text: &str) -> Result<Value, String> {
         },
         ParamType::List | ParamType::Map => {
             let file = SourceFile::new("<param>", text);
-            crate::yaml::parse(&file).map_err(|d| d.message)?.to_json()
+            crate::yaml::parse(&file)
+                .map_err(|d| match &d.span {
+                    // There is no file to point at: say where in the value.
+                    Some(span) if file.line_text(span.line).is_none() => {
+                        format!("{} (at the end of the value)", d.message)
+                    }
+                    Some(span) if span.line == 1 => {
+                        format!("{} (at column {} of the value)", d.message, span.col)
+                    }
+                    Some(span) => format!(
+                        "{} (at line {}, column {} of the value)",
+                        d.message, span.line, span.col
+                    ),
+                    None => d.message,
+                })?
+                .to_json()
         }
     };
     Ok(value)
@@ -460,6 +475,8 @@ pub fn resolve(
             given.insert(name.clone(), (value.clone(), "the saved plan".to_string()));
         }
     }
+    let mut given_on_cli = std::collections::HashSet::new();
+    let mut repeated = std::collections::HashSet::new();
     for arg in &inputs.cli {
         let (name, text) = match arg.split_once('=') {
             Some((name, text)) if !name.trim().is_empty() => (name.trim(), text),
@@ -471,6 +488,20 @@ pub fn resolve(
                 continue;
             }
         };
+        // The last of two `-p` would win silently: a typo in a repeated command line, or a
+        // value pasted twice, should not pick what runs.
+        if !given_on_cli.insert(name) {
+            if repeated.insert(name) {
+                diags.push(
+                    Diagnostic::error(
+                        None,
+                        format!("param `{name}` is given more than once with -p"),
+                    )
+                    .with_help(format!("pass `-p {name}=…` once")),
+                );
+            }
+            continue;
+        }
         match specs.get(name) {
             None => diags.push(unknown_param(name, specs, "-p")),
             Some(spec) => match parse_text(spec, text) {

@@ -98,15 +98,65 @@ pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
     env.add_function("now", move || now.clone());
     let dir = Arc::new(settings.playbook_dir);
     env.add_function("read_file", move |path: String| -> Result<String, Error> {
-        let full = dir.join(&path);
-        std::fs::read_to_string(&full).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("read_file: cannot read {}: {e}", full.display()),
-            )
-        })
+        read_file(&dir.join(&path))
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("read_file: {e}")))
     });
     env
+}
+
+/// The most `read_file()` reads: templates take keys, certificates and config snippets from
+/// files, not data sets.
+pub const READ_FILE_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads a regular file of at most `READ_FILE_MAX_BYTES` as UTF-8 text. A FIFO would block
+/// the run until something writes to it, and `/dev/zero` or `/dev/urandom` never end: both
+/// are refused before they are opened, and the read stops at the limit whatever the size the
+/// file claimed (it may grow, and `/proc` files claim 0 bytes).
+fn read_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::FileTypeExt as _;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    };
+    if let Some(what) = what {
+        return Err(format!(
+            "cannot read {shown}: it is {what}; read_file reads regular files only"
+        ));
+    }
+    let limit = READ_FILE_MAX_BYTES;
+    let too_big = || {
+        format!(
+            "cannot read {shown}: it is larger than {} MiB, the most read_file reads",
+            limit >> 20
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|_| format!("cannot read {shown}: it is not UTF-8 text"))
 }
 
 /// POSIX shell quoting: the value survives `sh -c` as one word, whatever it contains.
@@ -253,5 +303,57 @@ mod filter_tests {
                 .unwrap_err()
                 .contains("bad pattern")
         );
+    }
+
+    /// Renders `template` on another thread: a read that blocks fails the test instead of
+    /// hanging it.
+    fn render_within_seconds(template: &'static str) -> Result<String, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(render(template));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("rendering `{template}` did not finish within 5 s"))
+    }
+
+    #[test]
+    fn read_file_refuses_a_fifo_instead_of_waiting_for_a_writer() {
+        let fifo = std::env::temp_dir().join(format!("flow-filters-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let template: &'static str =
+            Box::leak(format!("{{{{ read_file('{}') }}}}", fifo.display()).into_boxed_str());
+        let error = render_within_seconds(template).unwrap_err();
+        let _ = std::fs::remove_file(&fifo);
+        assert!(error.contains("FIFO"), "{error}");
+        assert!(error.contains(&fifo.display().to_string()), "{error}");
+    }
+
+    #[test]
+    fn read_file_refuses_devices_like_dev_zero() {
+        let error = render_within_seconds("{{ read_file('/dev/zero') }}").unwrap_err();
+        assert!(
+            error.contains("/dev/zero") && error.contains("character device"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn read_file_refuses_a_file_over_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.txt");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(READ_FILE_MAX_BYTES + 1).unwrap();
+        let template: &'static str = Box::leak(
+            format!("{{{{ read_file('{}') | length }}}}", big.display()).into_boxed_str(),
+        );
+        let error = render_within_seconds(template).unwrap_err();
+        assert!(
+            error.contains("big.txt") && error.contains("16 MiB"),
+            "{error}"
+        );
+        file.set_len(1000).unwrap();
+        assert_eq!(render_within_seconds(template).unwrap(), "1000");
     }
 }
