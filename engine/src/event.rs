@@ -87,7 +87,7 @@ pub enum Event {
         at: String,
     },
     /// One line of a plan.
-    PlanStep(crate::plan::PlanLine),
+    PlanStep(crate::kinds::PlanLine),
     StepStarted {
         step: String,
         /// The step's `name:`, when it has one.

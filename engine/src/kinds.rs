@@ -2,7 +2,7 @@
 //! plan line shows (`Action`, `Description`) and why a step did not succeed (`StepError`).
 //! This module imports nothing from the crate, so every other module may use it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a step does to the world, which decides what `flow plan` does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,7 +28,7 @@ impl Effect {
 
 /// What a plan line shows about a step: `=` read, `+` create, `~` change, `-` delete or
 /// stop, `?` asks, `…` skipped, `✘` could not be planned (the plan fails).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Read,
@@ -107,4 +107,25 @@ impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.message())
     }
+}
+
+/// One line of a plan: a step, what applying would do to it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLine {
+    pub step: String,
+    /// The step's `name:`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub finally: bool,
+    pub action: Action,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+    /// Set when the step may or may not run: its `when` depends on an unknown value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

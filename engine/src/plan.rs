@@ -5,9 +5,9 @@
 use crate::evaluate::{display_value, find_unknown, unknown};
 use crate::event::{Event, RunStatus, Status};
 use crate::run::{Runner, Scope};
+pub use crate::kinds::PlanLine;
 use crate::step_type::{Action, Description, Effect};
 use crate::template::Reference;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -46,27 +46,6 @@ impl std::fmt::Display for PlanCounts {
             self.read, self.create, self.change, self.delete, self.ask, self.skip
         )
     }
-}
-
-/// One line of a plan: a step, what applying would do to it, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanLine {
-    pub step: String,
-    /// The step's `name:`, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(rename = "type")]
-    pub type_name: String,
-    pub finally: bool,
-    pub action: Action,
-    pub summary: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-    /// Set when the step may or may not run: its `when` depends on an unknown value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// A plan: its lines in execution order, what the reads returned, and how planning went. The
