@@ -849,10 +849,11 @@ impl Diagnostic {
     }
 }
 
-/// One report per place: a mistake in `defaults` is checked under every step it is merged
-/// into, but is one mistake.
+/// One report per place: a mistake in `defaults` is checked under every step and every block it
+/// is merged into (`with.left.x`, `with.right.x`), but is one mistake.
 fn dedupe(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut seen = std::collections::HashSet::new();
+    let field_path = regex::Regex::new(r"`with(?:\.[^`]*)?\.([^`.]+)`").expect("a valid regex");
     diagnostics
         .into_iter()
         .filter(|d| {
@@ -861,7 +862,8 @@ fn dedupe(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
                 .split_once("`: ")
                 .filter(|(label, _)| label.starts_with("step `"))
                 .map_or(d.message.as_str(), |(_, rest)| rest);
-            seen.insert((d.span.as_ref().map(|s| s.location()), what.to_string()))
+            let what = field_path.replace_all(what, "`$1`");
+            seen.insert((d.span.as_ref().map(|s| s.location()), what.into_owned()))
         })
         .collect()
 }

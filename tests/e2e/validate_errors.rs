@@ -144,3 +144,50 @@ fn json_output_carries_diagnostics_and_the_verdict_on_stdout() {
         ]
     );
 }
+
+/// `defaults` takes connection-block keys and the families where a default makes sense,
+/// nothing internal: the whole message is the point, so it is pinned whole.
+#[test]
+fn unknown_defaults_keys_are_named_with_what_defaults_takes() {
+    Flow::new()
+        .playbook(
+            "flow: 1\ndefaults:\n  exce: { cwd: /tmp }\n  log: { message: hi }\nsteps:\n  a: { type: log, with: { message: hi } }\n",
+        )
+        .args(&["validate", "playbook.yaml"])
+        .run()
+        .code(2)
+        .stderr_is(
+            "error: unknown defaults key `exce`
+  --> playbook.yaml:3:3
+  |
+3 |   exce: { cwd: /tmp }
+  |   ^^^^
+  = help: did you mean `exec`?
+error: unknown defaults key `log`
+  --> playbook.yaml:4:3
+  |
+4 |   log: { message: hi }
+  |   ^^^
+  = help: `defaults` takes: envfile, exec, file, files, redis
+error: 2 problems found
+",
+        );
+}
+
+/// A Redis block nested under `redis.compare` is checked with `defaults.redis` merged in:
+/// a field the block does not take is named at its place in `defaults`.
+#[test]
+fn a_wrong_field_in_defaults_redis_is_reported_under_redis_compare_too() {
+    let out = Flow::new()
+        .playbook(
+            "flow: 1\ndefaults:\n  redis: { url: \"redis://127.0.0.1:1\", pasword: x }\nsteps:\n  cmp:\n    type: redis.compare\n    with:\n      left: { url: \"redis://127.0.0.1:2\" }\n      right: { url: \"redis://127.0.0.1:3\" }\n",
+        )
+        .args(&["validate", "playbook.yaml"])
+        .run();
+    out.code(2)
+        .stderr_has("unknown field `with.left.pasword`")
+        .stderr_has("playbook.yaml:3:40")
+        .stderr_has("did you mean `password`?")
+        // One mistake, one report, though it is merged under both sides.
+        .stderr_lacks("with.right.pasword");
+}
