@@ -1,6 +1,7 @@
 //! The `flow` command line: parses arguments and hands them to `flow_engine::ops`.
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use flow_engine::Diagnostic;
 use flow_engine::context::Approvals;
 use flow_engine::ops::{self, Global, OutputFormat, exit};
 use flow_engine::output::Verbosity;
@@ -225,12 +226,13 @@ fn main() {
         Command::Show { run } if json => {
             match flow_engine::history::show_json(&global.state_dir, &run) {
                 Ok(value) => print_json(&value),
-                Err(message) => page_or_error(Err(message)),
+                Err(message) => page_or_error(Err(Diagnostic::error(None, message))),
             }
         }
-        Command::Show { run } => {
-            page_or_error(flow_engine::history::show_page(&global.state_dir, &run))
-        }
+        Command::Show { run } => page_or_error(
+            flow_engine::history::show_page(&global.state_dir, &run)
+                .map_err(|message| Diagnostic::error(None, message)),
+        ),
         Command::Graph { playbook, format } => match ops::check(&playbook, &registry) {
             Ok(checked) => {
                 print!(
@@ -247,13 +249,13 @@ fn main() {
         Command::Steps { step_type } if json => {
             match flow_engine::catalogue::steps_json(&registry, step_type.as_deref()) {
                 Ok(value) => print_json(&value),
-                Err(diagnostic) => page_or_error(Err(diagnostic.render())),
+                Err(diagnostic) => page_or_error(Err(diagnostic)),
             }
         }
-        Command::Steps { step_type } => page_or_error(
-            flow_engine::catalogue::steps_page(&registry, step_type.as_deref())
-                .map_err(|d| d.render()),
-        ),
+        Command::Steps { step_type } => page_or_error(flow_engine::catalogue::steps_page(
+            &registry,
+            step_type.as_deref(),
+        )),
         Command::Schema => {
             let schema = flow_engine::playbook_schema::playbook_schema(&registry);
             println!(
@@ -278,19 +280,15 @@ fn print_json(value: &serde_json::Value) -> i32 {
     exit::OK
 }
 
-/// Prints a page, or an error (already rendered, or a message) with exit 2.
-fn page_or_error(page: Result<String, String>) -> i32 {
+/// Prints a page, or its diagnostic with exit 2.
+fn page_or_error(page: Result<String, Diagnostic>) -> i32 {
     match page {
         Ok(page) => {
             print!("{page}");
             exit::OK
         }
-        Err(message) if message.starts_with("error:") => {
-            eprint!("{message}");
-            exit::INVALID
-        }
-        Err(message) => {
-            ops::print_diagnostics(&[flow_engine::Diagnostic::error(None, message)]);
+        Err(diagnostic) => {
+            ops::print_diagnostics(&[diagnostic]);
             exit::INVALID
         }
     }

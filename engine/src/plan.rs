@@ -4,8 +4,8 @@
 
 use crate::evaluate::{display_value, find_unknown, unknown};
 use crate::event::{Event, RunStatus, Status};
-use crate::run::{Runner, Scope};
 pub use crate::kinds::PlanLine;
+use crate::run::{Runner, Scope};
 use crate::step_type::{Action, Description, Effect};
 use crate::template::Reference;
 use serde_json::{Value, json};
