@@ -695,3 +695,21 @@ steps:
             .is_symlink()
     );
 }
+
+/// A `kill -9` in the middle of an edit leaves a half-written temp file (perhaps of a secrets
+/// file) that no code of the killed flow can remove: the next edit of that file, holding the
+/// folder's lock, removes it.
+#[test]
+fn a_temp_file_left_by_a_killed_flow_is_removed_by_the_next_edit() {
+    let flow = Flow::new()
+        .file("app.env", "A=1\n")
+        .file(".app.env.flow-0123456789abcdef.tmp", "DB_PASSWORD=half-writ")
+        .file(".other.env.flow-0123456789abcdef.tmp", "not ours to touch")
+        .playbook(
+            "flow: 1\nsteps:\n  edit:\n    type: envfile.set\n    with: { path: app.env, set: { B: \"2\" } }\n",
+        );
+    let (out, _) = apply_json(flow, 0);
+    assert_eq!(out.file("app.env"), "A=1\nB=2\n");
+    assert!(!out.exists(".app.env.flow-0123456789abcdef.tmp"));
+    assert!(out.exists(".other.env.flow-0123456789abcdef.tmp"));
+}

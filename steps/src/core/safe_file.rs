@@ -35,6 +35,9 @@ where
     let real = resolve_symlinks(path)?;
     let lock = EditLock::acquire(&real).await?;
     tokio::task::spawn_blocking(move || {
+        if lock.is_held() {
+            remove_stale_temps(&real);
+        }
         let result = work(&real);
         drop(lock);
         result
@@ -87,6 +90,11 @@ pub struct EditLock {
 }
 
 impl EditLock {
+    /// Whether the folder is really locked (some filesystems cannot lock a folder).
+    pub fn is_held(&self) -> bool {
+        self._lock.is_some()
+    }
+
     /// Waits for the lock of the folder `file` is in. Polled (never a blocking flock on the
     /// runtime's thread) so the wait can be cancelled.
     pub async fn acquire(file: &Path) -> io::Result<EditLock> {
@@ -212,6 +220,30 @@ impl Drop for NewFile {
     fn drop(&mut self) {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes the temp files of `target` (`.<name>.flow-<random>.tmp`) that a killed flow left
+/// behind. Called with the folder's lock held: every live editor holds that lock while its
+/// temp file exists, so any such file found now belongs to an editor that died (`kill -9`,
+/// a power cut) and holds a half-written copy — possibly of a secret.
+fn remove_stale_temps(target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.flow-");
+    for entry in std::fs::read_dir(folder_of(target))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with(&prefix)
+            && file_name.ends_with(".tmp")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
