@@ -56,7 +56,7 @@ fn kind(value: &serde_json::Value) -> &'static str {
 }
 
 /// A duration written as `30s`, `5m`, `1h30m`, or a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for FlowDuration {

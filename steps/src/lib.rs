@@ -2,6 +2,7 @@
 
 pub mod core;
 pub mod redis;
+pub mod ssh;
 
 use flow_engine::Registry;
 
@@ -22,7 +23,9 @@ pub fn register_all(registry: &mut Registry) {
         .register(redis::wait::Wait)
         .register(redis::compare::Compare)
         .register(redis::backup::Backup)
-        .register(redis::delete::Delete);
+        .register(redis::delete::Delete)
+        .register(ssh::exec::SshExec)
+        .register(ssh::wait::SshWait);
 }
 
 /// A registry with every step type.

@@ -20,5 +20,6 @@ mod regressions;
 mod run_resources;
 mod saved_plans;
 mod secrets;
+mod ssh_steps;
 mod terminal;
 mod validate_errors;

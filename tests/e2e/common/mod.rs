@@ -5,6 +5,7 @@
 pub mod pty;
 pub mod redis;
 pub mod run;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,250 @@
+//! The SSH step types as a user sees them, against a real `sshd` on 127.0.0.1: commands with
+//! their quoting, sudo, env, cwd and stdin; one connection per host shared by the steps of a
+//! run and closed when it ends; host keys checked; waits; clear failures within timeouts.
+
+use crate::common::Flow;
+use crate::common::sshd::Sshd;
+use serde_json::Value;
+
+fn outputs<'a>(events: &'a [Value], step: &str) -> &'a Value {
+    &events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == step && e.get("element").is_none())
+        .unwrap_or_else(|| panic!("no step_finished for `{step}` in {events:#?}"))["outputs"]
+}
+
+/// `defaults.ssh` points every step at the test server under `alias`.
+fn playbook(server: &Sshd, steps: &str) -> String {
+    format!(
+        "flow: 1\ndefaults:\n  ssh: {}\nsteps:\n{steps}",
+        server.block("flowtest")
+    )
+}
+
+fn apply_json(text: &str, code: i32) -> (crate::common::Outcome, Vec<Value>) {
+    let out = Flow::new()
+        .playbook(text)
+        .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
+        .run();
+    out.code(code);
+    let events = out.events();
+    (out, events)
+}
+
+#[test]
+fn ssh_exec_quotes_each_argument_for_the_remote_shell() {
+    let server = Sshd::start();
+    let (_, events) = apply_json(
+        &playbook(
+            &server,
+            "  echo:\n    type: ssh.exec\n    with: { command: [printf, \"%s|\", \"a b\", \"$HOME\", \"*\", \"it's\", \"a;b\"] }\n",
+        ),
+        0,
+    );
+    assert_eq!(outputs(&events, "echo")["stdout"], "a b|$HOME|*|it's|a;b|");
+}
+
+#[test]
+fn ssh_exec_runs_a_shell_script_with_env_cwd_and_stdin() {
+    let server = Sshd::start();
+    let (_, events) = apply_json(
+        &playbook(
+            &server,
+            "  script:\n    type: ssh.exec\n    with:\n      shell: \"read line; echo \\\"$GREETING $line from $(pwd)\\\" | tr a-z A-Z\"\n      env: { GREETING: hello }\n      cwd: /tmp\n      stdin: \"world\\n\"\n      parse: lines\n",
+        ),
+        0,
+    );
+    assert_eq!(
+        outputs(&events, "script")["lines"],
+        serde_json::json!(["HELLO WORLD FROM /TMP"])
+    );
+}
+
+#[test]
+fn ssh_exec_failure_names_the_exit_code_the_stderr_and_the_host() {
+    let server = Sshd::start();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  broken:\n    type: ssh.exec\n    with: { shell: \"echo disk full >&2; exit 3\" }\n",
+        ),
+        1,
+    );
+    out.stdout_has("exited with 3 (expected 0): disk full (on flowtest)");
+}
+
+#[test]
+fn ssh_exec_with_sudo_runs_as_root_without_a_password_prompt() {
+    let server = Sshd::start();
+    let (_, events) = apply_json(
+        &playbook(
+            &server,
+            "  who:\n    type: ssh.exec\n    with: { command: [id, -un], sudo: true }\n",
+        ),
+        0,
+    );
+    assert_eq!(outputs(&events, "who")["stdout"], "root");
+}
+
+/// `SSH_CONNECTION` names the client's port: the same port is the same connection.
+#[test]
+fn the_steps_of_a_run_share_one_connection_per_host_closed_when_the_run_ends() {
+    let server = Sshd::start();
+    let step = |id: &str| {
+        format!("  {id}:\n    type: ssh.exec\n    with: {{ shell: \"echo $SSH_CONNECTION\" }}\n")
+    };
+    let (_, events) = apply_json(
+        &playbook(&server, &[step("a"), step("b"), step("c")].concat()),
+        0,
+    );
+    let ports: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|s| {
+            outputs(&events, s)["stdout"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert!(!ports[0].is_empty());
+    assert!(ports.iter().all(|p| p == &ports[0]), "{ports:?}");
+    assert_eq!(
+        server.client_processes(),
+        0,
+        "an ssh process outlived the run"
+    );
+}
+
+#[test]
+fn ten_hosts_in_a_for_each_each_get_their_own_connection() {
+    let server = Sshd::start();
+    let hosts: Vec<String> = (0..10).map(|i| format!("web{i}")).collect();
+    server.write_config(&hosts.iter().map(String::as_str).collect::<Vec<_>>());
+    let text = format!(
+        "flow: 1\nparams:\n  hosts: {{ type: list, default: [{}] }}\ndefaults:\n  ssh: {{ config: \"{}\", connect_timeout: 5s }}\nsteps:\n  first:\n    type: ssh.exec\n    for_each: params.hosts\n    concurrency: 5\n    with: {{ host: \"{{{{ item }}}}\", shell: \"echo $SSH_CONNECTION\" }}\n  again:\n    type: ssh.exec\n    for_each: params.hosts\n    concurrency: 5\n    with: {{ host: \"{{{{ item }}}}\", shell: \"echo $SSH_CONNECTION\" }}\n",
+        hosts.join(", "),
+        server.config().display()
+    );
+    let (_, events) = apply_json(&text, 0);
+    let connections = |step: &str| -> Vec<String> {
+        outputs(&events, step)["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["stdout"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let first = connections("first");
+    assert_eq!(
+        first,
+        connections("again"),
+        "a host's second command used a new connection"
+    );
+    let distinct: std::collections::BTreeSet<&String> = first.iter().collect();
+    assert_eq!(distinct.len(), 10, "{first:?}");
+}
+
+#[test]
+fn a_host_key_that_does_not_match_is_refused_before_any_command_runs() {
+    let server = Sshd::start();
+    // Another key in known_hosts for this server.
+    let other = tempfile::tempdir().expect("temp dir");
+    let key = other.path().join("k");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+    let public: Vec<&str> = public.split_whitespace().take(2).collect();
+    std::fs::write(
+        server.known_hosts(),
+        format!("[127.0.0.1]:{} {}\n", server.port(), public.join(" ")),
+    )
+    .expect("write known_hosts");
+    let marker = other.path().join("ran");
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            &format!(
+                "  touch:\n    type: ssh.exec\n    with: {{ command: [touch, \"{}\"] }}\n",
+                marker.display()
+            ),
+        ),
+        1,
+    );
+    out.stdout_has("cannot connect to flowtest: the host key does not match known_hosts");
+    assert!(
+        !marker.exists(),
+        "the command ran despite the wrong host key"
+    );
+}
+
+#[test]
+fn accept_new_records_the_key_of_a_host_not_yet_known() {
+    let server = Sshd::start();
+    std::fs::write(server.known_hosts(), "").expect("empty known_hosts");
+    let strict = playbook(
+        &server,
+        "  hi:\n    type: ssh.exec\n    with: { command: [\"true\"] }\n",
+    );
+    apply_json(&strict, 1).0.stdout_has("host key");
+    let accept_new = playbook(
+        &server,
+        "  hi:\n    type: ssh.exec\n    with: { command: [\"true\"], host_key_check: accept-new }\n",
+    );
+    apply_json(&accept_new, 0);
+    let known = std::fs::read_to_string(server.known_hosts()).expect("known_hosts");
+    assert!(
+        known.contains(&format!("[127.0.0.1]:{}", server.port())),
+        "{known}"
+    );
+}
+
+#[test]
+fn an_unreachable_host_fails_within_its_connect_timeout() {
+    let port = crate::common::redis::free_port();
+    let started = std::time::Instant::now();
+    let (out, _) = apply_json(
+        &format!(
+            "flow: 1\nsteps:\n  hi:\n    type: ssh.exec\n    with: {{ host: 127.0.0.1, port: {port}, connect_timeout: 2s, command: [\"true\"] }}\n"
+        ),
+        1,
+    );
+    out.stdout_has(&format!(
+        "cannot connect to 127.0.0.1:{port}: connection refused"
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn ssh_wait_waits_until_the_server_answers() {
+    let mut server = Sshd::prepare();
+    let text = playbook(
+        &server,
+        "  up:\n    type: ssh.wait\n    with: { timeout: 30s, interval: 200ms }\n",
+    );
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        server.spawn();
+        server
+    });
+    let (_, events) = apply_json(&text, 0);
+    let _server = starter.join().expect("sshd started");
+    let waited = outputs(&events, "up")["waited"].as_f64().expect("waited");
+    assert!(waited >= 1.0, "waited only {waited}s");
+}
+
+#[test]
+fn a_killed_connection_is_reopened_once() {
+    let server = Sshd::start();
+    let text = playbook(
+        &server,
+        &format!(
+            "  before:\n    type: ssh.exec\n    with: {{ command: [\"true\"] }}\n  kill_master:\n    type: exec\n    with: {{ command: [pkill, -f, \"ssh .*-M.*{}\"] }}\n  after:\n    type: ssh.exec\n    with: {{ command: [echo, reopened] }}\n",
+            server.config().display()
+        ),
+    );
+    let (_, events) = apply_json(&text, 0);
+    assert_eq!(outputs(&events, "after")["stdout"], "reopened");
+}
