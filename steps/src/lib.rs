@@ -25,7 +25,9 @@ pub fn register_all(registry: &mut Registry) {
         .register(redis::backup::Backup)
         .register(redis::delete::Delete)
         .register(ssh::exec::SshExec)
-        .register(ssh::wait::SshWait);
+        .register(ssh::wait::SshWait)
+        .register(ssh::upload::SshUpload)
+        .register(ssh::download::SshDownload);
 }
 
 /// A registry with every step type.

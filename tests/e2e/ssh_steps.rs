@@ -248,3 +248,76 @@ fn a_killed_connection_is_reopened_once() {
     let (_, events) = apply_json(&text, 0);
     assert_eq!(outputs(&events, "after")["stdout"], "reopened");
 }
+
+#[test]
+fn a_tree_goes_up_and_comes_back_the_same_over_one_connection() {
+    let server = Sshd::start();
+    let remote = tempfile::tempdir().expect("remote dir");
+    let remote_dest = remote.path().join("deep/helpers");
+    let flow = Flow::new()
+        .file("scripts/restore.sh", "#!/bin/sh\necho restoring\n")
+        .file("scripts/lib/common.sh", "x=1\n")
+        .file("scripts/empty.txt", "")
+        .playbook(&playbook(
+            &server,
+            &format!(
+                "  up:\n    type: ssh.upload\n    with: {{ src: scripts, dest: \"{dest}\", mode: \"0750\" }}\n  run:\n    type: ssh.exec\n    with: {{ command: [\"{dest}/restore.sh\"] }}\n  down:\n    type: ssh.download\n    with: {{ src: \"{dest}\", dest: back }}\n",
+                dest = remote_dest.display()
+            ),
+        ));
+    let plan = Flow::new()
+        .file("scripts/restore.sh", "#!/bin/sh\necho restoring\n")
+        .file("scripts/lib/common.sh", "x=1\n")
+        .file("scripts/empty.txt", "")
+        .playbook(&playbook(
+            &server,
+            &format!(
+                "  up:\n    type: ssh.upload\n    with: {{ src: scripts, dest: \"{}\" }}\n",
+                remote_dest.display()
+            ),
+        ))
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0)
+        .stdout_has("upload 3 file(s) to flowtest:")
+        .stdout_has("scripts/lib/common.sh →");
+    assert!(!remote_dest.exists(), "the plan copied something");
+    let (out, events) = apply_json_in(flow, 0);
+    assert_eq!(outputs(&events, "up")["bytes"], 29);
+    assert_eq!(outputs(&events, "run")["stdout"], "restoring");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(remote_dest.join("restore.sh"))
+            .expect("uploaded")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o750);
+    assert_eq!(out.file("back/restore.sh"), "#!/bin/sh\necho restoring\n");
+    assert_eq!(out.file("back/lib/common.sh"), "x=1\n");
+    assert_eq!(out.file("back/empty.txt"), "");
+    assert_eq!(
+        outputs(&events, "down")["files"].as_array().map(Vec::len),
+        Some(3)
+    );
+}
+
+#[test]
+fn downloading_what_is_not_there_names_the_host_and_path() {
+    let server = Sshd::start();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  down:\n    type: ssh.download\n    with: { src: /nonexistent/dump.rdb, dest: dump.rdb }\n",
+        ),
+        1,
+    );
+    out.stdout_has("cannot read flowtest:/nonexistent/dump.rdb: no such file or folder");
+}
+
+fn apply_json_in(flow: Flow, code: i32) -> (crate::common::Outcome, Vec<Value>) {
+    let out = flow
+        .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
+        .run();
+    out.code(code);
+    let events = out.events();
+    (out, events)
+}

@@ -1,0 +1,98 @@
+//! What `ssh.upload` and `ssh.download` share: the files of a tree, and copying one file over
+//! a channel of the host's connection (`cat` into a temp file, then a rename), so a tree costs
+//! no new handshake per file.
+
+use flow_engine::prelude::*;
+use flow_engine::template_env::shell_quote;
+use openssh::{Session, Stdio};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// The outputs of a copy.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TransferOutputs {
+    /// The files copied (their destination paths).
+    pub files: Vec<String>,
+    /// Bytes copied.
+    pub bytes: u64,
+}
+
+/// The files under a local path (itself, if it is a file), as (absolute, relative) pairs, in
+/// name order.
+pub fn local_files(root: &Path) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+    let meta = std::fs::metadata(root)?;
+    if !meta.is_dir() {
+        return Ok(vec![(root.to_path_buf(), PathBuf::new())]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                files.push((path, relative));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Runs `line` on the host, feeding it `input`; its stdout, or a message with its stderr.
+pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let mut command = session.raw_command(line);
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().await.map_err(|e| e.to_string())?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin().take()) {
+        let input = input.to_vec();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(stderr.trim().lines().last().unwrap_or("failed").to_string())
+    }
+}
+
+/// Writes `content` to `dest` on the host: parent folders created, a temp file beside it
+/// renamed over it, with `mode` when given.
+pub async fn put(
+    session: &Session,
+    dest: &str,
+    content: &[u8],
+    mode: Option<u32>,
+    sudo: bool,
+) -> Result<(), String> {
+    let dest_q = shell_quote(dest);
+    let chmod = mode
+        .map(|m| format!(" && chmod {m:o} \"$tmp\""))
+        .unwrap_or_default();
+    let script = format!(
+        "set -e; d=$(dirname {dest_q}); mkdir -p \"$d\"; tmp=$(mktemp \"$d/.flow-upload.XXXXXX\"); \
+         trap 'rm -f \"$tmp\"' EXIT; cat > \"$tmp\"{chmod}; mv -f \"$tmp\" {dest_q}; trap - EXIT"
+    );
+    run(session, &wrap(&script, sudo), Some(content))
+        .await
+        .map(|_| ())
+}
+
+/// A script for `sh -c`, under `sudo -n` when asked.
+pub fn wrap(script: &str, sudo: bool) -> String {
+    let sudo = if sudo { "sudo -n -- " } else { "" };
+    format!("{sudo}sh -c {}", shell_quote(script))
+}

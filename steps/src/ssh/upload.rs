@@ -1,0 +1,107 @@
+//! `ssh.upload`: copies a local file or folder (recursively) to a host, over the run's
+//! connection to it; the plan lists what would be copied.
+
+use super::transfer::{TransferOutputs, local_files, put};
+use super::{Sessions, SshTarget};
+use flow_engine::prelude::*;
+
+pub struct SshUpload;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SshUploadParams {
+    #[serde(flatten)]
+    pub target: SshTarget,
+    /// The local file or folder (relative to where flow runs).
+    pub src: String,
+    /// Where it goes on the host: the file's path, or the folder the tree lands in.
+    pub dest: String,
+    /// Permissions of the copied files (default: the host's umask).
+    pub mode: Option<FileMode>,
+    /// Write as root through `sudo -n`.
+    #[serde(default)]
+    pub sudo: bool,
+}
+
+impl SshUploadParams {
+    fn plan(&self) -> Result<Vec<(std::path::PathBuf, String)>, String> {
+        let files = local_files(std::path::Path::new(&self.src))
+            .map_err(|e| format!("cannot read {}: {e}", self.src))?;
+        Ok(files
+            .into_iter()
+            .map(|(path, relative)| {
+                let dest = if relative.as_os_str().is_empty() {
+                    self.dest.clone()
+                } else {
+                    format!("{}/{}", self.dest.trim_end_matches('/'), relative.display())
+                };
+                (path, dest)
+            })
+            .collect())
+    }
+}
+
+impl StepType for SshUpload {
+    const NAME: &'static str = "ssh.upload";
+    const SUMMARY: &'static str = "Copy a local file or folder to a host over SSH";
+    const EFFECT: Effect = Effect::Write;
+    const EXAMPLE: &'static str = r#"helpers:
+  type: ssh.upload
+  with:
+    host: restore-host
+    src: scripts/
+    dest: /opt/restore
+    mode: "0755""#;
+    type Params = SshUploadParams;
+    type Outputs = TransferOutputs;
+
+    async fn describe(&self, params: &SshUploadParams, _: &PlanContext) -> Description {
+        let host = params.target.display();
+        match params.plan() {
+            Ok(files) => {
+                let mut d = Description::new(
+                    Action::Create,
+                    format!("upload {} file(s) to {host}:{}", files.len(), params.dest),
+                );
+                for (src, dest) in files.iter().take(20) {
+                    d = d.detail(format!("{} → {dest}", src.display()));
+                }
+                if files.len() > 20 {
+                    d = d.detail(format!("… and {} more", files.len() - 20));
+                }
+                d
+            }
+            Err(e) => Description::new(Action::Failed, e),
+        }
+    }
+
+    async fn apply(
+        &self,
+        params: SshUploadParams,
+        ctx: &StepContext,
+    ) -> Result<TransferOutputs, StepError> {
+        let files = params.plan().map_err(StepError::Failed)?;
+        let session = ctx.resource::<Sessions>().live(&params.target).await?;
+        let host = params.target.display();
+        let mut outputs = TransferOutputs {
+            files: Vec::new(),
+            bytes: 0,
+        };
+        for (src, dest) in files {
+            let content = tokio::fs::read(&src)
+                .await
+                .map_err(|e| StepError::failed(format!("cannot read {}: {e}", src.display())))?;
+            put(
+                &session,
+                &dest,
+                &content,
+                params.mode.map(|m| m.0),
+                params.sudo,
+            )
+            .await
+            .map_err(|e| StepError::failed(format!("cannot write {host}:{dest}: {e}")))?;
+            outputs.bytes += content.len() as u64;
+            outputs.files.push(dest);
+        }
+        Ok(outputs)
+    }
+}
