@@ -321,3 +321,59 @@ fn apply_json_in(flow: Flow, code: i32) -> (crate::common::Outcome, Vec<Value>) 
     let events = out.events();
     (out, events)
 }
+
+/// The headline SSH edit: `/etc/blot/secrets.env` on the main host, owned by the app, with
+/// comments — changed over SSH, owner, mode and comments kept, the plan showing the lines.
+#[test]
+fn envfile_set_over_ssh_keeps_owner_mode_and_comments_and_the_plan_shows_the_lines() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let server = Sshd::start();
+    let remote = tempfile::tempdir().expect("remote dir");
+    let env = remote.path().join("secrets.env");
+    std::fs::write(
+        &env,
+        "# Redis of the app\nBLOT_REDIS_HOST=old.internal # primary\nOTHER=1\n",
+    )
+    .expect("write env");
+    std::os::unix::fs::chown(&env, Some(65534), Some(65534)).expect("chown");
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let text = playbook(
+        &server,
+        &format!(
+            "  point:\n    type: envfile.set\n    with:\n      ssh: {{ host: flowtest }}\n      sudo: true\n      path: \"{}\"\n      set: {{ BLOT_REDIS_HOST: new.internal }}\n      backup: true\n",
+            env.display()
+        ),
+    );
+    let plan = Flow::new()
+        .playbook(&text)
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0)
+        .stdout_has("edit flowtest:")
+        .stdout_has("BLOT_REDIS_HOST: old.internal → new.internal");
+    assert!(
+        std::fs::read_to_string(&env)
+            .expect("env")
+            .contains("old.internal")
+    );
+    let (_, events) = apply_json(&text, 0);
+    assert_eq!(outputs(&events, "point")["changed"], true);
+    assert_eq!(
+        std::fs::read_to_string(&env).expect("env"),
+        "# Redis of the app\nBLOT_REDIS_HOST=new.internal # primary\nOTHER=1\n"
+    );
+    let meta = std::fs::metadata(&env).expect("meta");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (65534, 65534, 0o640)
+    );
+    let backup = outputs(&events, "point")["backup_path"]
+        .as_str()
+        .expect("backup")
+        .to_string();
+    assert!(
+        std::fs::read_to_string(&backup)
+            .expect("backup")
+            .contains("old.internal")
+    );
+}

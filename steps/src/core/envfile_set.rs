@@ -1,7 +1,9 @@
-//! `envfile.set`: sets and unsets keys in a local env file, keeping everything else.
+//! `envfile.set`: sets and unsets keys in an env file — local, or on a host with `ssh:` —
+//! keeping everything else.
 
 use super::envfile;
 use super::safe_file::{self, edit_locked};
+use crate::ssh::{Sessions, SshTarget, remote_file};
 use flow_engine::prelude::*;
 use indexmap::IndexMap;
 
@@ -24,6 +26,11 @@ pub struct EnvfileSetParams {
     /// Create the file when it does not exist (default: it must exist).
     #[serde(default)]
     pub create: bool,
+    /// Edit the file on this host instead of here (an SSH block; `defaults.ssh` applies).
+    pub ssh: Option<SshTarget>,
+    /// With `ssh:`, read and write the file as root through `sudo -n`.
+    #[serde(default)]
+    pub sudo: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -93,6 +100,9 @@ impl StepType for EnvfileSet {
     type Outputs = EnvfileSetOutputs;
 
     async fn describe(&self, params: &EnvfileSetParams, ctx: &PlanContext) -> Description {
+        if let Some(target) = &params.ssh {
+            return describe_remote(params, target, ctx).await;
+        }
         let path = ctx.resolve_path(&params.path);
         if let Err(e) = safe_file::check_regular(&path) {
             return Description::new(Action::Change, format!("edit {}", params.path))
@@ -129,6 +139,9 @@ impl StepType for EnvfileSet {
     ) -> Result<EnvfileSetOutputs, StepError> {
         if let Some(why) = params.invalid() {
             return Err(StepError::failed(format!("{why}; nothing was written")));
+        }
+        if let Some(target) = &params.ssh {
+            return apply_remote(&params, target, ctx).await;
         }
         let path = ctx.resolve_path(&params.path);
         let shown = path.display().to_string();
@@ -167,4 +180,83 @@ impl StepType for EnvfileSet {
             backup_path,
         })
     }
+}
+
+/// The plan of a remote edit: the host's file read now, the exact line changes.
+async fn describe_remote(
+    params: &EnvfileSetParams,
+    target: &SshTarget,
+    ctx: &PlanContext,
+) -> Description {
+    let shown = format!("{}:{}", target.display(), params.path);
+    let headline = Description::new(Action::Change, format!("edit {shown}"));
+    if ctx.offline {
+        return headline.detail("not read: --offline");
+    }
+    let read = match ctx.resource::<Sessions>().live(target).await {
+        Ok(session) => remote_file::read(&session, &params.path, params.sudo).await,
+        Err(e) => Err(e.message().to_string()),
+    };
+    let text = match read {
+        Ok(Some(text)) => text,
+        Ok(None) if params.create => String::new(),
+        Ok(None) => {
+            return headline.detail("will fail: the file does not exist (`create: true` makes it)");
+        }
+        Err(e) => return headline.detail(format!("cannot read it now: {e}")),
+    };
+    let edit = envfile::edit(&text, &params.values(), &params.unset);
+    params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
+    EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
+    let mut d = if edit.changed() {
+        headline
+    } else {
+        Description::new(Action::Change, format!("edit {shown} (unchanged)"))
+    };
+    d.details = edit.changes;
+    if let Some(why) = params.invalid() {
+        d.details.push(format!("will fail: {why}"));
+    }
+    d
+}
+
+/// A remote edit: read over the host's connection, edited here, replaced there.
+async fn apply_remote(
+    params: &EnvfileSetParams,
+    target: &SshTarget,
+    ctx: &StepContext,
+) -> Result<EnvfileSetOutputs, StepError> {
+    let shown = format!("{}:{}", target.display(), params.path);
+    let session = ctx.resource::<Sessions>().live(target).await?;
+    let text = match remote_file::read(&session, &params.path, params.sudo).await {
+        Ok(Some(text)) => text,
+        Ok(None) if params.create => String::new(),
+        Ok(None) => {
+            return Err(StepError::failed(format!(
+                "cannot edit {shown}: it does not exist (`create: true` makes it)"
+            )));
+        }
+        Err(e) => return Err(StepError::failed(format!("cannot read {shown}: {e}"))),
+    };
+    let edit = envfile::edit(&text, &params.values(), &params.unset);
+    params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
+    EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
+    let mut backup_path = None;
+    if edit.changed() {
+        let backup = params.backup && !text.is_empty();
+        backup_path = remote_file::replace(
+            &session,
+            &params.path,
+            edit.text.as_bytes(),
+            backup,
+            params.sudo,
+        )
+        .await
+        .map_err(|e| StepError::failed(format!("cannot write {shown}: {e}")))?;
+    }
+    Ok(EnvfileSetOutputs {
+        changed: edit.changed(),
+        previous: edit.previous,
+        backup_path,
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod download;
 pub mod exec;
+pub mod remote_file;
 pub mod target;
 mod transfer;
 pub mod upload;
