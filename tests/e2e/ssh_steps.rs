@@ -377,3 +377,35 @@ fn envfile_set_over_ssh_keeps_owner_mode_and_comments_and_the_plan_shows_the_lin
             .contains("old.internal")
     );
 }
+
+#[test]
+fn an_unknown_alias_and_a_refused_key_each_get_a_clear_error() {
+    let server = Sshd::start();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  hi:\n    type: ssh.exec\n    with: { host: no-such-alias.invalid, command: [\"true\"] }\n",
+        ),
+        1,
+    );
+    out.stdout_has("cannot connect to no-such-alias.invalid: unknown host");
+    // A key the server does not know: the message names it and says no password is tried.
+    let other = tempfile::tempdir().expect("temp dir");
+    let key = other.path().join("stranger");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    let (out, _) = apply_json(
+        &format!(
+            "flow: 1\nsteps:\n  hi:\n    type: ssh.exec\n    with: {{ host: 127.0.0.1, port: {}, key: \"{}\", known_hosts: \"{}\", connect_timeout: 5s, command: [\"true\"] }}\n",
+            server.port(),
+            key.display(),
+            server.known_hosts().display()
+        ),
+        1,
+    );
+    out.stdout_has("authentication failed")
+        .stdout_has(&format!("key {}", key.display()));
+}
