@@ -409,3 +409,30 @@ fn an_unknown_alias_and_a_refused_key_each_get_a_clear_error() {
     out.stdout_has("authentication failed")
         .stdout_has(&format!("key {}", key.display()));
 }
+
+/// A step's `timeout` ends the command on the host too, not only the wait for it.
+#[test]
+fn a_timeout_ends_the_remote_command() {
+    let server = Sshd::start();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  slow:\n    type: ssh.exec\n    timeout: 1s\n    with: { command: [sleep, \"37.125\"] }\n",
+        ),
+        1,
+    );
+    out.stdout_has("timed out after 1");
+    let running = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == "sleep 37.125")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!running(), "the remote command outlived its timeout");
+}

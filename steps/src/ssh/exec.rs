@@ -8,7 +8,41 @@ use flow_engine::prelude::*;
 use flow_engine::template_env::shell_quote;
 use indexmap::IndexMap;
 use openssh::Stdio;
-use tokio::io::AsyncWriteExt;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+/// What the remote shell prints (on stderr, first) before it becomes the command.
+const PID_MARK: &str = "flow-remote-pid:";
+
+/// Ends the remote command when the step is dropped before it finished (a `timeout`,
+/// Ctrl-C): SIGTERM to its process group, SIGKILL a few seconds later — over the same
+/// connection, on a task of its own since the step is gone.
+struct RemoteKill {
+    sessions: Arc<Sessions>,
+    session: Arc<openssh::Session>,
+    pid: std::sync::Mutex<Option<u32>>,
+    sudo: bool,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for RemoteKill {
+    fn drop(&mut self) {
+        let pid = *self.pid.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let Some(pid) = pid else { return };
+        let sudo = if self.sudo { "sudo -n " } else { "" };
+        // SIGKILL follows from a detached shell on the host, so this returns at once.
+        let line = format!(
+            "{sudo}kill -TERM -- -{pid} 2>/dev/null; (sleep 3; {sudo}kill -KILL -- -{pid}) >/dev/null 2>&1 </dev/null & true"
+        );
+        let session = Arc::clone(&self.session);
+        self.sessions.pending(tokio::spawn(async move {
+            let _ = session.raw_command(&line).status().await;
+        }));
+    }
+}
 
 pub struct SshExec;
 
@@ -121,7 +155,10 @@ impl StepType for SshExec {
     ) -> Result<ExecOutputs, StepError> {
         let (line, shown) = params.remote_command().map_err(StepError::Failed)?;
         let session = ctx.resource::<Sessions>().live(&params.target).await?;
-        let mut command = session.raw_command(&line);
+        // The remote shell says its pid (the process group sshd made for the command) before
+        // it becomes the command, so a timeout or Ctrl-C can end what runs there.
+        let wrapped = format!("echo {PID_MARK}$$ >&2; exec sh -c {}", shell_quote(&line));
+        let mut command = session.raw_command(&wrapped);
         command
             .stdin(if params.stdin.is_some() {
                 Stdio::piped()
@@ -142,12 +179,48 @@ impl StepType for SshExec {
                 let _ = stdin.shutdown().await;
             });
         }
-        let output = child
-            .wait_with_output()
+        let guard = RemoteKill {
+            sessions: ctx.resource::<Sessions>(),
+            session: Arc::clone(&session),
+            pid: std::sync::Mutex::new(None),
+            sudo: params.sudo,
+            armed: std::sync::atomic::AtomicBool::new(true),
+        };
+        let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
+        let read_stdout = async {
+            let mut bytes = Vec::new();
+            if let Some(mut stdout) = stdout {
+                let _ = stdout.read_to_end(&mut bytes).await;
+            }
+            bytes
+        };
+        let read_stderr = async {
+            let mut bytes = Vec::new();
+            let Some(stderr) = stderr else { return bytes };
+            let mut stderr = tokio::io::BufReader::new(stderr);
+            // The pid line comes first: known as soon as the command starts.
+            let mut first = String::new();
+            let _ = stderr.read_line(&mut first).await;
+            match first
+                .strip_prefix(PID_MARK)
+                .map(|p| p.trim().parse::<u32>())
+            {
+                Some(Ok(pid)) => *guard.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid),
+                _ => bytes.extend_from_slice(first.as_bytes()),
+            }
+            let _ = stderr.read_to_end(&mut bytes).await;
+            bytes
+        };
+        let (stdout, stderr) = tokio::join!(read_stdout, read_stderr);
+        let status = child
+            .wait()
             .await
             .map_err(|e| StepError::failed(format!("`{shown}` on {host}: {e}")))?;
-        let stdout = trimmed(&output.stdout);
-        let stderr = trimmed(&output.stderr);
+        guard
+            .armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let stdout = trimmed(&stdout);
+        let stderr = trimmed(&stderr);
         for line in stdout.lines() {
             ctx.output("stdout", line);
         }
@@ -155,7 +228,7 @@ impl StepType for SshExec {
             ctx.output("stderr", line);
         }
         // A command killed by a signal has no exit code; ssh reports 255 for its own failures.
-        let exit_code = output.status.code().unwrap_or(-1);
+        let exit_code = status.code().unwrap_or(-1);
         let ok_codes = params.ok_codes.clone().unwrap_or_else(|| vec![0]);
         if !ok_codes.contains(&exit_code) {
             let mut message = failure_message(&shown, exit_code, &ok_codes, &stderr);

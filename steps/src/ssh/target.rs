@@ -147,10 +147,17 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
 #[derive(Default)]
 pub struct Sessions {
     slots: Mutex<HashMap<SshTarget, Slot>>,
+    /// Work that must reach a host before its connection closes (ending a cancelled command).
+    pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Resource for Sessions {
     async fn close(&self) {
+        let pending: Vec<_> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in pending {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         let slots: Vec<Slot> = self
             .slots
             .lock()
@@ -174,6 +181,14 @@ async fn close(session: Arc<Session>) {
 }
 
 impl Sessions {
+    /// Keeps `task` to be awaited before the connections close.
+    pub fn pending(&self, task: tokio::task::JoinHandle<()>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
     fn slot(&self, target: &SshTarget) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(slots.entry(target.clone()).or_default())
