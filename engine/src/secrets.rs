@@ -144,20 +144,26 @@ fn json_escaped(secret: &str, ascii: bool, upper: bool) -> String {
 /// `P\u00e4ssw\u00f6rd`, `a\/b`); base64-encoded; and, for a multi-line secret (a key), line
 /// by line as a command streams it.
 fn forms(secret: &str) -> Vec<String> {
-    let mut out = vec![secret.to_string()];
-    let quoted = crate::template_env::shell_quote(secret);
-    if quoted != secret {
-        out.push(quoted);
-    }
-    if secret.contains('\'') {
-        out.push(secret.replace('\'', r"'\''"));
-    }
+    let mut written = vec![secret.to_string()];
     for (ascii, upper) in [(false, false), (true, false), (true, true)] {
         let escaped = json_escaped(secret, ascii, upper);
         if escaped.contains('/') {
-            out.push(escaped.replace('/', "\\/"));
+            written.push(escaped.replace('/', "\\/"));
         }
-        out.push(escaped);
+        written.push(escaped);
+    }
+    let mut out = written.clone();
+    // Each of those inside a single-quoted shell word: `to_json` output passed as an argument
+    // shows in a plan line as `'"Ab\"c'\''d"'`.
+    out.extend(
+        written
+            .iter()
+            .filter(|form| form.contains('\''))
+            .map(|form| form.replace('\'', r"'\''")),
+    );
+    let quoted = crate::template_env::shell_quote(secret);
+    if quoted != secret {
+        out.push(quoted);
     }
     if secret.len() >= 4 {
         use base64::Engine as _;

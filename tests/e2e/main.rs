@@ -19,6 +19,7 @@ mod redis_steps;
 mod regressions;
 mod run_resources;
 mod saved_plans;
+mod secret_forms;
 mod secrets;
 mod terminal;
 mod validate_errors;
