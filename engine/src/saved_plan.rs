@@ -182,6 +182,49 @@ pub fn fingerprint(
     }
 }
 
+/// The playbook's text as a saved plan keeps it and a drift diff shows it: every secret
+/// `masker` knows masked — and `masker` first learns the secrets written in the playbook
+/// itself, which a plan need not have rendered: literal values of secret fields (a Redis
+/// `password:`) and URL passwords. Line for line, so that diffs line up.
+pub fn masked_playbook_text(playbook: &crate::playbook::Playbook, masker: &Masker) -> String {
+    let names: Vec<String> = playbook
+        .steps
+        .iter()
+        .flat_map(|s| std::iter::once(&s.body).chain(s.undo.as_ref()))
+        .flat_map(|b| b.step_type.meta().secret_fields.iter().cloned())
+        .collect();
+    fn learn(value: &Value, names: &[String], masker: &Masker) {
+        let literal = |v: &Value| v.as_str().is_some_and(|s| !s.contains("{{"));
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    if names.contains(key) && literal(value) {
+                        masker.add(value);
+                    } else {
+                        learn(value, names, masker);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| learn(v, names, masker)),
+            Value::String(text) if !text.contains("{{") => {
+                if let Some(password) = crate::secrets::url_password(text) {
+                    masker.add(&Value::String(password.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Ok(node) = crate::yaml::parse(&playbook.file) {
+        learn(&node.to_json(), &names, masker);
+    }
+    masker
+        .mask(&playbook.file.text)
+        .split('\n')
+        .map(crate::secrets::redact_urls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Reads a plan file; `None` when the file is not a plan (a playbook, say).
 pub fn read(path: &std::path::Path) -> Option<Result<SavedPlan, String>> {
     let text = std::fs::read_to_string(path).ok()?;

@@ -604,3 +604,72 @@ fn a_secret_given_with_the_wrong_separator_is_not_echoed() {
         assert!(!ran.both().contains("Typo-Secret"), "{}", ran.context());
     }
 }
+
+/// A password written in the playbook (a Redis block's `password:`) is masked in the saved
+/// plan's text and in the diff `flow apply PLAN.json` prints when the playbook changed.
+#[test]
+fn a_password_written_in_the_playbook_stays_out_of_the_drift_diff() {
+    let playbook = r#"flow: 1
+defaults:
+  redis: { url: "redis://127.0.0.1:1", password: "Literal-Pw-4242" }
+steps:
+  flush:
+    type: redis.command
+    effect: write
+    with: { command: [FLUSHALL] }
+"#;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("playbook.yaml"), playbook).expect("playbook");
+    flow(
+        dir.path(),
+        &["plan", "playbook.yaml", "--out", "plan.json"],
+        &[],
+    )
+    .code(0);
+    assert!(!read(&dir.path().join("plan.json")).contains("Literal-Pw"));
+    std::fs::write(
+        dir.path().join("playbook.yaml"),
+        playbook.replace("steps:", "# edited\nsteps:"),
+    )
+    .expect("edit");
+    let ran = flow(dir.path(), &["apply", "plan.json"], &[]);
+    ran.code(2).stderr_has("+ # edited");
+    assert!(!ran.both().contains("Literal-Pw"), "{}", ran.context());
+}
+
+/// On a terminal (the live view), what a command prints and a failure's lines are shown with
+/// their control characters as pictures; the failure's second line starts with `│`.
+#[test]
+fn the_live_view_shows_control_characters_instead_of_sending_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("playbook.yaml"),
+        r#"flow: 1
+steps:
+  noisy:
+    type: exec
+    with: { shell: 'printf "bell\a esc\033[31m|red\n"' }
+  say:
+    type: log
+    with: { message: "said {{ steps.noisy.stdout }}" }
+  fail:
+    type: exec
+    with: { shell: 'printf "one\n::error::forged-on-a-terminal\n" >&2; exit 2' }
+"#,
+    )
+    .expect("playbook");
+    let terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("said bell␇ esc␛[31m|red"), "{screen}");
+    assert!(!screen.contains("\u{1b}[31m|red"), "{screen:?}");
+    assert!(!screen.contains('\u{7}'), "{screen:?}");
+    assert!(
+        screen.contains("│ ::error::forged-on-a-terminal"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("\n::error") && !screen.contains("\r::error"),
+        "{screen:?}"
+    );
+}

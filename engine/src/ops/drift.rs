@@ -8,7 +8,9 @@ use crate::diagnostic::Diagnostic;
 use crate::event::Emitter;
 use crate::param::ResolvedParams;
 use crate::printable;
-use crate::saved_plan::{Drift, PlanKey, SavedPlan, compare_params, compare_reads, fingerprint};
+use crate::saved_plan::{
+    Drift, PlanKey, SavedPlan, compare_params, compare_reads, fingerprint, masked_playbook_text,
+};
 use crate::secrets::Masker;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,6 +51,10 @@ pub(crate) async fn check_drift(
     } else {
         None
     };
+    // What the diffs show is masked: the secrets of the params (their defaults too) and those
+    // written in the playbook, as in the saved plan's text, so the two sides compare.
+    let masker = Masker::new();
+    crate::run::learn_param_secrets(params, &masker);
     let mut drifts = Vec::new();
     if checked.playbook.hash != saved.playbook_hash {
         drifts.push(Drift {
@@ -56,7 +62,10 @@ pub(crate) async fn check_drift(
                 "the playbook {} changed",
                 checked.playbook.file.display_path()
             ),
-            diff: crate::saved_plan::diff_lines(&saved.playbook_text, &checked.playbook.file.text),
+            diff: crate::saved_plan::diff_lines(
+                &saved.playbook_text,
+                &masked_playbook_text(&checked.playbook, &masker),
+            ),
         });
     }
     drifts.extend(compare_params(&saved.params, &params.public()));
@@ -86,8 +95,6 @@ pub(crate) async fn check_drift(
     if drifts.is_empty() {
         return Ok(());
     }
-    let masker = Masker::new();
-    crate::run::learn_param_secrets(params, &masker);
     eprintln!(
         "error: the world moved since the plan was made ({}); nothing was applied",
         saved.created_at

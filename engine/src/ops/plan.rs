@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostic;
 use crate::param::ParamInputs;
 use crate::registry::Registry;
 use crate::run::Runner;
-use crate::saved_plan::{PlanKey, SavedPlan, fingerprint, holds_secret};
+use crate::saved_plan::{PlanKey, SavedPlan, fingerprint, holds_secret, masked_playbook_text};
 use crate::secrets::Masker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,7 +98,7 @@ fn save_plan(
         playbook_hash: playbook.hash.clone(),
         // Masked: a password written in the playbook must not land in the plan file — nor
         // the `default` of a secret param that `-p` overrode (the masker knows those too).
-        playbook_text: masker.mask(&playbook.file.text),
+        playbook_text: masked_playbook_text(playbook, masker),
         params: runner.params.public(),
         // The secrets that had a value: apply must be given them again.
         secret_params: runner
