@@ -1,6 +1,7 @@
 //! Errors and warnings about a playbook, rendered as `file:line:col`, the source line and a
 //! caret, the way compilers print them.
 
+use crate::printable;
 use crate::source::Span;
 use std::fmt::Write as _;
 
@@ -54,7 +55,13 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{label}: {}\n", shorten(&self.message));
+        // A value quoted in a message (a param, a line of a file) may hold control characters
+        // or line breaks: shown, never sent to the terminal or the CI log.
+        let message = shorten(&self.message);
+        let mut out = format!(
+            "{label}: {}\n",
+            printable::lines(&message, printable::CONTINUATION)
+        );
         if let Some(span) = &self.span {
             let _ = writeln!(out, "  --> {}", span.location());
             if let Some(line) = span.file.line_text(span.line).filter(|_| self.snippet) {
@@ -77,7 +84,11 @@ impl Diagnostic {
             }
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(
+                out,
+                "  = help: {}",
+                printable::lines(help, printable::CONTINUATION)
+            );
         }
         out
     }
@@ -102,8 +113,10 @@ impl Diagnostic {
             Severity::Warning => "warning",
         };
         // The escapes of GitHub's workflow commands: data, and property values.
+        // Line breaks are escaped (`%0A`), other control characters shown as pictures.
         let data = |text: &str| {
-            text.replace('%', "%25")
+            printable::block(text)
+                .replace('%', "%25")
                 .replace('\r', "%0D")
                 .replace('\n', "%0A")
         };
@@ -172,18 +185,10 @@ fn snippet_window(line: &str, caret: usize) -> (std::borrow::Cow<'_, str>, usize
 /// Control characters (a NUL, an escape sequence) shown as their Unicode pictures (`␀`,
 /// `␛`), one character each so the caret stays aligned, instead of reaching the terminal.
 fn visible(text: std::borrow::Cow<'_, str>) -> std::borrow::Cow<'_, str> {
-    let control = |c: char| c != '\t' && (c < ' ' || c == '\u{7f}');
-    if !text.contains(control) {
-        return text;
+    match printable::line(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(shown) => shown.into(),
     }
-    text.chars()
-        .map(|c| match c {
-            '\u{7f}' => '\u{2421}',
-            c if control(c) => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
-            c => c,
-        })
-        .collect::<String>()
-        .into()
 }
 
 /// A did-you-mean suggestion: the closest candidate by edit distance, when it is close.

@@ -190,11 +190,151 @@ impl Emitter {
         let event = if self.masker.is_empty() {
             event
         } else {
-            let json = serde_json::to_value(&event).unwrap_or(Value::Null);
-            serde_json::from_value(self.masker.mask_json(&json)).unwrap_or(event)
+            event.masked(&self.masker)
         };
         for reporter in &self.reporters {
             reporter.event(&event);
+        }
+    }
+}
+
+impl Event {
+    /// The event with every value that can hold a secret masked: text, details, errors,
+    /// outputs. What gives the event its shape — its kind, statuses, modes, step ids, step
+    /// types, streams, counts — stays as it is, so masking never fails and never needs a
+    /// fallback: `-p pin=status` masks the word `status` in what steps print, not the field
+    /// of that name.
+    pub fn masked(&self, masker: &crate::secrets::Masker) -> Event {
+        let text = |s: &String| masker.mask(s);
+        let opt = |s: &Option<String>| s.as_ref().map(|s| masker.mask(s));
+        let value = |v: &Option<Value>| v.as_ref().map(|v| masker.mask_outputs(v));
+        match self {
+            Event::RunStarted {
+                run_id,
+                playbook,
+                name,
+                mode,
+                at,
+            } => Event::RunStarted {
+                run_id: run_id.clone(),
+                playbook: text(playbook),
+                name: text(name),
+                mode: *mode,
+                at: at.clone(),
+            },
+            Event::PlanStep(line) => Event::PlanStep(line.masked(masker)),
+            Event::StepStarted {
+                step,
+                name,
+                type_name,
+                element,
+                attempt,
+                at,
+            } => Event::StepStarted {
+                step: step.clone(),
+                name: opt(name),
+                type_name: type_name.clone(),
+                element: *element,
+                attempt: *attempt,
+                at: at.clone(),
+            },
+            Event::StepOutput {
+                step,
+                element,
+                stream,
+                line,
+            } => Event::StepOutput {
+                step: step.clone(),
+                element: *element,
+                stream: stream.clone(),
+                line: text(line),
+            },
+            Event::StepRetrying {
+                step,
+                element,
+                attempt,
+                error,
+                delay_ms,
+            } => Event::StepRetrying {
+                step: step.clone(),
+                element: *element,
+                attempt: *attempt,
+                error: text(error),
+                delay_ms: *delay_ms,
+            },
+            Event::StepFinished {
+                step,
+                element,
+                status,
+                duration_ms,
+                attempts,
+                outputs,
+                error,
+                reason,
+                continued,
+            } => Event::StepFinished {
+                step: step.clone(),
+                element: *element,
+                status: *status,
+                duration_ms: *duration_ms,
+                attempts: *attempts,
+                outputs: value(outputs),
+                error: opt(error),
+                reason: opt(reason),
+                continued: *continued,
+            },
+            Event::PromptStarted { step } => Event::PromptStarted { step: step.clone() },
+            Event::PromptFinished { step } => Event::PromptFinished { step: step.clone() },
+            Event::Approval {
+                step,
+                approved,
+                how,
+                user,
+                host,
+                at,
+            } => Event::Approval {
+                step: step.clone(),
+                approved: *approved,
+                how: how.clone(),
+                user: user.clone(),
+                host: host.clone(),
+                at: at.clone(),
+            },
+            Event::Warning { step, message } => Event::Warning {
+                step: step.clone(),
+                message: text(message),
+            },
+            Event::RunFinished {
+                status,
+                exit_code,
+                duration_ms,
+                outputs,
+                error,
+            } => Event::RunFinished {
+                status: *status,
+                exit_code: *exit_code,
+                duration_ms: *duration_ms,
+                outputs: value(outputs),
+                error: opt(error),
+            },
+        }
+    }
+}
+
+impl crate::plan::PlanLine {
+    /// The line with every text that can hold a secret masked (its step, type and action
+    /// keep their shape).
+    pub fn masked(&self, masker: &crate::secrets::Masker) -> Self {
+        Self {
+            step: self.step.clone(),
+            name: self.name.as_ref().map(|n| masker.mask(n)),
+            type_name: self.type_name.clone(),
+            finally: self.finally,
+            action: self.action,
+            summary: masker.mask(&self.summary),
+            details: self.details.iter().map(|d| masker.mask(d)).collect(),
+            condition: self.condition.as_ref().map(|c| masker.mask(c)),
+            reason: self.reason.as_ref().map(|r| masker.mask(r)),
         }
     }
 }

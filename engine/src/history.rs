@@ -4,6 +4,7 @@ use crate::duration::format_duration;
 use crate::event::Event;
 use crate::event::RunStatus;
 use crate::journal::{RunRecord, list_runs, load_run, runs_dir};
+use crate::printable;
 use crate::summary::Summary;
 use crate::table::render_rows;
 use std::path::Path;
@@ -42,7 +43,7 @@ pub fn runs_page(state_dir: &Path) -> String {
     for run in &runs {
         rows.push(vec![
             run.run_id.clone(),
-            crate::source::display_path(Path::new(&run.playbook)),
+            printable::line(&crate::source::display_path(Path::new(&run.playbook))).into_owned(),
             run.started_at.clone(),
             took(run),
             status(run),
@@ -74,7 +75,9 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     let params: Vec<String> = record
         .params
         .iter()
-        .map(|(k, v)| format!("{k}={}", crate::evaluate::display_value(v)))
+        .map(|(k, v)| {
+            printable::line(&format!("{k}={}", crate::evaluate::display_value(v))).into_owned()
+        })
         .chain(record.secret_params.iter().map(|k| format!("{k}=***")))
         .collect();
     let exit = record
@@ -90,7 +93,7 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
             "playbook".to_string(),
             format!(
                 "{} (sha256 {})",
-                crate::source::display_path(Path::new(&record.playbook)),
+                printable::line(&crate::source::display_path(Path::new(&record.playbook))),
                 &record.playbook_hash[..12.min(record.playbook_hash.len())]
             ),
         ],
@@ -111,7 +114,7 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     let mut out = format!(
         "Run {} — {}\n{}",
         record.run_id,
-        record.name,
+        printable::line(&record.name),
         render_rows(&header, false)
     );
     out.push_str(&format!("\nSteps\n{}", summary.table()));
@@ -125,14 +128,17 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     if !summary.approvals.is_empty() {
         out.push_str("\nApprovals\n");
         for approval in &summary.approvals {
-            out.push_str(&format!("  {approval}\n"));
+            out.push_str(&format!("  {}\n", printable::line(approval)));
         }
     }
     if let Some(outputs) = summary.outputs_table() {
         out.push_str(&format!("\nOutputs\n{outputs}"));
     }
     if let Some(error) = &record.error {
-        out.push_str(&format!("\nError: {error}\n"));
+        out.push_str(&format!(
+            "\nError: {}\n",
+            printable::lines(error, printable::CONTINUATION)
+        ));
     }
     Ok(out)
 }

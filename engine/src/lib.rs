@@ -26,6 +26,7 @@ pub mod plan;
 pub mod playbook;
 pub mod playbook_schema;
 pub mod prelude;
+pub mod printable;
 pub mod prompt;
 pub mod registry;
 pub mod resources;

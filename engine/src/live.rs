@@ -2,7 +2,8 @@
 //! printed above with ✔ ✘ ⊘ and their durations, out of the way while a question is asked.
 
 use crate::event::{Event, Mode, Reporter};
-use crate::output::{Verbosity, event_line, plan_end, plan_lines};
+use crate::output::{Verbosity, event_line, plan_end, plan_lines, warning_text};
+use crate::printable;
 use crate::summary::Summary;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -63,8 +64,11 @@ impl Reporter for LiveReporter {
             Event::RunStarted {
                 name, run_id, mode, ..
             } => match mode {
-                Mode::Plan => self.print(&mut state, &format!("Plan: {name}\n")),
-                Mode::Apply => self.print(&mut state, &format!("▶ apply {name} (run {run_id})")),
+                Mode::Plan => self.print(&mut state, &format!("Plan: {}\n", printable::line(name))),
+                Mode::Apply => self.print(
+                    &mut state,
+                    &format!("▶ apply {} (run {run_id})", printable::line(name)),
+                ),
             },
             Event::PlanStep(_) => plan_lines(event)
                 .into_iter()
@@ -78,7 +82,7 @@ impl Reporter for LiveReporter {
                 ..
             } if mode == Some(Mode::Apply) => {
                 let key = (step.clone(), *element);
-                let shown = state.summary.label(step);
+                let shown = printable::line(&state.summary.label(step)).into_owned();
                 if let Some(bar) = state.running.get(&key) {
                     bar.set_message(format!("{shown} ({type_name}) attempt {attempt}"));
                 } else if self.verbosity > Verbosity::Quiet {
@@ -114,11 +118,8 @@ impl Reporter for LiveReporter {
                 }
             }
             Event::Warning { step, message } => {
-                let who = step
-                    .as_ref()
-                    .map(|s| format!("step `{s}`: "))
-                    .unwrap_or_default();
-                self.view.suspend(|| eprintln!("warning: {who}{message}"));
+                let text = warning_text(step, message);
+                self.view.suspend(|| eprintln!("{text}"));
             }
             Event::RunFinished { .. } => {
                 for (_, bar) in state.running.drain() {

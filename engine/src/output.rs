@@ -3,6 +3,7 @@
 
 use crate::duration::format_duration;
 use crate::event::{Event, Mode, Reporter, Status};
+use crate::printable;
 use crate::summary::Summary;
 use std::io::Write;
 use std::sync::Mutex;
@@ -29,8 +30,15 @@ pub enum Verbosity {
 }
 
 /// The line an event makes in a human view, if any (without timestamp). Shared by the plain
-/// and the live view so that both say the same thing.
+/// and the live view so that both say the same thing. What steps and params wrote in it is
+/// shown with its control characters as pictures, and a multi-line error continues on lines
+/// that start with `│` (`printable`).
 pub fn event_line(event: &Event, verbosity: Verbosity) -> Option<String> {
+    let line = event_text(event, verbosity)?;
+    Some(printable::lines(&line, printable::CONTINUATION).into_owned())
+}
+
+fn event_text(event: &Event, verbosity: Verbosity) -> Option<String> {
     let element = |e: &Option<usize>| e.map(|e| format!("[{e}]")).unwrap_or_default();
     Some(match event {
         Event::StepStarted {
@@ -54,7 +62,7 @@ pub fn event_line(event: &Event, verbosity: Verbosity) -> Option<String> {
             stream,
             ..
         } if stream == "log" || verbosity >= Verbosity::Verbose => {
-            format!("│ {step}{}: {line}", element(e))
+            format!("│ {step}{}: {}", element(e), printable::line(line))
         }
         Event::StepRetrying {
             step,
@@ -155,10 +163,23 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
         line.push_str(&format!("  [only if: {condition}]"));
     }
     Some(
-        std::iter::once(line)
-            .chain(details.iter().map(|d| format!("        {d}")))
+        std::iter::once(printable::line(&line).into_owned())
+            .chain(
+                details
+                    .iter()
+                    .map(|d| format!("        {}", printable::line(d))),
+            )
             .collect(),
     )
+}
+
+/// `warning: step `x`: message`, as the human views print it on stderr.
+pub(crate) fn warning_text(step: &Option<String>, message: &str) -> String {
+    let who = step
+        .as_ref()
+        .map(|s| format!("step `{s}`: "))
+        .unwrap_or_default();
+    printable::lines(&format!("warning: {who}{message}"), printable::CONTINUATION).into_owned()
 }
 
 /// Plain lines for people when stdout is not a terminal: one per event with a timestamp, no
@@ -191,7 +212,10 @@ pub(crate) fn clock() -> String {
 pub(crate) fn plan_end(summary: &Summary) -> String {
     let mut out = format!("\nPlan: {}.", summary.plan);
     if let Some(error) = &summary.error {
-        out.push_str(&format!("\nPlan failed: {error}"));
+        out.push_str(&format!(
+            "\nPlan failed: {}",
+            printable::lines(error, printable::CONTINUATION)
+        ));
     }
     out
 }
@@ -204,23 +228,19 @@ impl Reporter for PlainReporter {
             Event::RunStarted {
                 name, run_id, mode, ..
             } => match mode {
-                Mode::Plan => print_out(&format!("Plan: {name}\n")),
-                Mode::Apply if self.verbosity > Verbosity::Quiet => {
-                    print_out(&format!("{} ▶ apply {name} (run {run_id})", clock()))
-                }
+                Mode::Plan => print_out(&format!("Plan: {}\n", printable::line(name))),
+                Mode::Apply if self.verbosity > Verbosity::Quiet => print_out(&format!(
+                    "{} ▶ apply {} (run {run_id})",
+                    clock(),
+                    printable::line(name)
+                )),
                 Mode::Apply => {}
             },
             Event::PlanStep(_) => plan_lines(event)
                 .into_iter()
                 .flatten()
                 .for_each(|l| print_out(&l)),
-            Event::Warning { step, message } => {
-                let who = step
-                    .as_ref()
-                    .map(|s| format!("step `{s}`: "))
-                    .unwrap_or_default();
-                eprintln!("warning: {who}{message}");
-            }
+            Event::Warning { step, message } => eprintln!("{}", warning_text(step, message)),
             Event::RunFinished { .. } if summary.mode == Some(Mode::Plan) => {
                 print_out(&plan_end(&summary))
             }

@@ -443,6 +443,9 @@ pub struct ParamInputs {
 pub struct ResolvedParams {
     pub values: IndexMap<String, Value>,
     pub secret: Vec<String>,
+    /// The `default`s the playbook writes for secret params, in use or not: masked like the
+    /// values (a default that `-p` overrode is still a secret written in the playbook text).
+    pub secret_defaults: Vec<Value>,
 }
 
 impl ResolvedParams {
@@ -481,9 +484,22 @@ pub fn resolve(
         let (name, text) = match arg.split_once('=') {
             Some((name, text)) if !name.trim().is_empty() => (name.trim(), text),
             _ => {
+                // `-p pw:hunter2` is a secret typed with the wrong separator: never echo it.
+                let secret_name = specs.values().filter(|s| s.secret).find(|s| {
+                    arg.strip_prefix(s.name.as_str()).is_some_and(|rest| {
+                        !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                    })
+                });
+                let shown = match secret_name.and_then(|s| {
+                    let separator = arg[s.name.len()..].chars().next()?;
+                    Some(format!("{}{separator}{}", s.name, crate::secrets::MASK))
+                }) {
+                    Some(shown) => shown,
+                    None => crate::secrets::redact_urls(arg).into_owned(),
+                };
                 diags.push(Diagnostic::error(
                     None,
-                    format!("`-p {arg}`: expected NAME=VALUE"),
+                    format!("`-p {shown}`: expected NAME=VALUE"),
                 ));
                 continue;
             }
@@ -513,10 +529,7 @@ pub fn resolve(
                     failed.insert(name.to_string());
                     diags.push(Diagnostic::error(
                         None,
-                        format!(
-                            "param `{name}` (from -p): {}",
-                            mask_if(spec, &message, text)
-                        ),
+                        format!("param `{name}` (from -p): {}", redact(spec, &message, text)),
                     ));
                 }
             },
@@ -540,7 +553,7 @@ pub fn resolve(
                 Err(message) => {
                     let message = format!(
                         "param `{name}` (from {source}): {}",
-                        mask_if(spec, &message, &text)
+                        redact(spec, &message, &text)
                     );
                     diags.push(Diagnostic::error(Some(&spec.span), message));
                     continue;
@@ -561,12 +574,9 @@ pub fn resolve(
         } else {
             (Value::Null, "unset".to_string())
         };
-        // A URL with a password in it is a secret whatever the param says: it stays out of
-        // journals and saved plans like any secret.
-        let holds_password = value
-            .as_str()
-            .and_then(crate::secrets::url_password)
-            .is_some();
+        // A URL with a password in it (alone, or in a list or a mapping) is a secret whatever
+        // the param says: it stays out of journals and saved plans like any secret.
+        let holds_password = !crate::secrets::url_passwords(&value).is_empty();
         if spec.secret || holds_password {
             resolved.secret.push(name.clone());
         }
@@ -582,12 +592,17 @@ pub fn resolve(
             Err(message) => {
                 let message = format!(
                     "param `{name}` (from {source}): {}",
-                    mask_if(spec, &message, &shown)
+                    redact(spec, &message, &shown)
                 );
                 diags.push(Diagnostic::error(Some(&spec.span), message));
             }
         }
     }
+    resolved.secret_defaults = specs
+        .values()
+        .filter(|spec| spec.secret)
+        .filter_map(|spec| spec.default.clone())
+        .collect();
     if diags.has_errors() {
         Err(diags)
     } else {
@@ -595,12 +610,17 @@ pub fn resolve(
     }
 }
 
-fn mask_if(spec: &ParamSpec, message: &str, text: &str) -> String {
+/// A message about a param's value (`text`, as written or shown), with nothing of a secret
+/// param's value and no URL password of any param's (`redis://:***@host`).
+fn redact(spec: &ParamSpec, message: &str, text: &str) -> String {
     if spec.secret && !text.is_empty() {
-        message.replace(text, crate::secrets::MASK)
-    } else {
-        message.to_string()
+        return message.replace(text, crate::secrets::MASK);
     }
+    let message = match crate::secrets::url_password(text) {
+        Some(_) => message.replace(text.trim(), &crate::secrets::redact_url(text.trim())),
+        None => message.to_string(),
+    };
+    crate::secrets::redact_urls(&message).into_owned()
 }
 
 fn unknown_param(name: &str, specs: &IndexMap<String, ParamSpec>, from: &str) -> Diagnostic {
@@ -622,6 +642,134 @@ fn read_params_file(
     failed: &mut std::collections::HashSet<String>,
     diags: &mut Diagnostics,
 ) {
+    let first = diags.items.len();
+    let Some((file, secrets)) = read_params_file_values(path, specs, given, failed, diags) else {
+        return;
+    };
+    if diags.items.len() == first {
+        return;
+    }
+    // The lines diagnostics show come from a copy of the file with the values of secret
+    // params (and URL passwords) masked: a syntax error next to a secret must not print it.
+    let names: Vec<&str> = specs
+        .values()
+        .filter(|s| s.secret)
+        .map(|s| s.name.as_str())
+        .collect();
+    let masker = crate::secrets::Masker::new();
+    secrets.iter().for_each(|v| masker.add(v));
+    let shown = SourceFile::new(&file.path, mask_params_text(&file.text, &names, &masker));
+    for d in &mut diags.items[first..] {
+        if let Some(span) = &mut d.span
+            && std::sync::Arc::ptr_eq(&span.file, &file)
+        {
+            span.file = std::sync::Arc::clone(&shown);
+        }
+    }
+}
+
+/// The text of a params file with the values of the keys `secret_names` (`pw: ***`, also
+/// the lines of a block or an unclosed quote that continue it), every value `masker` knows and
+/// every URL password masked, line for line (positions in it stay valid).
+fn mask_params_text(text: &str, secret_names: &[&str], masker: &crate::secrets::Masker) -> String {
+    enum Continues {
+        /// Lines indented deeper than the key (a block scalar, a nested mapping or list).
+        Indented(usize),
+        /// Lines up to the one that closes the quote.
+        Quote(char),
+        /// Lines up to the one that closes the brackets.
+        Brackets(i64),
+    }
+    let keys: Vec<regex::Regex> = secret_names
+        .iter()
+        .filter_map(|name| {
+            regex::Regex::new(&format!(
+                r#"(?:^|[\s{{,\[?-])["']?{}["']?\s*:(?:\s|$)"#,
+                regex::escape(name)
+            ))
+            .ok()
+        })
+        .collect();
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let masked_rest = |line: &str| format!("{}{}", &line[..indent(line)], crate::secrets::MASK);
+    let depth = |text: &str| {
+        text.chars()
+            .map(|c| match c {
+                '[' | '{' => 1,
+                ']' | '}' => -1,
+                _ => 0,
+            })
+            .sum::<i64>()
+    };
+    let mut continues: Option<Continues> = None;
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        match continues {
+            Some(Continues::Indented(key)) if line.trim().is_empty() || indent(line) > key => {
+                out.push(masked_rest(line));
+                continue;
+            }
+            Some(Continues::Quote(quote)) => {
+                out.push(masked_rest(line));
+                if line.contains(quote) {
+                    continues = None;
+                }
+                continue;
+            }
+            Some(Continues::Brackets(open)) => {
+                out.push(masked_rest(line));
+                let open = open + depth(line);
+                continues = (open > 0).then_some(Continues::Brackets(open));
+                continue;
+            }
+            _ => continues = None,
+        }
+        let key = keys
+            .iter()
+            .filter_map(|k| k.find(line))
+            .min_by_key(|m| m.start());
+        let shown = match key {
+            Some(key) => {
+                let value = line[key.end()..].trim();
+                continues = if value.is_empty() || value.starts_with(['|', '>', '&', '!']) {
+                    Some(Continues::Indented(indent(line)))
+                } else if let Some(quote) = value.chars().next().filter(|q| *q == '"' || *q == '\'')
+                    && !value[1..].contains(quote)
+                {
+                    Some(Continues::Quote(quote))
+                } else if depth(value) > 0 {
+                    Some(Continues::Brackets(depth(value)))
+                } else {
+                    None
+                };
+                let kept = line[..key.end()].trim_end_matches('\r');
+                if value.is_empty() {
+                    kept.to_string()
+                } else {
+                    let space = if kept.ends_with(char::is_whitespace) {
+                        ""
+                    } else {
+                        " "
+                    };
+                    format!("{kept}{space}{}", crate::secrets::MASK)
+                }
+            }
+            None => masker.mask(line),
+        };
+        out.push(crate::secrets::redact_urls(&shown).into_owned());
+    }
+    out.join("\n")
+}
+
+/// Reads the params file into `given`; returns the file and the values written for secret
+/// params, for masking what diagnostics quote of it.
+fn read_params_file_values(
+    path: &Path,
+    specs: &IndexMap<String, ParamSpec>,
+    given: &mut IndexMap<String, (Value, String)>,
+    failed: &mut std::collections::HashSet<String>,
+    diags: &mut Diagnostics,
+) -> Option<(std::sync::Arc<SourceFile>, Vec<Value>)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -629,19 +777,20 @@ fn read_params_file(
                 None,
                 format!("cannot read params file {}: {e}", path.display()),
             ));
-            return;
+            return None;
         }
     };
     let file = SourceFile::new(path, text);
+    let mut secrets = Vec::new();
     let node = match crate::yaml::parse(&file) {
         Ok(n) => n,
         Err(d) => {
             diags.push(d);
-            return;
+            return Some((file, secrets));
         }
     };
     if matches!(node.value, NodeValue::Null) {
-        return;
+        return Some((file, secrets));
     }
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::error(
@@ -651,7 +800,7 @@ fn read_params_file(
                 node.kind()
             ),
         ));
-        return;
+        return Some((file, secrets));
     };
     let cwd = std::env::current_dir().unwrap_or_default();
     for (key, value) in entries {
@@ -661,6 +810,9 @@ fn read_params_file(
             diags.push(d);
             continue;
         };
+        if spec.secret {
+            secrets.push(value.to_json());
+        }
         let checked = match (&value.value, spec.ty) {
             (NodeValue::Str(s), ParamType::Integer | ParamType::Number | ParamType::Boolean) => {
                 parse_text(spec, s)
@@ -680,7 +832,7 @@ fn read_params_file(
                     format!(
                         "param `{}` (from params file): {}",
                         key.name,
-                        mask_if(spec, &message, &shown)
+                        redact(spec, &message, &shown)
                     ),
                 );
                 // The source line would show the secret itself.
@@ -689,4 +841,5 @@ fn read_params_file(
             }
         }
     }
+    Some((file, secrets))
 }

@@ -37,11 +37,13 @@ impl Prompter for TerminalPrompter {
     }
 
     fn confirm(&self, message: &str, table: Option<&str>) -> io::Result<bool> {
+        // What a question shows comes from params and command output: its control
+        // characters are shown, not sent to the terminal.
         if let Some(table) = table {
-            eprint!("{table}");
+            eprint!("{}", crate::printable::block(table));
         }
         dialoguer::Confirm::new()
-            .with_prompt(message)
+            .with_prompt(crate::printable::line(message))
             .default(false)
             .wait_for_newline(true)
             .interact()
@@ -54,9 +56,13 @@ impl Prompter for TerminalPrompter {
         options: &[String],
         default: Option<usize>,
     ) -> io::Result<usize> {
+        let options: Vec<String> = options
+            .iter()
+            .map(|o| crate::printable::line(o).into_owned())
+            .collect();
         dialoguer::Select::new()
-            .with_prompt(prompt)
-            .items(options)
+            .with_prompt(crate::printable::line(prompt))
+            .items(&options)
             .default(default.unwrap_or(0))
             .interact()
             .map_err(to_io)

@@ -27,6 +27,10 @@ pub struct SavedPlan {
     pub offline: bool,
     /// What each read step returned.
     pub reads: IndexMap<String, ReadFingerprint>,
+    /// Which plan key fingerprinted the reads that saw a secret (`keyed`): an HMAC of a fixed
+    /// text under the key, never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// The plan as it was shown, line by line (secrets masked).
     #[serde(default)]
     pub lines: Vec<crate::plan::PlanLine>,
@@ -34,27 +38,191 @@ pub struct SavedPlan {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReadFingerprint {
-    /// sha256 of the read's outputs (salted with the plan id), secrets included: a secret
-    /// that changed is drift too.
+    /// A hash of the read's outputs, secrets included (a secret that changed is drift too).
+    /// Outputs without a secret: sha256, salted with the plan id (the preview shows them
+    /// anyway). Outputs holding a secret (`keyed`): HMAC-SHA256 under the state dir's plan
+    /// key, which is never in the plan — a plain hash would let anyone with the plan file
+    /// test guesses at the secret (10 000 for a 4-digit PIN).
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyed: bool,
     /// The outputs with secrets masked, pretty-printed and cut short, to show what moved.
     pub preview: Vec<String>,
 }
 
 const PREVIEW_LINES: usize = 60;
 
-pub fn fingerprint(plan_id: &str, outputs: &Value, masker: &Masker) -> ReadFingerprint {
+/// The key that fingerprints reads holding secrets: 32 random bytes in
+/// `<state-dir>/plan-key` (mode 0600), made on first use. Plan and apply of one saved plan
+/// share it through the state dir.
+pub struct PlanKey {
+    key: Vec<u8>,
+}
+
+pub const PLAN_KEY_FILE: &str = "plan-key";
+
+impl PlanKey {
+    /// The state dir's key, made (0600, in a 0700 folder) when `create` and there is none.
+    pub fn load(state_dir: &std::path::Path, create: bool) -> std::io::Result<Option<PlanKey>> {
+        use std::io::{Read as _, Write as _};
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let path = state_dir.join(PLAN_KEY_FILE);
+        let read = |path: &std::path::Path| -> std::io::Result<PlanKey> {
+            let text = std::fs::read_to_string(path)?;
+            let key = decode_hex(text.trim())
+                .filter(|k| k.len() >= 32)
+                .ok_or_else(|| {
+                    std::io::Error::other(format!("{} is not a flow plan key", path.display()))
+                })?;
+            Ok(PlanKey { key })
+        };
+        match read(&path) {
+            Ok(key) => return Ok(Some(key)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)?;
+        let mut key = vec![0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        // A key another flow made at the same moment wins; this one is dropped.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                file.write_all(format!("{hex}\n").as_bytes())?;
+                file.sync_all()?;
+                Ok(Some(PlanKey { key }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path).map(Some),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Names the key without revealing it.
+    pub fn id(&self) -> String {
+        hex(&hmac_sha256(&self.key, b"flow plan key id"))[..16].to_string()
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&sha2::Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = sha2::Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = sha2::Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// Whether a read's outputs hold a secret (they change when masked): their fingerprint then
+/// needs the plan key.
+pub fn holds_secret(outputs: &Value, masker: &Masker) -> bool {
+    !masker.is_empty() && masker.mask_outputs(outputs) != *outputs
+}
+
+/// The fingerprint of what a read returned; `key` is needed when the outputs hold a secret
+/// (`holds_secret`), and a read holding one is never fingerprinted without it.
+pub fn fingerprint(
+    plan_id: &str,
+    outputs: &Value,
+    masker: &Masker,
+    key: Option<&PlanKey>,
+) -> ReadFingerprint {
     let canonical = serde_json::to_string(outputs).unwrap_or_default();
-    let digest = sha2::Sha256::digest(format!("{plan_id}\n{canonical}").as_bytes());
-    let pretty = serde_json::to_string_pretty(&masker.mask_json(outputs)).unwrap_or_default();
+    let masked = masker.mask_outputs(outputs);
+    let message = format!("{plan_id}\n{canonical}");
+    let (sha256, keyed) = if masked == *outputs {
+        (hex(&sha2::Sha256::digest(message.as_bytes())), false)
+    } else {
+        match key {
+            Some(key) => (hex(&hmac_sha256(&key.key, message.as_bytes())), true),
+            // No key: nothing that can be tested against the secret; such a read always
+            // counts as moved.
+            None => (String::from("unkeyed"), true),
+        }
+    };
+    let pretty = serde_json::to_string_pretty(&masked).unwrap_or_default();
     ReadFingerprint {
-        sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        sha256,
+        keyed,
         preview: pretty
             .lines()
             .take(PREVIEW_LINES)
             .map(str::to_string)
             .collect(),
     }
+}
+
+/// The playbook's text as a saved plan keeps it and a drift diff shows it: every secret
+/// `masker` knows masked — and `masker` first learns the secrets written in the playbook
+/// itself, which a plan need not have rendered: literal values of secret fields (a Redis
+/// `password:`) and URL passwords. Line for line, so that diffs line up.
+pub fn masked_playbook_text(playbook: &crate::playbook::Playbook, masker: &Masker) -> String {
+    let names: Vec<String> = playbook
+        .steps
+        .iter()
+        .flat_map(|s| std::iter::once(&s.body).chain(s.undo.as_ref()))
+        .flat_map(|b| b.step_type.meta().secret_fields.iter().cloned())
+        .collect();
+    fn learn(value: &Value, names: &[String], masker: &Masker) {
+        let literal = |v: &Value| v.as_str().is_some_and(|s| !s.contains("{{"));
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    if names.contains(key) && literal(value) {
+                        masker.add(value);
+                    } else {
+                        learn(value, names, masker);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| learn(v, names, masker)),
+            Value::String(text) if !text.contains("{{") => {
+                if let Some(password) = crate::secrets::url_password(text) {
+                    masker.add(&Value::String(password.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Ok(node) = crate::yaml::parse(&playbook.file) {
+        learn(&node.to_json(), &names, masker);
+    }
+    masker
+        .mask(&playbook.file.text)
+        .split('\n')
+        .map(crate::secrets::redact_urls)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads a plan file; `None` when the file is not a plan (a playbook, say).
@@ -110,10 +278,11 @@ pub fn compare_reads(saved: &SavedPlan, now: &IndexMap<String, ReadFingerprint>)
                 what: format!("step `{step}` was read for the plan but is not read now"),
                 diff: Vec::new(),
             }),
-            Some(after) if after.sha256 != before.sha256 => drifts.push(Drift {
-                what: format!("step `{step}` reads something else now"),
-                diff: diff_lines(&before.preview.join("\n"), &after.preview.join("\n")),
-            }),
+            Some(after) if after.sha256 != before.sha256 || after.sha256 == "unkeyed" => drifts
+                .push(Drift {
+                    what: format!("step `{step}` reads something else now"),
+                    diff: diff_lines(&before.preview.join("\n"), &after.preview.join("\n")),
+                }),
             Some(_) => {}
         }
     }
@@ -148,4 +317,46 @@ pub fn compare_params(
             diff: Vec::new(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // A key longer than the block is hashed first (test case 6).
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn a_read_holding_a_secret_is_fingerprinted_with_the_key_only() {
+        let masker = Masker::new();
+        masker.add(&Value::String("4831".into()));
+        let key = PlanKey { key: vec![7; 32] };
+        let outputs = serde_json::json!({ "stdout": "pin 4831" });
+        let keyed = fingerprint("plan", &outputs, &masker, Some(&key));
+        assert!(keyed.keyed);
+        let plain = hex(&sha2::Sha256::digest(
+            format!("plan\n{}", serde_json::to_string(&outputs).unwrap()).as_bytes(),
+        ));
+        assert_ne!(keyed.sha256, plain);
+        let other_key = PlanKey { key: vec![8; 32] };
+        assert_ne!(
+            fingerprint("plan", &outputs, &masker, Some(&other_key)).sha256,
+            keyed.sha256
+        );
+        let public = serde_json::json!({ "stdout": "nothing secret" });
+        assert!(!fingerprint("plan", &public, &masker, Some(&key)).keyed);
+    }
 }

@@ -9,20 +9,184 @@ pub const MASK: &str = "***";
 /// `x` or `ab` in every line would make all output unreadable (and hide nothing worth it).
 const SHORTEST_SUBSTRING: usize = 3;
 
-/// The password inside a URL's user info (`redis://:pw@host`, `https://u:pw@host`).
+/// The password inside a URL's user info (`redis://:pw@host`, `https://u:pw@host`) — also
+/// when the password holds `/ ? #` unencoded (base64 passwords do) and when the scheme is
+/// mistyped (`redis//:pw@host`, `redis:/:pw@host`): a value that looks like one is
+/// treated as one, since showing a password costs more than hiding a harmless word.
 pub fn url_password(text: &str) -> Option<&str> {
-    let (scheme, rest) = text.split_once("://")?;
-    if scheme.is_empty()
-        || !scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-    {
+    static URL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^[A-Za-z][A-Za-z0-9+.-]*[:/]{1,3}(?P<user>[^:@/]*):(?P<password>.+)@(?P<host>[^@]*)$",
+        )
+        .expect("a valid regex")
+    });
+    static HOST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^(\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(:[0-9]*)?$")
+            .expect("a valid regex")
+    });
+    static PORT_AND_PATH: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^[0-9]{1,5}/").expect("a valid regex"));
+    let text = text.trim();
+    if text.len() > 4096 || text.chars().any(char::is_whitespace) {
         return None;
     }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then_some(password)
+    let found = URL.captures(text)?;
+    let password = found.name("password")?;
+    let host = found.name("host")?.as_str();
+    let authority = host.split(['/', '?', '#']).next().unwrap_or("");
+    if !HOST.is_match(authority) {
+        return None;
+    }
+    // `http://host:8080/path@v2` is a host, a port and a path with an `@` in it.
+    let user = found.name("user").map_or("", |u| u.as_str());
+    if !user.is_empty() && PORT_AND_PATH.is_match(password.as_str()) {
+        return None;
+    }
+    Some(password.as_str())
+}
+
+/// Every URL password in a value: in a string, or in any string inside a list or mapping.
+pub fn url_passwords(value: &Value) -> Vec<&str> {
+    let mut found = Vec::new();
+    fn walk<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::String(text) => found.extend(url_password(text)),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    walk(value, &mut found);
+    found
+}
+
+/// `text` with the password of the URL in it shown as `***` (`redis://:***@host`), or `text`
+/// itself when it holds none.
+pub fn redact_url(text: &str) -> String {
+    match url_password(text) {
+        Some(password) => {
+            let start = password.as_ptr() as usize - text.as_ptr() as usize;
+            format!(
+                "{}{MASK}{}",
+                &text[..start],
+                &text[start + password.len()..]
+            )
+        }
+        None => text.to_string(),
+    }
+}
+
+/// `text` with the password of every URL in it shown as `***`: each word (between spaces,
+/// quotes and backticks, without the brackets and commas around it) that holds one.
+pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('@') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "\"'`".contains(c))
+            .unwrap_or(rest.len());
+        let (word, after) = rest.split_at(end);
+        let core = word
+            .trim_start_matches(['[', '{', '('])
+            .trim_end_matches([',', ']', '}', ')', ';', '.']);
+        match url_password(core) {
+            Some(_) => out.push_str(&word.replacen(core, &redact_url(core), 1)),
+            None => out.push_str(word),
+        }
+        let mut chars = after.chars();
+        if let Some(separator) = chars.next() {
+            out.push(separator);
+        }
+        rest = chars.as_str();
+    }
+    out.into()
+}
+
+/// A secret as a JSON string holds it, without the quotes: `Ab\"c\\d`; with `ascii`, every
+/// character beyond ASCII escaped too (`P\u00e4ssw\u00f6rd`, as Python's `json.dumps`
+/// writes it), in lowercase or uppercase hex.
+fn json_escaped(secret: &str, ascii: bool, upper: bool) -> String {
+    let mut out = String::with_capacity(secret.len() + 8);
+    let unit = |u: u16, out: &mut String| {
+        if upper {
+            out.push_str(&format!("\\u{u:04X}"));
+        } else {
+            out.push_str(&format!("\\u{u:04x}"));
+        }
+    };
+    for c in secret.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => unit(c as u16, &mut out),
+            c if ascii && !c.is_ascii() => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    unit(*u, &mut out);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The forms a secret takes once printed: as written; shell-quoted whole (`'it'\''s'`) and
+/// inside a larger quoted argument (`'--password=it'\''s'`); JSON-escaped (`Ab\"c\\d`,
+/// `P\u00e4ssw\u00f6rd`, `a\/b`); base64-encoded; and, for a multi-line secret (a key), line
+/// by line as a command streams it.
+fn forms(secret: &str) -> Vec<String> {
+    let mut written = vec![secret.to_string()];
+    for (ascii, upper) in [(false, false), (true, false), (true, true)] {
+        let escaped = json_escaped(secret, ascii, upper);
+        if escaped.contains('/') {
+            written.push(escaped.replace('/', "\\/"));
+        }
+        written.push(escaped);
+    }
+    let mut out = written.clone();
+    // Each of those inside a single-quoted shell word: `to_json` output passed as an argument
+    // shows in a plan line as `'"Ab\"c'\''d"'`.
+    out.extend(
+        written
+            .iter()
+            .filter(|form| form.contains('\''))
+            .map(|form| form.replace('\'', r"'\''")),
+    );
+    let quoted = crate::template_env::shell_quote(secret);
+    if quoted != secret {
+        out.push(quoted);
+    }
+    if secret.len() >= 4 {
+        use base64::Engine as _;
+        out.push(base64::engine::general_purpose::STANDARD.encode(secret));
+    }
+    if secret.contains('\n') {
+        out.extend(
+            secret
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() >= 4)
+                .flat_map(|line| {
+                    [
+                        line.to_string(),
+                        json_escaped(line, false, false),
+                        json_escaped(line, true, false),
+                    ]
+                }),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The secret values of a run: secret params, sensitive outputs, and the leaves of any secret
@@ -39,35 +203,15 @@ impl Masker {
 
     /// Registers a secret value (a string, or any JSON whose string leaves become secrets too).
     pub fn add(&self, value: &Value) {
-        let mut found = Vec::new();
-        collect(value, &mut found, true);
-        // The forms a secret takes once flow itself prints it: shell-quoted in a command
-        // line, and line by line when a multi-line secret (a key) streams out of a command.
-        for secret in found.clone() {
-            let quoted = crate::template_env::shell_quote(&secret);
-            if quoted != secret {
-                found.push(quoted);
-            }
-            if secret.len() >= 4 {
-                use base64::Engine as _;
-                found.push(base64::engine::general_purpose::STANDARD.encode(&secret));
-            }
-            if secret.contains('\n') {
-                found.extend(
-                    secret
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| l.len() >= 4)
-                        .map(str::to_string),
-                );
-            }
-        }
+        let mut values = Vec::new();
+        collect(value, &mut values, true);
         if let Value::String(text) = value
             && let Ok(document) = serde_json::from_str::<Value>(text)
             && (document.is_object() || document.is_array())
         {
-            collect(&document, &mut found, false);
+            collect(&document, &mut values, false);
         }
+        let found: Vec<String> = values.iter().flat_map(|secret| forms(secret)).collect();
         if found.is_empty() {
             return;
         }
@@ -113,7 +257,25 @@ impl Masker {
         out
     }
 
-    /// Masks every string inside a JSON value, keys included.
+    /// Masks outputs (a step's, the playbook's): the value of each, by `mask_json`; their
+    /// names are names, not data, and stay (masking a name equal to a secret would both break
+    /// what reads it and tell which name the secret equals).
+    pub fn mask_outputs(&self, value: &Value) -> Value {
+        match value {
+            Value::Object(map) if !self.is_empty() => Value::Object(
+                map.iter()
+                    .map(|(name, value)| (name.clone(), self.mask_json(value)))
+                    .collect(),
+            ),
+            other => self.mask_json(other),
+        }
+    }
+
+    /// Masks a JSON value of free-form data (what a command printed, parsed): every string,
+    /// every key (a key that masks to one already there gets a number: `***`, `***#2`), and
+    /// every number that is a secret (`1234` of a secret PIN becomes `"***"`). Never use it on
+    /// a value whose shape matters: an `Event` masks its own fields (`Event::masked`), outputs
+    /// keep their names (`mask_outputs`).
     pub fn mask_json(&self, value: &Value) -> Value {
         if self.is_empty() {
             return value.clone();
@@ -121,12 +283,24 @@ impl Masker {
         match value {
             Value::String(s) => Value::String(self.mask(s)),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.mask_json(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (self.mask(k), self.mask_json(v)))
-                    .collect(),
-            ),
-            // Numbers and booleans keep their type so events still parse; secrets are text.
+            Value::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (key, value) in map {
+                    let mut masked = self.mask(key);
+                    if masked != *key {
+                        let mut n = 1;
+                        let base = masked.clone();
+                        while out.contains_key(&masked) || map.contains_key(&masked) {
+                            n += 1;
+                            masked = format!("{base}#{n}");
+                        }
+                    }
+                    out.insert(masked, self.mask_json(value));
+                }
+                Value::Object(out)
+            }
+            Value::Number(n) if self.is_secret(&n.to_string()) => Value::String(MASK.to_string()),
+            // Booleans and null keep their type: secrets are text (or numbers).
             other => other.clone(),
         }
     }
@@ -178,6 +352,61 @@ mod tests {
         assert_eq!(url_password("redis://:pw@127.0.0.1"), Some("pw"));
         assert_eq!(url_password("redis://127.0.0.1:6379"), None);
         assert_eq!(url_password("not a url: a:b@c"), None);
+    }
+
+    #[test]
+    fn finds_a_password_with_slashes_or_under_a_mistyped_scheme() {
+        assert_eq!(
+            url_password("redis://:ab/c+d?e#f==@10.0.0.5:6379/0"),
+            Some("ab/c+d?e#f==")
+        );
+        assert_eq!(url_password("redis//:pw-9@host"), Some("pw-9"));
+        assert_eq!(url_password("redis:/:pw-9@host:6379"), Some("pw-9"));
+        assert_eq!(url_password("rediss://u:p@ss@host"), Some("p@ss"));
+        // An `@` in a path, a query or a digest is no password.
+        assert_eq!(url_password("https://host:8080/path@v2"), None);
+        assert_eq!(url_password("https://h/x?mail=a:b@c.com"), None);
+        assert_eq!(url_password("docker://registry:5000/img@sha256:abc"), None);
+        assert_eq!(url_password("ssh://git@github.com/org/repo"), None);
+        assert_eq!(url_password("git@github.com:org/repo.git"), None);
+    }
+
+    #[test]
+    fn redacts_the_urls_inside_a_message() {
+        assert_eq!(
+            redact_urls("`redis://:ab/cd@h:1` is not one of: a, b"),
+            "`redis://:***@h:1` is not one of: a, b"
+        );
+        assert_eq!(redact_urls("[redis//:pw@h, x]"), "[redis//:***@h, x]");
+        assert_eq!(redact_urls("no url here"), "no url here");
+    }
+
+    #[test]
+    fn masks_the_json_escaped_and_shell_quoted_forms() {
+        let masker = Masker::new();
+        masker.add(&json!("Ab\"c\\d'e-Pässwörd"));
+        for printed in [
+            r#"{"pw": "Ab\"c\\d'e-P\u00e4ssw\u00f6rd"}"#,
+            r#"{"pw": "Ab\"c\\d'e-P\u00E4ssw\u00F6rd"}"#,
+            r#"{"pw": "Ab\"c\\d'e-Pässwörd"}"#,
+            r#"run: tool '--password=Ab"c\d'\''e-Pässwörd'"#,
+        ] {
+            let masked = masker.mask(printed);
+            let leaks = ["Ab", "ö", "00f6", "00F6"];
+            assert!(!leaks.iter().any(|l| masked.contains(l)), "{masked}");
+        }
+    }
+
+    #[test]
+    fn outputs_keep_their_names_and_a_secret_number_is_masked() {
+        let masker = Masker::new();
+        masker.add(&json!("status"));
+        masker.add(&json!(4831));
+        assert_eq!(
+            masker
+                .mask_outputs(&json!({"status": "status ok", "pin": 4831, "json": {"status": 1}})),
+            json!({"status": "*** ok", "pin": "***", "json": {"***": 1}})
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::duration::format_duration;
 use crate::evaluate::display_value;
 use crate::event::{Event, Mode, RunStatus, Status};
 use crate::plan::PlanCounts;
+use crate::printable;
 use crate::table::render_rows;
 use serde_json::Value;
 use std::time::Duration;
@@ -184,10 +185,10 @@ impl Summary {
         ]];
         for row in &self.rows {
             rows.push(vec![
-                self.label(&row.step),
+                printable::line(&self.label(&row.step)).into_owned(),
                 Self::status_text(row),
                 format_duration(Duration::from_millis(row.duration_ms)),
-                Self::detail(row).lines().next().unwrap_or("").to_string(),
+                printable::line(Self::detail(row).lines().next().unwrap_or("")).into_owned(),
             ]);
         }
         render_rows(&rows, true)
@@ -198,7 +199,12 @@ impl Summary {
         let outputs = self.outputs.as_ref()?.as_object()?;
         let rows: Vec<Vec<String>> = outputs
             .iter()
-            .map(|(k, v)| vec![k.clone(), display_value(v)])
+            .map(|(k, v)| {
+                vec![
+                    printable::line(k).into_owned(),
+                    printable::line(&display_value(v)).into_owned(),
+                ]
+            })
             .collect();
         Some(render_rows(&rows, false))
     }
@@ -211,7 +217,10 @@ impl Summary {
             .map(RunStatus::as_str)
             .unwrap_or("did not finish");
         match &self.error {
-            Some(error) => format!("Run {status} after {took}: {error}"),
+            Some(error) => format!(
+                "Run {status} after {took}: {}",
+                printable::lines(error, printable::CONTINUATION)
+            ),
             None => format!("Run {status} in {took}."),
         }
     }
@@ -282,9 +291,11 @@ impl Summary {
     }
 }
 
+/// Text as Markdown shows it literally, on one table row: its control characters as
+/// pictures, its line breaks as `<br>`.
 fn escape_md(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in printable::block(text).chars() {
         match c {
             '|' | '*' | '`' | '<' | '>' | '[' | ']' | '\\' => {
                 out.push('\\');

@@ -19,6 +19,7 @@ mod redis_steps;
 mod regressions;
 mod run_resources;
 mod saved_plans;
+mod secret_forms;
 mod secrets;
 mod ssh_steps;
 mod terminal;

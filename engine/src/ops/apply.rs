@@ -76,7 +76,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
     }
     let checked = Arc::new(checked);
     if let Some(saved) = &saved
-        && let Err(code) = check_drift(saved, &checked, &params).await
+        && let Err(code) = check_drift(saved, &checked, &params, &global.state_dir).await
     {
         return code;
     }

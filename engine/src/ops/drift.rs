@@ -1,13 +1,18 @@
 //! The check before `flow apply PLAN.json`: nothing may have moved since the plan was made —
 //! the playbook, the params, what the reads return.
 
-use super::exit;
 use super::run_setup::plan_runner;
+use super::{exit, print_diagnostics};
 use crate::analyze::Checked;
+use crate::diagnostic::Diagnostic;
 use crate::event::Emitter;
 use crate::param::ResolvedParams;
-use crate::saved_plan::{Drift, SavedPlan, compare_params, compare_reads, fingerprint};
+use crate::printable;
+use crate::saved_plan::{
+    Drift, PlanKey, SavedPlan, compare_params, compare_reads, fingerprint, masked_playbook_text,
+};
 use crate::secrets::Masker;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Refuses (exit 2) when the playbook, the params or what the reads return moved since the
@@ -16,7 +21,40 @@ pub(crate) async fn check_drift(
     saved: &SavedPlan,
     checked: &Arc<Checked>,
     params: &ResolvedParams,
+    state_dir: &Path,
 ) -> Result<(), i32> {
+    // The reads that saw a secret were fingerprinted under the plan key of the state dir the
+    // plan was made with: without that key they cannot be compared.
+    let key = if saved.reads.values().any(|r| r.keyed) {
+        let key = PlanKey::load(state_dir, false);
+        match key {
+            Ok(Some(key)) if saved.key_id.as_deref() == Some(key.id().as_str()) => Some(key),
+            other => {
+                let why = match other {
+                    Err(e) => format!("cannot read it: {e}"),
+                    Ok(None) => "there is none".to_string(),
+                    Ok(Some(_)) => "it is another key".to_string(),
+                };
+                print_diagnostics(&[Diagnostic::error(
+                    None,
+                    format!(
+                        "the plan's reads that saw a secret were fingerprinted with the plan key of the state dir it was made with, and {} does not hold that key ({why}); nothing was applied",
+                        state_dir.join(crate::saved_plan::PLAN_KEY_FILE).display()
+                    ),
+                )
+                .with_help(
+                    "apply with the `--state-dir` (FLOW_STATE_DIR) the plan was made with, or run `flow plan` again",
+                )]);
+                return Err(exit::INVALID);
+            }
+        }
+    } else {
+        None
+    };
+    // What the diffs show is masked: the secrets of the params (their defaults too) and those
+    // written in the playbook, as in the saved plan's text, so the two sides compare.
+    let masker = Masker::new();
+    crate::run::learn_param_secrets(params, &masker);
     let mut drifts = Vec::new();
     if checked.playbook.hash != saved.playbook_hash {
         drifts.push(Drift {
@@ -24,7 +62,10 @@ pub(crate) async fn check_drift(
                 "the playbook {} changed",
                 checked.playbook.file.display_path()
             ),
-            diff: crate::saved_plan::diff_lines(&saved.playbook_text, &checked.playbook.file.text),
+            diff: crate::saved_plan::diff_lines(
+                &saved.playbook_text,
+                &masked_playbook_text(&checked.playbook, &masker),
+            ),
         });
     }
     drifts.extend(compare_params(&saved.params, &params.public()));
@@ -40,7 +81,12 @@ pub(crate) async fn check_drift(
             .map(|(step, outputs)| {
                 (
                     step.clone(),
-                    fingerprint(&saved.plan_id, outputs, &runner.emitter.masker),
+                    fingerprint(
+                        &saved.plan_id,
+                        outputs,
+                        &runner.emitter.masker,
+                        key.as_ref(),
+                    ),
                 )
             })
             .collect();
@@ -49,20 +95,14 @@ pub(crate) async fn check_drift(
     if drifts.is_empty() {
         return Ok(());
     }
-    let masker = Masker::new();
-    for name in &params.secret {
-        if let Some(value) = params.values.get(name) {
-            masker.add(value);
-        }
-    }
     eprintln!(
         "error: the world moved since the plan was made ({}); nothing was applied",
         saved.created_at
     );
     for drift in &drifts {
-        eprintln!("  - {}", masker.mask(&drift.what));
+        eprintln!("  - {}", printable::line(&masker.mask(&drift.what)));
         for line in drift.diff.iter().take(40) {
-            eprintln!("      {}", masker.mask(line));
+            eprintln!("      {}", printable::line(&masker.mask(line)));
         }
     }
     eprintln!("  = help: run `flow plan` again to see what apply would do now");

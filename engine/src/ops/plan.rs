@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostic;
 use crate::param::ParamInputs;
 use crate::registry::Registry;
 use crate::run::Runner;
-use crate::saved_plan::{SavedPlan, fingerprint};
+use crate::saved_plan::{PlanKey, SavedPlan, fingerprint, holds_secret, masked_playbook_text};
 use crate::secrets::Masker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,25 +34,27 @@ pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) ->
     let plan = runner.plan().await;
     let code = plan.status.exit_code();
     match &options.out {
-        Some(out) if code == exit::OK => match save_plan(&runner, &plan, options.offline, out) {
-            Ok(()) => {
-                if global.output == OutputFormat::Human {
-                    eprintln!(
-                        "Saved the plan to {}: apply it with `flow apply {}`.",
-                        out.display(),
-                        out.display()
-                    );
+        Some(out) if code == exit::OK => {
+            match save_plan(&runner, &plan, options.offline, out, &global.state_dir) {
+                Ok(()) => {
+                    if global.output == OutputFormat::Human {
+                        eprintln!(
+                            "Saved the plan to {}: apply it with `flow apply {}`.",
+                            out.display(),
+                            out.display()
+                        );
+                    }
+                    code
                 }
-                code
+                Err(e) => {
+                    print_diagnostics(&[Diagnostic::error(
+                        None,
+                        format!("cannot save the plan to {}: {e}", out.display()),
+                    )]);
+                    exit::INVALID
+                }
             }
-            Err(e) => {
-                print_diagnostics(&[Diagnostic::error(
-                    None,
-                    format!("cannot save the plan to {}: {e}", out.display()),
-                )]);
-                exit::INVALID
-            }
-        },
+        }
         _ => code,
     }
 }
@@ -62,10 +64,21 @@ fn save_plan(
     plan: &crate::plan::Plan,
     offline: bool,
     out: &Path,
+    state_dir: &Path,
 ) -> std::io::Result<()> {
     let masker = &runner.emitter.masker;
     let playbook = &runner.checked.playbook;
     let plan_id = runner.settings.run_id.clone();
+    // Reads that saw a secret are fingerprinted under the state dir's key (made now if need
+    // be), never with a hash anyone holding the plan could test guesses against.
+    let key = if plan.reads.values().any(|o| holds_secret(o, masker)) {
+        let key = PlanKey::load(state_dir, true)?.ok_or_else(|| {
+            std::io::Error::other(format!("no plan key in {}", state_dir.display()))
+        })?;
+        Some(key)
+    } else {
+        None
+    };
     let saved = SavedPlan {
         flow_plan: crate::saved_plan::FORMAT,
         created_at: crate::event::timestamp_now(),
@@ -75,15 +88,17 @@ fn save_plan(
             .map(|(step, outputs)| {
                 (
                     step.clone(),
-                    fingerprint(&plan_id, outputs, &runner.emitter.masker),
+                    fingerprint(&plan_id, outputs, masker, key.as_ref()),
                 )
             })
             .collect(),
+        key_id: key.as_ref().map(PlanKey::id),
         plan_id,
         playbook: playbook.file.path.display().to_string(),
         playbook_hash: playbook.hash.clone(),
-        // Masked: a password written in the playbook must not land in the plan file.
-        playbook_text: runner.emitter.masker.mask(&playbook.file.text),
+        // Masked: a password written in the playbook must not land in the plan file — nor
+        // the `default` of a secret param that `-p` overrode (the masker knows those too).
+        playbook_text: masked_playbook_text(playbook, masker),
         params: runner.params.public(),
         // The secrets that had a value: apply must be given them again.
         secret_params: runner
@@ -94,10 +109,7 @@ fn save_plan(
             .cloned()
             .collect(),
         offline,
-        lines: serde_json::to_value(&plan.lines)
-            .map(|lines| masker.mask_json(&lines))
-            .and_then(serde_json::from_value)
-            .unwrap_or_default(),
+        lines: plan.lines.iter().map(|line| line.masked(masker)).collect(),
     };
     let text = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
     std::fs::write(out, format!("{text}\n"))

@@ -346,15 +346,17 @@ impl crate::context::Evaluate for Runner {
     }
 }
 
-/// Secret params, and passwords written inside URLs in any param, become masked values.
+/// Secret params (and the `default` a playbook writes for one, even when `-p` overrode it),
+/// and passwords written inside URLs in any param, become masked values.
 pub fn learn_param_secrets(params: &ResolvedParams, masker: &crate::secrets::Masker) {
     for name in &params.secret {
         if let Some(value) = params.values.get(name) {
             masker.add(value);
         }
     }
+    params.secret_defaults.iter().for_each(|d| masker.add(d));
     for value in params.values.values() {
-        if let Some(password) = value.as_str().and_then(crate::secrets::url_password) {
+        for password in crate::secrets::url_passwords(value) {
             masker.add(&Value::String(password.to_string()));
         }
     }
