@@ -24,6 +24,9 @@ fn status(record: &RunRecord) -> String {
     }
 }
 
+/// Marks a record rebuilt from `events.jsonl` (its `run.json` could not be read).
+const REBUILT: &str = "(rebuilt from events.jsonl)";
+
 /// `flow runs`: every recorded run, newest first.
 pub fn runs_page(state_dir: &Path) -> String {
     let runs = list_runs(state_dir);
@@ -46,7 +49,10 @@ pub fn runs_page(state_dir: &Path) -> String {
             printable::line(&crate::source::display_path(Path::new(&run.playbook))).into_owned(),
             run.started_at.clone(),
             took(run),
-            status(run),
+            match run.rebuilt {
+                Some(_) => format!("{} {REBUILT}", status(run)),
+                None => status(run),
+            },
         ]);
     }
     render_rows(&rows, true)
@@ -88,29 +94,50 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
         .finished_at
         .clone()
         .unwrap_or_else(|| "no end recorded (still running, or it crashed)".into());
-    let header = vec![
+    let unknown = || "(unknown: not in events.jsonl)".to_string();
+    let mut header = vec![
         vec![
             "playbook".to_string(),
-            format!(
-                "{} (sha256 {})",
-                printable::line(&crate::source::display_path(Path::new(&record.playbook))),
-                &record.playbook_hash[..12.min(record.playbook_hash.len())]
-            ),
+            if record.playbook_hash.is_empty() {
+                printable::line(&crate::source::display_path(Path::new(&record.playbook)))
+                    .into_owned()
+            } else {
+                format!(
+                    "{} (sha256 {})",
+                    printable::line(&crate::source::display_path(Path::new(&record.playbook))),
+                    &record.playbook_hash[..12.min(record.playbook_hash.len())]
+                )
+            },
         ],
         vec!["started".into(), record.started_at.clone()],
         vec!["finished".into(), finished],
         vec!["duration".into(), took(&record)],
         vec!["status".into(), format!("{}{exit}", status(&record))],
-        vec!["by".into(), format!("{}@{}", record.user, record.host)],
+        vec![
+            "by".into(),
+            if record.rebuilt.is_some() {
+                unknown()
+            } else {
+                format!("{}@{}", record.user, record.host)
+            },
+        ],
         vec![
             "params".into(),
-            if params.is_empty() {
+            if record.rebuilt.is_some() {
+                unknown()
+            } else if params.is_empty() {
                 "(none)".into()
             } else {
                 params.join(", ")
             },
         ],
     ];
+    if let Some(why) = &record.rebuilt {
+        header.insert(
+            0,
+            vec!["record".into(), format!("rebuilt from events.jsonl: {why}")],
+        );
+    }
     let mut out = format!(
         "Run {} — {}\n{}",
         record.run_id,

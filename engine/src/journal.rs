@@ -2,6 +2,10 @@
 //! with which params, how it ended) and `events.jsonl` (the event stream, appended and flushed
 //! as it happens). It is the single record of a run: `flow runs`, `flow show` and (later)
 //! resume read it, and a run that crashed half way leaves a journal that still reads.
+//!
+//! A run never goes on without its record: once an event cannot be written (a full disk), the
+//! journal says so on stderr, takes no further line, and the runner starts no further step
+//! (see [`JournalFault`]).
 
 use crate::event::{Event, Reporter};
 use indexmap::IndexMap;
@@ -11,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,10 +43,26 @@ pub struct RunRecord {
     pub user: String,
     pub host: String,
     pub flow_version: String,
+    /// Set when `run.json` could not be read and this record was rebuilt from `events.jsonl`:
+    /// why `run.json` could not be read. Params, user and host are then unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
 }
 
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
+}
+
+/// Set once the journal could not take an event: from then on no step of the run starts
+/// (a step runs only with a record of it).
+#[derive(Debug, Default)]
+pub struct JournalFault(OnceLock<String>);
+
+impl JournalFault {
+    /// Why the journal cannot be written, once it cannot.
+    pub fn message(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 /// Writes every event of a run to its journal as it happens.
@@ -50,6 +70,7 @@ pub struct JournalReporter {
     dir: PathBuf,
     events: Mutex<File>,
     record: Mutex<RunRecord>,
+    fault: Arc<JournalFault>,
 }
 
 impl JournalReporter {
@@ -74,7 +95,25 @@ impl JournalReporter {
             dir,
             events: Mutex::new(events),
             record: Mutex::new(record),
+            fault: Arc::default(),
         })
+    }
+
+    /// Set when an event could not be written; the runner checks it before starting a step.
+    pub fn fault(&self) -> Arc<JournalFault> {
+        Arc::clone(&self.fault)
+    }
+
+    /// Records the first write failure and says it on stderr at once: the journal cannot take
+    /// the message, the terminal can.
+    fn failed(&self, error: &std::io::Error) {
+        let message = format!(
+            "cannot write the run journal {}: {error}",
+            self.dir.join("events.jsonl").display()
+        );
+        if self.fault.0.set(message.clone()).is_ok() {
+            eprintln!("error: {message}: no further step starts");
+        }
     }
 }
 
@@ -98,11 +137,19 @@ fn write_record(dir: &Path, record: &RunRecord) -> std::io::Result<()> {
 
 impl Reporter for JournalReporter {
     fn event(&self, event: &Event) {
-        if let Ok(line) = serde_json::to_string(event) {
+        // After a failed write the file may end in half a line: nothing more is appended to it.
+        if self.fault.message().is_none()
+            && let Ok(line) = serde_json::to_string(event)
+        {
             let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
             // One write per line, so a crash leaves whole lines (at most the last one cut).
-            let _ = events.write_all(format!("{line}\n").as_bytes());
-            let _ = events.flush();
+            let written = events
+                .write_all(format!("{line}\n").as_bytes())
+                .and_then(|()| events.flush());
+            drop(events);
+            if let Err(error) = written {
+                self.failed(&error);
+            }
         }
         if let Event::RunFinished {
             status,
@@ -133,7 +180,8 @@ impl Reporter for JournalReporter {
     }
 }
 
-/// Every run in the state dir, newest first. Folders without a readable `run.json` are
+/// Every run in the state dir, newest first. A run whose `run.json` cannot be read (or does
+/// not parse) is rebuilt from its `events.jsonl`, marked `rebuilt`; a folder with neither is
 /// skipped.
 pub fn list_runs(state_dir: &Path) -> Vec<RunRecord> {
     let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else {
@@ -141,12 +189,87 @@ pub fn list_runs(state_dir: &Path) -> Vec<RunRecord> {
     };
     let mut runs: Vec<RunRecord> = entries
         .filter_map(Result::ok)
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("run.json")).ok())
-        .filter_map(|text| serde_json::from_str(&text).ok())
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| read_record(&entry.path()))
         .collect();
     let time = |r: &RunRecord| r.started_at.parse::<jiff::Timestamp>().ok();
     runs.sort_by(|a, b| time(b).cmp(&time(a)).then(b.run_id.cmp(&a.run_id)));
     runs
+}
+
+/// The record of the run in `dir`: its `run.json`, or else what its events tell.
+fn read_record(dir: &Path) -> Option<RunRecord> {
+    let why = match std::fs::read_to_string(dir.join("run.json")) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(record) => return Some(record),
+            Err(e) => format!("run.json does not parse: {e}"),
+        },
+        Err(e) => format!("run.json cannot be read: {e}"),
+    };
+    rebuild_record(dir, why)
+}
+
+/// A record rebuilt from `events.jsonl`: its `run_started` event, and how the run ended if a
+/// `run_finished` event says so. What only `run.json` holds (params, user, host, the
+/// playbook's hash) stays empty.
+fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).ok()?;
+    let mut events = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Event>(line).ok());
+    let (run_id, name, playbook, started_at) = events.find_map(|event| match event {
+        Event::RunStarted {
+            run_id,
+            playbook,
+            name,
+            at,
+            ..
+        } => Some((run_id, name, playbook, at)),
+        _ => None,
+    })?;
+    let mut record = RunRecord {
+        run_id,
+        name,
+        playbook,
+        playbook_hash: String::new(),
+        params: IndexMap::new(),
+        secret_params: Vec::new(),
+        started_at,
+        finished_at: None,
+        duration_ms: None,
+        status: crate::event::RunStatus::Running,
+        exit_code: None,
+        error: None,
+        user: String::new(),
+        host: String::new(),
+        flow_version: String::new(),
+        rebuilt: Some(why),
+    };
+    for event in events {
+        if let Event::RunFinished {
+            status,
+            exit_code,
+            duration_ms,
+            error,
+            ..
+        } = event
+        {
+            record.status = status;
+            record.exit_code = Some(exit_code);
+            record.duration_ms = Some(duration_ms);
+            record.error = error;
+            record.finished_at = record
+                .started_at
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .and_then(|t| {
+                    t.checked_add(jiff::SignedDuration::from_millis(duration_ms as i64))
+                        .ok()
+                })
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+    }
+    Some(record)
 }
 
 /// One run's record and events. `id` may be a unique prefix. A line that does not parse (the

@@ -96,7 +96,15 @@ impl Runner {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(step.id.clone());
             }
-            failed |= description.action == Action::Failed;
+            let mut description = description;
+            if description.action == Action::Failed && step.continue_on_error {
+                // Apply goes on past this failure, and so does the plan.
+                description
+                    .details
+                    .push("continue_on_error: apply goes on past this failure".into());
+            } else {
+                failed |= description.action == Action::Failed;
+            }
             counts.add(description.action);
             let line = PlanLine {
                 step: step.id.clone(),
@@ -247,11 +255,17 @@ impl Runner {
                 match read {
                     Ok(outputs) => results.push((scope.item.clone(), outputs)),
                     Err(e) => {
+                        // As apply would: a step that goes on past its failure is `failed`
+                        // with its `error` for what follows (known, unless it is one element).
+                        let known = step.continue_on_error && step.for_each.is_none();
+                        if known {
+                            self.record(step, Status::Failed, json!({ "error": e.message() }));
+                        }
                         return (
                             error_line(format!("read failed: {e}")),
                             condition,
                             None,
-                            false,
+                            known,
                         );
                     }
                 }

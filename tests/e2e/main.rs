@@ -8,6 +8,7 @@ mod apply_semantics;
 mod core_steps;
 mod corpus;
 mod docs;
+mod faults;
 mod file_safety;
 mod idempotency;
 mod interrupt;

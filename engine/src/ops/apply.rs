@@ -105,6 +105,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         user: crate::context::current_user(),
         host: crate::context::current_host(),
         flow_version: env!("CARGO_PKG_VERSION").to_string(),
+        rebuilt: None,
     };
     let journal = match JournalReporter::create(&global.state_dir, record) {
         Ok(journal) => journal,
@@ -125,6 +126,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         offline: false,
     };
     let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
+    let journal_fault = journal.fault();
     let emitter = emitter(global, vec![Box::new(journal)], masker);
     let runner = Runner::new(
         checked,
@@ -134,6 +136,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         Arc::new(interaction),
         interrupt_signal(),
     );
+    runner.halt_when_journal_fails(journal_fault);
     runner.apply().await.status.exit_code()
 }
 

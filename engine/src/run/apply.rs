@@ -16,7 +16,12 @@ enum Halt {
     /// A step failed, was declined, or needs an approval nobody can give.
     Step(usize, StepError),
     Interrupted,
+    /// The run journal cannot be written (why): nothing more starts without a record.
+    Journal(String),
 }
+
+/// Why a step, undo or `finally` step did not start once the journal failed.
+pub(crate) const NO_JOURNAL: &str = "not run: the run journal cannot be written";
 
 impl Runner {
     /// Applies the playbook: main steps by the graph, then `undo` (if the run failed or was
@@ -33,6 +38,11 @@ impl Runner {
         let mut tasks: std::collections::HashMap<tokio::task::Id, (usize, Instant)> =
             Default::default();
         loop {
+            if halt.is_none()
+                && let Some(why) = self.journal_fault()
+            {
+                halt = Some(Halt::Journal(why));
+            }
             while halt.is_none() && running.len() < self.settings.concurrency.max(1) {
                 let Some(next) = scheduler.start_next() else {
                     break;
@@ -104,6 +114,7 @@ impl Runner {
                     format!("not run: step `{}` {cause}", self.step(*index).id)
                 }
                 Halt::Interrupted => "not run: the run was interrupted".to_string(),
+                Halt::Journal(_) => NO_JOURNAL.to_string(),
             };
             for index in scheduler.unstarted() {
                 self.finish(
@@ -119,21 +130,34 @@ impl Runner {
         }
         let finally: Vec<usize> = playbook.finally_steps().map(|s| s.index).collect();
         for index in finally {
+            if self.journal_fault().is_some() {
+                let outcome = StepOutcome::skipped(NO_JOURNAL.to_string());
+                self.finish(index, None, &outcome, Instant::now());
+                failed = true;
+                continue;
+            }
             let (outcome, _) = self.run_step(index).await;
             if outcome.status == Status::Failed && !self.step(index).continue_on_error {
                 failed = true;
             }
         }
+        if halt.is_none()
+            && let Some(why) = self.journal_fault()
+        {
+            halt = Some(Halt::Journal(why));
+        }
         let status = match &halt {
             Some(Halt::Interrupted) => RunStatus::Interrupted,
             Some(Halt::Step(_, StepError::Declined(_))) => RunStatus::Declined,
             Some(Halt::Step(_, StepError::NeedsApproval(_))) if !failed => RunStatus::NeedsApproval,
+            Some(Halt::Journal(_)) => RunStatus::Failed,
             _ if failed => RunStatus::Failed,
             _ => RunStatus::Succeeded,
         };
         let error = halt.map(|h| match h {
             Halt::Step(_, e) => e.message().to_string(),
             Halt::Interrupted => "interrupted".to_string(),
+            Halt::Journal(why) => format!("{why}: no further step started"),
         });
         self.close_resources().await;
         self.finish_run(status, error, &never_unknown)
@@ -145,11 +169,18 @@ impl Runner {
         let Some(undo) = &step.undo else { return };
         for item in elements.iter().rev() {
             let began = Instant::now();
+            let id = format!("{}.undo", step.id);
+            if self.journal_fault().is_some() {
+                let outcome = StepOutcome::skipped(NO_JOURNAL.to_string());
+                let element = item.as_ref().map(|i| i.1);
+                self.emitter
+                    .emit(finished_event(id, element, &outcome, began, false));
+                continue;
+            }
             let scope = Scope {
                 item: item.clone(),
                 result: None,
             };
-            let id = format!("{}.undo", step.id);
             self.emitter.emit(Event::StepStarted {
                 step: id.clone(),
                 name: step.name.as_ref().map(|n| format!("{n} (undo)")),

@@ -36,6 +36,12 @@ impl Runner {
         loop {
             if attempt > 1 {
                 self.started(index, scope.item.as_ref().map(|i| i.1), attempt);
+                if let Some(outcome) = self.unrecorded() {
+                    return StepOutcome {
+                        attempts: attempt - 1,
+                        ..outcome
+                    };
+                }
             }
             let result = self.attempt(step, params.clone(), &ctx).await;
             let result = match result {

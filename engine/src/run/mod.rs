@@ -57,6 +57,8 @@ pub struct Runner {
     pub(crate) interrupt: tokio::sync::watch::Receiver<bool>,
     /// Connections and caches the steps of this run share; closed when it ends.
     pub(crate) resources: Arc<crate::resources::Resources>,
+    /// The run journal's health: once it cannot be written, no further step starts.
+    journal: std::sync::OnceLock<Arc<crate::journal::JournalFault>>,
 }
 
 fn never_unknown(_: &Reference) -> bool {
@@ -107,7 +109,23 @@ impl Runner {
             started: Instant::now(),
             interrupt,
             resources: Arc::default(),
+            journal: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From the moment `fault` is set (the journal could not take an event), no further step,
+    /// element, retry, undo or `finally` step starts and the run fails saying why: flow does
+    /// nothing it cannot record.
+    pub fn halt_when_journal_fails(&self, fault: Arc<crate::journal::JournalFault>) {
+        let _ = self.journal.set(fault);
+    }
+
+    /// Why the journal cannot be written, once it cannot.
+    pub(crate) fn journal_fault(&self) -> Option<String> {
+        self.journal
+            .get()
+            .and_then(|fault| fault.message())
+            .map(str::to_string)
     }
 
     /// Resolves when the run is interrupted (never, if it is not).

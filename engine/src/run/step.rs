@@ -37,7 +37,10 @@ impl Runner {
         }
         let Some(for_each) = &step.for_each else {
             self.started(index, None, 1);
-            let outcome = self.attempts(index, &Scope::default()).await;
+            let outcome = match self.unrecorded() {
+                Some(outcome) => outcome,
+                None => self.attempts(index, &Scope::default()).await,
+            };
             self.finish(index, None, &outcome, began);
             let done = if outcome.status == Status::Succeeded {
                 vec![None]
@@ -64,9 +67,20 @@ impl Runner {
             }
         };
         self.started(index, None, 1);
+        if let Some(outcome) = self.unrecorded() {
+            self.finish(index, None, &outcome, began);
+            return (outcome, Vec::new());
+        }
         let (outcome, done) = self.run_elements(index, items).await;
         self.finish(index, None, &outcome, began);
         (outcome, done)
+    }
+
+    /// A failure for a step (or element) whose start the journal could not record: it does not
+    /// run. `None` while the journal is fine.
+    pub(crate) fn unrecorded(&self) -> Option<StepOutcome> {
+        self.journal_fault()
+            .map(|why| StepOutcome::from_error(StepError::failed(format!("not run: {why}"))))
     }
 
     /// Runs the elements of a `for_each` step, at most `concurrency` at once. After a failure
@@ -84,7 +98,8 @@ impl Runner {
         let mut running = JoinSet::new();
         let mut next = 0;
         loop {
-            let may_start = first_error.is_none() || step.continue_on_error;
+            let may_start =
+                (first_error.is_none() || step.continue_on_error) && self.journal_fault().is_none();
             while may_start && next < items.len() && running.len() < step.concurrency {
                 let runner = Arc::clone(self);
                 let scope = Scope {
@@ -95,7 +110,10 @@ impl Runner {
                 running.spawn(async move {
                     let began = Instant::now();
                     runner.started(index, Some(element), 1);
-                    let outcome = runner.attempts(index, &scope).await;
+                    let outcome = match runner.unrecorded() {
+                        Some(outcome) => outcome,
+                        None => runner.attempts(index, &scope).await,
+                    };
                     runner.finish(index, Some(element), &outcome, began);
                     (element, outcome)
                 });
@@ -137,7 +155,16 @@ impl Runner {
                 });
             }
         }
-        let reason = format!("not run: an earlier element of step `{}` failed", step.id);
+        let reason = match self.journal_fault() {
+            Some(_) => super::apply::NO_JOURNAL.to_string(),
+            None => format!("not run: an earlier element of step `{}` failed", step.id),
+        };
+        if next < items.len()
+            && first_error.is_none()
+            && let Some(outcome) = self.unrecorded()
+        {
+            first_error = outcome.error;
+        }
         for (element, item) in items.iter().enumerate().skip(next) {
             self.finish(
                 index,

@@ -168,7 +168,9 @@ count_sessions:
         if params.name() == "SHUTDOWN" {
             // The server exits and the connection drops: that is the success.
             let mut connection = connections.get(&params.target).await?;
-            let result = cmd.query_async::<redis::Value>(&mut connection).await;
+            let result = connections
+                .timed(&params.target, &mut connection, &cmd)
+                .await?;
             connections.forget(&params.target).await;
             return match result {
                 Err(error) if super::target::is_disconnect(&error) => Ok(CommandOutputs {

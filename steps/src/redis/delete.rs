@@ -37,6 +37,33 @@ pub struct DeleteOutputs {
     pub sample: Vec<String>,
 }
 
+/// A long delete says how far it got every this many DEL batches.
+const PROGRESS_EVERY: usize = 10;
+
+/// How far a delete got; if it is stopped half way (its `timeout`, Ctrl-C), dropping it says
+/// how many keys were deleted before.
+struct Progress<'a> {
+    ctx: &'a StepContext,
+    target: String,
+    matched: usize,
+    deleted: u64,
+    finished: bool,
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.ctx.output(
+                "log",
+                &format!(
+                    "stopped after deleting {} of {} matching keys on {}",
+                    self.deleted, self.matched, self.target
+                ),
+            );
+        }
+    }
+}
+
 /// Evaluates `where` through whichever context is at hand.
 type Evaluate<'a> = &'a (dyn Fn(&str, &Map<String, Value>) -> Result<Value, String> + Sync);
 
@@ -287,15 +314,44 @@ impl StepType for Delete {
                 sample,
             });
         }
-        let mut deleted = 0;
-        for chunk in keys.chunks(params.batch.unwrap_or(500).max(1) as usize) {
+        let batch = params.batch.unwrap_or(500).max(1) as usize;
+        let mut progress = Progress {
+            ctx,
+            target: params.target.display(),
+            matched: keys.len(),
+            deleted: 0,
+            finished: false,
+        };
+        let rounds = keys.len().div_ceil(batch);
+        for (round, chunk) in keys.chunks(batch).enumerate() {
             let mut del = redis::cmd("DEL");
             for key in chunk {
                 del.arg(key);
             }
-            deleted +=
-                reply::as_int(&connections.query(&params.target, &del).await?).unwrap_or(0) as u64;
+            match connections.query(&params.target, &del).await {
+                Ok(reply) => progress.deleted += reply::as_int(&reply).unwrap_or(0) as u64,
+                Err(error) => {
+                    progress.finished = true;
+                    return Err(StepError::failed(format!(
+                        "{}; {} of {} matching keys were deleted before it",
+                        error.message(),
+                        progress.deleted,
+                        progress.matched
+                    )));
+                }
+            }
+            if (round + 1) % PROGRESS_EVERY == 0 && round + 1 < rounds {
+                ctx.output(
+                    "log",
+                    &format!(
+                        "deleted {} of {} matching keys so far on {}",
+                        progress.deleted, progress.matched, progress.target
+                    ),
+                );
+            }
         }
+        progress.finished = true;
+        let deleted = progress.deleted;
         ctx.output(
             "log",
             &format!(

@@ -1,7 +1,9 @@
 //! The Redis block every Redis step type takes (`url`, `password`, `username`,
-//! `connect_timeout`; settable under `defaults: { redis: … }`), and the connections of a run:
-//! one multiplexed connection per target, reused by every step, reopened once if the server
-//! went away (after a restart, say).
+//! `connect_timeout`, `response_timeout`; settable under `defaults: { redis: … }`), and the
+//! connections of a run: one multiplexed connection per target, reused by every step,
+//! reopened once if the server went away (after a restart, say). Every command waits for its
+//! reply at most `response_timeout`, so a server that stops answering fails the step instead
+//! of hanging the run.
 
 use flow_engine::prelude::*;
 use redis::aio::MultiplexedConnection;
@@ -22,7 +24,14 @@ pub struct RedisTarget {
     pub username: Option<String>,
     /// How long to wait for a connection (default 5s).
     pub connect_timeout: Option<FlowDuration>,
+    /// How long to wait for the reply to each command (default 30s): a server that stops
+    /// answering (paused, stopped, overloaded) fails the step then. Raise it for commands
+    /// that take long by design (a blocking `BLPOP`, a `SAVE` of a large dataset).
+    pub response_timeout: Option<FlowDuration>,
 }
+
+/// How long a command waits for its reply unless `response_timeout` says otherwise.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl RedisTarget {
     /// The URL without credentials, for messages: `redis://10.0.0.5:6379/0`.
@@ -31,6 +40,13 @@ impl RedisTarget {
             Some((scheme, _, rest)) => format!("{scheme}://{rest}"),
             None => self.url.clone(),
         }
+    }
+
+    /// How long a command waits for its reply.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+            .map(|d| d.0)
+            .unwrap_or(DEFAULT_RESPONSE_TIMEOUT)
     }
 
     fn key(&self) -> String {
@@ -89,23 +105,48 @@ impl Connections {
     }
 
     /// Runs a command, reopening the connection once if it was dropped (a restarted server).
+    /// No reply within the target's `response_timeout` fails it (and drops the connection,
+    /// whose replies can no longer be trusted to come).
     pub async fn query(
         &self,
         target: &RedisTarget,
         command: &redis::Cmd,
     ) -> Result<redis::Value, StepError> {
         let mut connection = self.get(target).await?;
-        match command.query_async::<redis::Value>(&mut connection).await {
+        match self.timed(target, &mut connection, command).await? {
             Err(error) if is_disconnect(&error) => {
                 self.forget(target).await;
                 let mut connection = self.get(target).await?;
-                command
-                    .query_async(&mut connection)
-                    .await
+                self.timed(target, &mut connection, command)
+                    .await?
                     .map_err(|e| command_error(target, command, &e))
             }
             Err(error) => Err(command_error(target, command, &error)),
             Ok(value) => Ok(value),
+        }
+    }
+
+    /// One command on `connection`, waiting for the reply at most the target's
+    /// `response_timeout`: `Ok` with what Redis said, or `Err` when it said nothing in time.
+    pub async fn timed(
+        &self,
+        target: &RedisTarget,
+        connection: &mut MultiplexedConnection,
+        command: &redis::Cmd,
+    ) -> Result<redis::RedisResult<redis::Value>, StepError> {
+        let limit = target.response_timeout();
+        match tokio::time::timeout(limit, command.query_async(connection)).await {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                self.forget(target).await;
+                Err(StepError::failed(format!(
+                    "{} on {} got no reply within {} (response_timeout): the server is not \
+                     answering (paused, stopped or overloaded?)",
+                    command_name(command),
+                    target.display(),
+                    flow_engine::duration::format_duration(limit)
+                )))
+            }
         }
     }
 }
@@ -163,18 +204,26 @@ async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, StepErro
         })
 }
 
+/// The command's name, `GET`, for messages.
+fn command_name(command: &redis::Cmd) -> String {
+    command
+        .args_iter()
+        .next()
+        .map(|a| match a {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).to_uppercase(),
+            _ => "SCAN".into(),
+        })
+        .unwrap_or_default()
+}
+
 fn command_error(
     target: &RedisTarget,
     command: &redis::Cmd,
     error: &redis::RedisError,
 ) -> StepError {
-    let name = command.args_iter().next().map(|a| match a {
-        redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).to_uppercase(),
-        _ => "SCAN".into(),
-    });
     StepError::failed(format!(
         "{} on {} failed: {error}",
-        name.unwrap_or_default(),
+        command_name(command),
         target.display()
     ))
 }
@@ -197,6 +246,7 @@ mod tests {
             password: None,
             username: None,
             connect_timeout: None,
+            response_timeout: None,
         }
     }
 
