@@ -103,14 +103,18 @@ impl Runner {
         let future = self.invoke(&step.body, params, ctx);
         let result = match step.timeout {
             None => future.await,
-            Some(limit) => tokio::time::timeout(limit, future)
-                .await
-                .unwrap_or_else(|_| {
+            Some(limit) => match tokio::time::timeout(limit, future).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The attempt's commands got SIGTERM: let them finish (or be killed at
+                    // the end of the grace period) before a retry, `undo` or `finally` runs.
+                    crate::children::settle().await;
                     Err(StepError::failed(format!(
                         "timed out after {}",
                         crate::duration::format_duration(limit)
                     )))
-                }),
+                }
+            },
         };
         result.map_err(|error| match error {
             StepError::NeedsApproval(message) => {
