@@ -1,6 +1,7 @@
-//! The commands flow runs, when they misbehave: output that is not UTF-8 or far too large,
-//! a `kill -9` of flow, commands that clean up on SIGTERM. Each test bounds its wait and
-//! checks in /proc that no process is left.
+//! The commands flow runs and the templates it renders, when they misbehave: output that is
+//! not UTF-8 or far too large, a `kill -9` of flow, commands that clean up on SIGTERM, and
+//! templates that never end or build gigabytes. Each test bounds its wait and checks in /proc
+//! that no process is left.
 
 use crate::common::Flow;
 use crate::common::run::*;
@@ -415,4 +416,162 @@ fn a_second_sigint_kills_a_command_that_ignores_sigterm_at_once() {
     assert_eq!(code, 130, "{}", output(dir));
     assert!(second.elapsed() < Duration::from_secs(2), "{}", output(dir));
     assert_gone(dir, &["shell.pid", "sleep.pid"], Duration::from_secs(2));
+}
+
+// ------------------------------------------------------------- a double Ctrl-C is recorded
+
+#[test]
+fn a_second_sigint_records_the_run_as_interrupted_not_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(
+        dir,
+        "playbook.yaml",
+        r#"flow: 1
+steps:
+  long:
+    type: exec
+    with: { shell: 'sleep 30 & echo $! > sleep.pid; wait' }
+finally:
+  fin:
+    type: exec
+    with: { shell: 'sleep 30 & echo $! > fin_sleep.pid; wait' }
+"#,
+    );
+    let mut reaper = reaper(dir, &["sleep.pid", "fin_sleep.pid"], start(dir, &[]));
+    assert!(wait_for_file(
+        &dir.join("sleep.pid"),
+        Duration::from_secs(20)
+    ));
+    signal(reaper.flow().id(), "INT");
+    assert!(
+        wait_for_file(&dir.join("fin_sleep.pid"), Duration::from_secs(20)),
+        "{}",
+        output(dir)
+    );
+    signal(reaper.flow().id(), "INT");
+    assert_eq!(wait_bounded(reaper.flow(), Duration::from_secs(20)), 130);
+    let run = only_run(&dir.join(".flow"));
+    let record = run_json(&run);
+    assert_eq!(record["status"], "interrupted", "{record:#}");
+    assert_eq!(record["exit_code"], 130, "{record:#}");
+    assert!(record["finished_at"].is_string(), "{record:#}");
+    let events = journal_events(&run);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "run_finished" && e["status"] == "interrupted"),
+        "{events:#?}"
+    );
+    let runs = flow(dir, &["runs"], &[]);
+    assert!(runs.stdout.contains("interrupted"), "{}", runs.context());
+    assert!(
+        !runs.stdout.contains("did not finish"),
+        "{}",
+        runs.context()
+    );
+}
+
+// ------------------------------------------------------------- templates that never end
+
+/// 10 000 000 000 iterations: forever, without a bound.
+const SPIN: &str =
+    "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+
+fn spinning(timeout: &str) -> String {
+    format!(
+        "flow: 1\nsteps:\n  spin:\n    type: log\n    {timeout}\n    with:\n      message: \"{SPIN}\"\nfinally:\n  fin:\n    type: file.write\n    with: {{ path: fin.txt, content: \"spin was {{{{ steps.spin.status }}}}\" }}\n"
+    )
+}
+
+#[test]
+fn a_template_loop_that_never_ends_fails_on_its_fuel_naming_the_step_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(dir, "playbook.yaml", &spinning(""));
+    let mut reaper = reaper(dir, &[], start(dir, &[]));
+    let code = wait_bounded(reaper.flow(), Duration::from_secs(30));
+    let context = output(dir);
+    assert_eq!(code, 1, "{context}");
+    let stdout = read(&dir.join("flow.out"));
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("spin") && l.contains("failed"))
+        .unwrap_or_else(|| panic!("no failure line for `spin`\n{context}"));
+    assert!(
+        line.contains("`with`: the template does more work than flow allows one template"),
+        "{context}"
+    );
+    assert_eq!(read(&dir.join("fin.txt")), "spin was failed", "{context}");
+}
+
+#[test]
+fn a_cpu_bound_template_ends_at_the_step_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(dir, "playbook.yaml", &spinning("timeout: 100ms"));
+    let began = Instant::now();
+    let mut reaper = reaper(dir, &[], start(dir, &[]));
+    let code = wait_bounded(reaper.flow(), Duration::from_secs(30));
+    let context = output(dir);
+    assert_eq!(code, 1, "{context}");
+    assert!(
+        context.contains("timed out after 100ms rendering `with`"),
+        "{context}"
+    );
+    assert!(began.elapsed() < Duration::from_secs(3), "{context}");
+    assert_eq!(read(&dir.join("fin.txt")), "spin was failed", "{context}");
+}
+
+#[test]
+fn sigint_ends_a_cpu_bound_template_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(dir, "playbook.yaml", &spinning(""));
+    let mut reaper = reaper(dir, &[], start(dir, &["--output", "json"]));
+    let out = dir.join("flow.out");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read(&out).contains(r#""step_started""#) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let signalled = Instant::now();
+    signal(reaper.flow().id(), "INT");
+    let code = wait_bounded(reaper.flow(), Duration::from_secs(30));
+    let context = output(dir);
+    assert_eq!(code, 130, "{context}");
+    assert!(
+        signalled.elapsed() < Duration::from_millis(500),
+        "took {:?}\n{context}",
+        signalled.elapsed()
+    );
+    assert_eq!(read(&dir.join("fin.txt")), "spin was failed", "{context}");
+}
+
+#[test]
+fn a_template_loop_that_doubles_a_string_is_stopped_before_it_exhausts_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    write(
+        dir,
+        "playbook.yaml",
+        r#"flow: 1
+steps:
+  grow:
+    type: log
+    with:
+      message: "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"
+"#,
+    );
+    // Under a 2 GB address-space limit, so that a regression fails here instead of taking
+    // the machine's memory: 2^64 bytes would be the end of any machine.
+    let mut command = Command::new("sh");
+    command.args(["-c", "ulimit -v 2000000 && exec \"$0\" \"$@\"", flow_bin()]);
+    let mut reaper = reaper(dir, &[], start_command(command, dir, &[]));
+    let code = wait_bounded(reaper.flow(), Duration::from_secs(30));
+    let context = output(dir);
+    assert_eq!(code, 1, "{context}");
+    assert!(
+        context.contains("`with`: the template does more work than flow allows one template"),
+        "{context}"
+    );
 }
