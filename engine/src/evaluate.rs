@@ -155,7 +155,14 @@ impl Evaluator<'_> {
         } else {
             format!("{{{{ {} }}}}", source.text)
         };
-        let message = if error.kind() == minijinja::ErrorKind::UndefinedError {
+        let message = if error.kind() == minijinja::ErrorKind::OutOfFuel {
+            format!(
+                "the template does more work than flow allows one template (about {} million \
+                 operations, or {} MB of data): a loop too large, or one that never ends",
+                crate::template_env::TEMPLATE_FUEL / 1_000_000,
+                crate::template_env::TEMPLATE_FUEL * 64 / 1_000_000
+            )
+        } else if error.kind() == minijinja::ErrorKind::UndefinedError {
             match self.first_undefined(source) {
                 Some(path) => match self.skipped_step(&path) {
                     Some((step, reason)) => {

@@ -18,9 +18,16 @@ pub struct TemplateSettings {
     pub playbook_dir: PathBuf,
 }
 
+/// How much work one template may do (MiniJinja's fuel): about that many operations, or 64
+/// bytes of data per unit (about 128 MB). Runbook templates use thousands; a loop that never
+/// ends, or one that doubles a string, stops here with an error instead of hanging the run or
+/// exhausting memory (in about a second). Each template renders with its own budget.
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
+
 pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
     // `content: "line\n"` keeps its newline, as it does without a template.
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)

@@ -16,6 +16,7 @@ mod journal;
 mod output_views;
 mod plan;
 mod playbooks_redis;
+mod processes;
 mod redis_steps;
 mod regressions;
 mod run_resources;

@@ -2,12 +2,12 @@
 //! world, then applied exactly), recorded in the run journal.
 
 use super::drift::check_drift;
-use super::run_setup::{emitter, interrupt_signal, new_run_id};
+use super::run_setup::{emitter, interrupt_signal, new_run_id, on_second_signal};
 use super::{Global, check, exit, print_diagnostics, resolve_params};
 use crate::analyze::Checked;
 use crate::context::{Approvals, Interaction};
 use crate::diagnostic::Diagnostic;
-use crate::event::Mode;
+use crate::event::{Event, Mode, Reporter, RunStatus};
 use crate::journal::{JournalReporter, RunRecord};
 use crate::param::ParamInputs;
 use crate::prompt::TerminalPrompter;
@@ -127,7 +127,9 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
     };
     let interaction = Interaction::new(TerminalPrompter::detect(), options.approvals);
     let journal_fault = journal.fault();
-    let emitter = emitter(global, vec![Box::new(journal)], masker);
+    let journal = Arc::new(journal);
+    record_end_on_second_signal(Arc::clone(&journal));
+    let emitter = emitter(global, vec![Box::new(SharedJournal(journal))], masker);
     let runner = Runner::new(
         checked,
         params,
@@ -137,7 +139,35 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         interrupt_signal(),
     );
     runner.halt_when_journal_fails(journal_fault);
-    runner.apply().await.status.exit_code()
+    let code = runner.apply().await.status.exit_code();
+    on_second_signal(None);
+    code
+}
+
+/// The journal, also reachable from the signal thread.
+struct SharedJournal(Arc<JournalReporter>);
+
+impl Reporter for SharedJournal {
+    fn event(&self, event: &Event) {
+        self.0.event(event);
+    }
+}
+
+/// A second Ctrl-C exits at once, without the run's own end: record it as interrupted in the
+/// journal first, so `flow runs` says so rather than "did not finish".
+fn record_end_on_second_signal(journal: Arc<JournalReporter>) {
+    let started = std::time::Instant::now();
+    on_second_signal(Some(Box::new(move || {
+        journal.event(&Event::RunFinished {
+            status: RunStatus::Interrupted,
+            exit_code: exit::INTERRUPTED,
+            duration_ms: started.elapsed().as_millis() as u64,
+            outputs: None,
+            error: Some(
+                "interrupted twice: exited at once, without waiting for undo or `finally`".into(),
+            ),
+        });
+    })));
 }
 
 fn check_approvals(checked: &Checked, approvals: &Approvals) -> Result<(), i32> {

@@ -103,6 +103,9 @@ impl Runner {
                 halt.get_or_insert(Halt::Step(index, error));
             }
         }
+        // Cancelled steps' commands got SIGTERM: they finish (or are killed at the end of
+        // the grace period) before `undo` and `finally` run.
+        crate::children::settle().await;
         if let Some(halt) = &halt {
             let reason = match halt {
                 Halt::Step(index, error) => {

@@ -16,7 +16,29 @@ impl Runner {
     pub(crate) async fn attempts(self: &Arc<Self>, index: usize, scope: &Scope) -> StepOutcome {
         let step = self.step(index);
         let ctx = self.step_context(step, scope);
-        let params = match self.render_with(&step.body, &self.evaluator(scope, &never_unknown)) {
+        let rendered = {
+            let scope = scope.clone();
+            self.off_thread(move |runner| {
+                runner.render_with(
+                    &runner.step(index).body,
+                    &runner.evaluator(&scope, &never_unknown),
+                )
+            })
+        };
+        // The step's `timeout` covers its templates too.
+        let rendered = match step.timeout {
+            None => rendered.await,
+            Some(limit) => match tokio::time::timeout(limit, rendered).await {
+                Ok(rendered) => rendered,
+                Err(_) => {
+                    return StepOutcome::from_error(StepError::failed(format!(
+                        "timed out after {} rendering `with`",
+                        crate::duration::format_duration(limit)
+                    )));
+                }
+            },
+        };
+        let params = match rendered {
             Ok(p) => p,
             Err(e) => return StepOutcome::from_error(StepError::failed(format!("`with`: {e}"))),
         };
@@ -109,14 +131,18 @@ impl Runner {
         let future = self.invoke(&step.body, params, ctx);
         let result = match step.timeout {
             None => future.await,
-            Some(limit) => tokio::time::timeout(limit, future)
-                .await
-                .unwrap_or_else(|_| {
+            Some(limit) => match tokio::time::timeout(limit, future).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The attempt's commands got SIGTERM: let them finish (or be killed at
+                    // the end of the grace period) before a retry, `undo` or `finally` runs.
+                    crate::children::settle().await;
                     Err(StepError::failed(format!(
                         "timed out after {}",
                         crate::duration::format_duration(limit)
                     )))
-                }),
+                }
+            },
         };
         result.map_err(|error| match error {
             StepError::NeedsApproval(message) => {

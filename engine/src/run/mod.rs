@@ -165,6 +165,45 @@ impl Runner {
         self.evaluator(scope, &never_unknown).render(tmpl)
     }
 
+    /// Runs a render on a thread of its own, so that a long template (bounded by its fuel)
+    /// neither blocks the runtime — other steps, timeouts, Ctrl-C — nor holds up its step:
+    /// a step that times out or is interrupted stops waiting for it, and the thread ends
+    /// when the template's fuel does.
+    pub(crate) async fn off_thread<T: Send + 'static>(
+        self: &Arc<Self>,
+        render: impl FnOnce(&Runner) -> T + Send + 'static,
+    ) -> T {
+        let job = Arc::new(std::sync::Mutex::new(Some(render)));
+        let take = |job: &std::sync::Mutex<Option<_>>| {
+            job.lock().unwrap_or_else(|e| e.into_inner()).take()
+        };
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let runner = Arc::clone(self);
+        let on_thread = Arc::clone(&job);
+        let thread = std::thread::Builder::new()
+            .name("flow-render".into())
+            .spawn(move || {
+                if let Some(render) = take(&on_thread) {
+                    let _ = sender.send(render(&runner));
+                }
+            });
+        match thread {
+            Ok(thread) => match receiver.await {
+                Ok(value) => value,
+                // The render panicked: so does its step, as it would have on this thread.
+                Err(_) => match thread.join() {
+                    Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(()) => unreachable!("the render thread ended without an answer"),
+                },
+            },
+            // No thread to be had: render here.
+            Err(_) => match take(&job) {
+                Some(render) => render(self),
+                None => unreachable!("a thread that was not spawned took the render"),
+            },
+        }
+    }
+
     pub fn step(&self, index: usize) -> &Step {
         &self.checked.playbook.steps[index]
     }

@@ -17,10 +17,13 @@ impl Runner {
         let step = self.step(index);
         let began = Instant::now();
         if let Some(when) = &step.when {
-            match self
-                .render(&when.expr, &Scope::default())
-                .map(|v| crate::evaluate::to_jinja(&v).is_true())
-            {
+            let rendered = self
+                .off_thread(move |runner| match &runner.step(index).when {
+                    Some(when) => runner.render(&when.expr, &Scope::default()),
+                    None => Ok(Value::Bool(true)),
+                })
+                .await;
+            match rendered.map(|v| crate::evaluate::to_jinja(&v).is_true()) {
                 Ok(true) => {}
                 Ok(false) => {
                     let outcome = StepOutcome::skipped(format!("when: {}", when.text));
@@ -35,7 +38,7 @@ impl Runner {
                 }
             }
         }
-        let Some(for_each) = &step.for_each else {
+        if step.for_each.is_none() {
             self.started(index, None, 1);
             let outcome = match self.unrecorded() {
                 Some(outcome) => outcome,
@@ -48,8 +51,14 @@ impl Runner {
                 Vec::new()
             };
             return (outcome, done);
-        };
-        let items = match self.render(for_each, &Scope::default()) {
+        }
+        let rendered = self
+            .off_thread(move |runner| match &runner.step(index).for_each {
+                Some(for_each) => runner.render(for_each, &Scope::default()),
+                None => Ok(Value::Array(Vec::new())),
+            })
+            .await;
+        let items = match rendered {
             Ok(Value::Array(items)) => items,
             Ok(other) => {
                 let outcome = StepOutcome::from_error(StepError::failed(format!(

@@ -1,10 +1,13 @@
 //! `exec`: runs a local command, as an argv list without a shell or as an explicit `shell:`.
 
-use flow_engine::children::GroupGuard;
+use flow_engine::children::{self, GroupGuard};
+use flow_engine::event::Event;
 use flow_engine::prelude::*;
 use indexmap::IndexMap;
 use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct Exec;
 
@@ -45,9 +48,10 @@ pub struct ExecParams {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ExecOutputs {
-    /// Standard output, without its trailing newline.
+    /// Standard output, without its trailing newline (the last 1 MiB, after a line saying
+    /// how many bytes were dropped, if there was more).
     pub stdout: String,
-    /// Standard error, without its trailing newline.
+    /// Standard error, without its trailing newline (the last 1 MiB, likewise).
     pub stderr: String,
     pub exit_code: i32,
     /// stdout parsed as JSON (with `parse: json`).
@@ -131,9 +135,8 @@ count_keys:
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
+        children::prepare(&mut command);
         if let Some(cwd) = &params.cwd {
             command.current_dir(ctx.resolve_path(cwd));
         }
@@ -152,23 +155,20 @@ count_keys:
                 let _ = stdin.write_all(text.as_bytes()).await;
             });
         }
-        let stdout = child.stdout.take().map(|s| collect_lines(s, ctx, "stdout"));
-        let stderr = child.stderr.take().map(|s| collect_lines(s, ctx, "stderr"));
-        let (stdout, stderr, status) = tokio::join!(
-            async {
-                match stdout {
-                    Some(f) => f.await,
-                    None => String::new(),
-                }
-            },
-            async {
-                match stderr {
-                    Some(f) => f.await,
-                    None => String::new(),
-                }
-            },
-            child.wait()
-        );
+        // The pipes are read by tasks of their own: if the step is cancelled (timeout,
+        // Ctrl-C), they go on reading, unreported, while the command cleans up after SIGTERM
+        // — a trap that prints must not die of SIGPIPE half way.
+        let reporting = Arc::new(AtomicBool::new(true));
+        let _quiet_when_cancelled = Quiet(Arc::clone(&reporting));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(capture(s, reporter(ctx, "stdout", &reporting))));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(capture(s, reporter(ctx, "stderr", &reporting))));
+        let (stdout, stderr, status) = tokio::join!(joined(stdout), joined(stderr), child.wait());
         guard.disarm();
         let status =
             status.map_err(|e| StepError::failed(format!("waiting for `{shown}`: {e}")))?;
@@ -178,28 +178,208 @@ count_keys:
         let ok_codes = params.ok_codes.clone().unwrap_or_else(|| vec![0]);
         if !ok_codes.contains(&exit_code) {
             return Err(StepError::failed(failure_message(
-                &shown, exit_code, &ok_codes, &stderr,
+                &shown,
+                exit_code,
+                &ok_codes,
+                &stderr.text,
             )));
         }
         parse_outputs(stdout, stderr, exit_code, params.parse)
     }
 }
 
-/// Reads a stream to the end, emitting each line as it comes.
-async fn collect_lines<R: tokio::io::AsyncRead + Unpin>(
-    stream: R,
-    ctx: &StepContext,
-    name: &str,
-) -> String {
-    let mut reader = BufReader::new(stream).lines();
-    let mut all = String::new();
-    while let Ok(Some(line)) = reader.next_line().await {
-        ctx.output(name, &line);
-        all.push_str(&line);
-        all.push('\n');
+/// The most of each stream (stdout, stderr) `exec` keeps for its outputs: the last 1 MiB.
+/// Every line is still reported as it comes (`-v`, `--output json`, the journal).
+pub const OUTPUT_KEEP_BYTES: usize = 1 << 20;
+
+/// The longest line an output event carries: a longer line is cut there, with a note of how
+/// much was left out (the outputs keep it whole, within `OUTPUT_KEEP_BYTES`).
+pub const EVENT_LINE_MAX_BYTES: usize = 16 << 10;
+
+/// What `exec` kept of a stream: the text (without its trailing newlines) and how many bytes
+/// before it were dropped.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Captured {
+    pub text: String,
+    pub dropped: u64,
+}
+
+impl Captured {
+    /// The text as an output: with a first line saying what was dropped, if anything was.
+    pub fn shown(&self, name: &str) -> String {
+        if self.dropped == 0 {
+            return self.text.clone();
+        }
+        format!(
+            "[flow: the first {} bytes of {name} were dropped; outputs keep the last {} MiB]\n{}",
+            self.dropped,
+            OUTPUT_KEEP_BYTES >> 20,
+            self.text
+        )
     }
-    all.truncate(all.trim_end_matches('\n').len());
-    all
+}
+
+/// Stops reporting a step's lines when dropped: when its step was cancelled.
+struct Quiet(Arc<AtomicBool>);
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Reports each line of `stream` as output of the step, while `reporting` holds.
+fn reporter(
+    ctx: &StepContext,
+    stream: &'static str,
+    reporting: &Arc<AtomicBool>,
+) -> impl FnMut(&str) + Send + 'static {
+    let emitter = Arc::clone(&ctx.plan.emitter);
+    let step = ctx.plan.step_id.clone();
+    let element = ctx.element;
+    let reporting = Arc::clone(reporting);
+    move |line| {
+        if reporting.load(Ordering::Relaxed) {
+            emitter.emit(Event::StepOutput {
+                step: step.clone(),
+                element,
+                stream: stream.to_string(),
+                line: line.to_string(),
+            });
+        }
+    }
+}
+
+async fn joined(reader: Option<tokio::task::JoinHandle<Captured>>) -> Captured {
+    match reader {
+        Some(reader) => reader.await.unwrap_or_default(),
+        None => Captured::default(),
+    }
+}
+
+/// Reads a stream to its end whatever it holds (bytes that are not UTF-8 become U+FFFD),
+/// reporting each line as it comes and keeping the last `OUTPUT_KEEP_BYTES`. Stopping early
+/// would leave the command writing to a closed pipe: SIGPIPE.
+async fn capture<R: tokio::io::AsyncRead + Unpin>(
+    mut stream: R,
+    mut report: impl FnMut(&str),
+) -> Captured {
+    let mut lines = Lines::default();
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => lines.take(&buffer[..n], &mut report),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    lines.finish(&mut report)
+}
+
+/// Splits bytes into lines (`\n` or `\r\n`) for events, and keeps the tail of them.
+#[derive(Default)]
+struct Lines {
+    /// The line being read, up to `EVENT_LINE_MAX_BYTES`.
+    line: Vec<u8>,
+    /// Bytes of the line being read beyond that.
+    line_cut: u64,
+    /// The last read ended in `\r`: dropped if a `\n` comes next.
+    pending_cr: bool,
+    /// The lines kept, each ended by `\n`; cut to the last `OUTPUT_KEEP_BYTES` as it grows.
+    tail: Vec<u8>,
+    /// Bytes of lines seen so far (counted as kept: line ends as `\n`).
+    total: u64,
+}
+
+impl Lines {
+    fn take(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(&str)) {
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            let line = &bytes[..end];
+            if std::mem::take(&mut self.pending_cr) && !line.is_empty() {
+                self.keep(b"\r");
+            }
+            self.keep(line.strip_suffix(b"\r").unwrap_or(line));
+            self.end_line(emit);
+            bytes = &bytes[end + 1..];
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.pending_cr) {
+            self.keep(b"\r");
+        }
+        match bytes.strip_suffix(b"\r") {
+            Some(rest) => {
+                self.keep(rest);
+                self.pending_cr = true;
+            }
+            None => self.keep(bytes),
+        }
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = EVENT_LINE_MAX_BYTES.saturating_sub(self.line.len());
+        let shown = room.min(bytes.len());
+        self.line.extend_from_slice(&bytes[..shown]);
+        self.line_cut += (bytes.len() - shown) as u64;
+        self.push_tail(bytes);
+    }
+
+    fn push_tail(&mut self, bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() >= 2 * OUTPUT_KEEP_BYTES {
+            let cut = self.tail.len() - OUTPUT_KEEP_BYTES;
+            self.tail.drain(..cut);
+        }
+    }
+
+    fn end_line(&mut self, emit: &mut dyn FnMut(&str)) {
+        let mut line = String::from_utf8_lossy(&self.line).into_owned();
+        if self.line_cut > 0 {
+            line.push_str(&format!(
+                " … [{} more bytes of this line not shown]",
+                self.line_cut
+            ));
+        }
+        emit(&line);
+        self.line.clear();
+        self.line_cut = 0;
+        self.push_tail(b"\n");
+    }
+
+    fn finish(mut self, emit: &mut dyn FnMut(&str)) -> Captured {
+        if std::mem::take(&mut self.pending_cr) {
+            self.keep(b"\r");
+        }
+        if !self.line.is_empty() || self.line_cut > 0 {
+            self.end_line(emit);
+        }
+        let mut start = 0;
+        if self.tail.len() > OUTPUT_KEEP_BYTES {
+            start = self.tail.len() - OUTPUT_KEEP_BYTES;
+            // Start at a whole line if there is one, else at a whole character.
+            match self.tail[start..self.tail.len() - 1]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                Some(newline) => start += newline + 1,
+                None => {
+                    while start < self.tail.len() && self.tail[start] & 0xC0 == 0x80 {
+                        start += 1;
+                    }
+                }
+            }
+        }
+        let kept = &self.tail[start..];
+        let dropped = self.total - kept.len() as u64;
+        let end = kept.len() - kept.iter().rev().take_while(|&&b| b == b'\n').count();
+        Captured {
+            text: String::from_utf8_lossy(&kept[..end]).into_owned(),
+            dropped,
+        }
+    }
 }
 
 /// `command exited with 3 (expected 0)` and the last lines of stderr, which usually say why.
@@ -218,31 +398,111 @@ pub fn failure_message(shown: &str, exit_code: i32, ok_codes: &[i32], stderr: &s
     message
 }
 
-/// Builds `exec`-style outputs, parsing stdout as asked.
+/// Builds `exec`-style outputs, parsing stdout as asked (what was kept of it: `json` fails
+/// when some of it was dropped).
 pub fn parse_outputs(
-    stdout: String,
-    stderr: String,
+    stdout: Captured,
+    stderr: Captured,
     exit_code: i32,
     parse: Parse,
 ) -> Result<ExecOutputs, StepError> {
     let json = match parse {
-        Parse::Json => Some(serde_json::from_str(&stdout).map_err(|e| {
+        Parse::Json if stdout.dropped > 0 => {
+            return Err(StepError::failed(format!(
+                "stdout is not valid JSON (parse: json): it is larger than the {} MiB flow \
+                 keeps ({} bytes were dropped)",
+                OUTPUT_KEEP_BYTES >> 20,
+                stdout.dropped
+            )));
+        }
+        Parse::Json => Some(serde_json::from_str(&stdout.text).map_err(|e| {
             StepError::failed(format!("stdout is not valid JSON (parse: json): {e}"))
         })?),
         _ => None,
     };
     let lines = (parse == Parse::Lines).then(|| {
         stdout
+            .text
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
             .collect()
     });
     Ok(ExecOutputs {
-        stdout,
-        stderr,
+        stdout: stdout.shown("stdout"),
+        stderr: stderr.shown("stderr"),
         exit_code,
         json,
         lines,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> (Vec<String>, Captured) {
+        let mut lines = Lines::default();
+        let mut shown = Vec::new();
+        for chunk in chunks {
+            lines.take(chunk, &mut |l| shown.push(l.to_string()));
+        }
+        let captured = lines.finish(&mut |l| shown.push(l.to_string()));
+        (shown, captured)
+    }
+
+    #[test]
+    fn lines_end_at_lf_or_crlf_even_split_across_reads() {
+        let (shown, captured) = split(&[b"a\r", b"\nb\r\n\nc\rd", b"\r", b"e"]);
+        assert_eq!(shown, ["a", "b", "", "c\rd\re"]);
+        assert_eq!(captured.text, "a\nb\n\nc\rd\re");
+        assert_eq!(captured.dropped, 0);
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        let (shown, captured) = split(&[b"ok\n\xff\xfe\n", b"caf\xc3", b"\xa9\n"]);
+        assert_eq!(shown, ["ok", "\u{fffd}\u{fffd}", "caf\u{e9}"]);
+        assert_eq!(captured.text, "ok\n\u{fffd}\u{fffd}\ncaf\u{e9}");
+    }
+
+    #[test]
+    fn only_the_tail_is_kept_starting_at_a_whole_line() {
+        let chunks: Vec<Vec<u8>> = (0..3000)
+            .map(|i| format!("{i:05}:{}\n", "x".repeat(1000)).into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let (shown, captured) = split(&refs);
+        assert_eq!(shown.len(), 3000);
+        assert!(captured.text.len() <= OUTPUT_KEEP_BYTES);
+        assert!(
+            captured
+                .text
+                .ends_with(&format!("02999:{}", "x".repeat(1000)))
+        );
+        assert_eq!(captured.text.lines().next().unwrap().len(), 1006);
+        // What was kept plus what was dropped is everything (the last newline is trimmed).
+        assert_eq!(
+            captured.dropped as usize + captured.text.len() + 1,
+            3000 * 1007
+        );
+        assert!(captured.shown("stdout").starts_with(&format!(
+            "[flow: the first {} bytes of stdout were dropped",
+            captured.dropped
+        )));
+    }
+
+    #[test]
+    fn a_long_line_is_cut_in_its_event_only() {
+        let long = vec![b'y'; EVENT_LINE_MAX_BYTES + 10];
+        let (shown, captured) = split(&[&long]);
+        assert_eq!(
+            shown,
+            [format!(
+                "{} … [10 more bytes of this line not shown]",
+                "y".repeat(EVENT_LINE_MAX_BYTES)
+            )]
+        );
+        assert_eq!(captured.text.len(), EVENT_LINE_MAX_BYTES + 10);
+    }
 }

@@ -3,7 +3,9 @@
 //! under `sudo -n` (never a password prompt).
 
 use super::{Sessions, SshTarget};
-use crate::core::exec::{ExecOutputs, Parse, failure_message, parse_outputs};
+use crate::core::exec::{
+    Captured, ExecOutputs, OUTPUT_KEEP_BYTES, Parse, failure_message, parse_outputs,
+};
 use flow_engine::prelude::*;
 use flow_engine::template_env::shell_quote;
 use indexmap::IndexMap;
@@ -238,7 +240,7 @@ impl StepType for SshExec {
             }
             return Err(StepError::Failed(message));
         }
-        parse_outputs(stdout, stderr, exit_code, params.parse)
+        parse_outputs(kept(stdout), kept(stderr), exit_code, params.parse)
     }
 }
 
@@ -246,4 +248,22 @@ impl StepType for SshExec {
 fn trimmed(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     text.trim_end_matches('\n').to_string()
+}
+
+/// The last `OUTPUT_KEEP_BYTES` of a stream, as `exec` keeps them (cut at a line start).
+fn kept(text: String) -> Captured {
+    if text.len() <= OUTPUT_KEEP_BYTES {
+        return Captured { text, dropped: 0 };
+    }
+    let mut start = text.len() - OUTPUT_KEEP_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    if let Some(newline) = text[start..].find('\n') {
+        start += newline + 1;
+    }
+    Captured {
+        dropped: start as u64,
+        text: text[start..].to_string(),
+    }
 }
