@@ -71,6 +71,19 @@ pub struct JournalReporter {
     events: Mutex<File>,
     record: Mutex<RunRecord>,
     fault: Arc<JournalFault>,
+    /// Output recorded per step, so one chatty command cannot fill the disk with the journal.
+    output: Mutex<std::collections::HashMap<String, OutputBudget>>,
+}
+
+/// The journal keeps at most this much of a step's output lines; the rest is counted, and
+/// said in one line when the step finishes (its outputs keep the last MiB anyway).
+pub const STEP_OUTPUT_JOURNAL_BYTES: u64 = 4 << 20;
+
+#[derive(Default)]
+struct OutputBudget {
+    recorded: u64,
+    dropped_lines: u64,
+    dropped_bytes: u64,
 }
 
 impl JournalReporter {
@@ -96,6 +109,7 @@ impl JournalReporter {
             events: Mutex::new(events),
             record: Mutex::new(record),
             fault: Arc::default(),
+            output: Mutex::default(),
         })
     }
 
@@ -135,8 +149,53 @@ fn write_record(dir: &Path, record: &RunRecord) -> std::io::Result<()> {
     std::fs::rename(temp, dir.join("run.json"))
 }
 
-impl Reporter for JournalReporter {
-    fn event(&self, event: &Event) {
+impl JournalReporter {
+    /// Whether this event goes into the journal: a step's output lines do until the step's
+    /// budget is spent. A finished step first gets a line saying what was left out.
+    fn admit(&self, event: &Event) -> Option<Event> {
+        let mut budgets = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::StepOutput { step, line, .. } => {
+                let budget = budgets.entry(step.clone()).or_default();
+                let size = line.len() as u64 + 1;
+                if budget.recorded + size > STEP_OUTPUT_JOURNAL_BYTES {
+                    budget.dropped_lines += 1;
+                    budget.dropped_bytes += size;
+                    return None;
+                }
+                budget.recorded += size;
+                None
+            }
+            Event::StepFinished { step, element, .. } => {
+                let budget = budgets.remove(step)?;
+                (budget.dropped_lines > 0).then(|| Event::StepOutput {
+                    step: step.clone(),
+                    element: *element,
+                    stream: "flow".into(),
+                    line: format!(
+                        "[flow: {} more lines ({} bytes) of output were not recorded in the journal, which keeps {} MiB per step]",
+                        budget.dropped_lines,
+                        budget.dropped_bytes,
+                        STEP_OUTPUT_JOURNAL_BYTES >> 20
+                    ),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn over_budget(&self, event: &Event) -> bool {
+        let Event::StepOutput { step, .. } = event else {
+            return false;
+        };
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .is_some_and(|b| b.dropped_lines > 0)
+    }
+
+    fn write(&self, event: &Event) {
         // After a failed write the file may end in half a line: nothing more is appended to it.
         if self.fault.message().is_none()
             && let Ok(line) = serde_json::to_string(event)
@@ -151,6 +210,19 @@ impl Reporter for JournalReporter {
                 self.failed(&error);
             }
         }
+    }
+}
+
+impl Reporter for JournalReporter {
+    fn event(&self, event: &Event) {
+        let note = self.admit(event);
+        if let Some(note) = &note {
+            self.write(note);
+        }
+        if self.over_budget(event) {
+            return;
+        }
+        self.write(event);
         if let Event::RunFinished {
             status,
             exit_code,

@@ -837,3 +837,41 @@ fn a_secret_is_in_no_output_and_no_file_state_plan_or_github_summary() {
     );
     assert!(summary.matches("### ").count() >= 2, "{summary}");
 }
+
+/// A command that prints megabytes must not fill the disk with the journal: each step's
+/// output lines are recorded up to 4 MiB, then one line says how much was left out.
+#[test]
+fn the_journal_keeps_a_bounded_share_of_a_chatty_steps_output() {
+    let out = crate::common::Flow::new()
+        .playbook(
+            "flow: 1\nsteps:\n  chatty:\n    type: exec\n    with: { shell: \"head -c 8000000 /dev/zero | tr '\\\\0' x | fold -w 1000\" }\n",
+        )
+        .args(&["apply", "playbook.yaml", "--output", "json"])
+        .run();
+    out.code(0);
+    let run = only_run(&out.path(".flow"));
+    let size = std::fs::metadata(run.join("events.jsonl"))
+        .expect("journal")
+        .len();
+    assert!(size < 6 << 20, "the journal holds {size} bytes");
+    let events = journal_events(&run);
+    let note = events
+        .iter()
+        .find(|e| e["event"] == "step_output" && e["stream"] == "flow")
+        .expect("a line saying what was left out");
+    assert!(
+        note["line"]
+            .as_str()
+            .unwrap_or("")
+            .contains("were not recorded in the journal"),
+        "{note}"
+    );
+    // The view still saw every line.
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.contains("\"stream\":\"stdout\""))
+            .count(),
+        8000
+    );
+}
