@@ -436,3 +436,37 @@ fn a_timeout_ends_the_remote_command() {
     }
     assert!(!running(), "the remote command outlived its timeout");
 }
+
+/// Seed 000's comparison: the restored Redis is reachable only from its own host, so each
+/// side goes through an SSH tunnel — here both to servers that listen on 127.0.0.1 of the
+/// "host", reached through the test sshd.
+#[test]
+fn redis_through_ssh_tunnels_on_both_sides_of_a_compare() {
+    let server = Sshd::start();
+    let left = crate::common::redis::RedisServer::start();
+    let right = crate::common::redis::RedisServer::start();
+    left.cli(&["SET", "k", "v"]);
+    right.cli(&["SET", "k", "v"]);
+    let text = format!(
+        "flow: 1\ndefaults:\n  ssh: {}\n  redis: {{ tunnel: {{ host: flowtest }} }}\nsteps:\n  ping:\n    type: redis.command\n    with: {{ url: \"{}\", command: [PING] }}\n  who:\n    type: exec\n    with: {{ shell: \"ss -tnpH state established '( dport = :{} )'\" }}\n  cmp:\n    type: redis.compare\n    with:\n      left: {{ url: \"{}\" }}\n      right: {{ url: \"{}\" }}\n",
+        server.block("flowtest"),
+        left.url(),
+        left.port(),
+        left.url(),
+        right.url()
+    );
+    let (_, events) = apply_json(&text, 0);
+    assert_eq!(outputs(&events, "ping")["reply"], "PONG");
+    assert_eq!(outputs(&events, "cmp")["equal"], true);
+    // While the run went on, the connection to Redis was sshd's (the forward), not flow's.
+    let connected = outputs(&events, "who")["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(connected.contains("sshd"), "{connected}");
+    assert!(!connected.contains("\"flow\""), "{connected}");
+    // The connections came through sshd, not straight from flow: Redis saw them from the
+    // forward, and none is left after the run.
+    let clients = left.cli(&["CLIENT", "LIST"]);
+    assert_eq!(clients.lines().count(), 1, "{clients}");
+}

@@ -132,7 +132,7 @@ impl StepType for Backup {
         params: BackupParams,
         ctx: &StepContext,
     ) -> Result<BackupOutputs, StepError> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let target = &params.target;
         let timeout = params
             .timeout

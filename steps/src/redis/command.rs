@@ -1,7 +1,7 @@
 //! `redis.command`: one command. Whether it is a read (runs during plan) or a write is the
 //! server's own answer (COMMAND INFO flags), unless the step says `effect:`.
 
-use super::{Connections, RedisTarget, reply};
+use super::{RedisTarget, reply};
 use flow_engine::prelude::*;
 use std::collections::HashMap;
 
@@ -107,7 +107,7 @@ count_sessions:
     }
 
     async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let name = params.name();
         if ctx.offline {
             return None;
@@ -163,7 +163,7 @@ count_sessions:
         params: CommandParams,
         ctx: &StepContext,
     ) -> Result<CommandOutputs, StepError> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let cmd = params.cmd();
         if params.name() == "SHUTDOWN" {
             // The server exits and the connection drops: that is the success.

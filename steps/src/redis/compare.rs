@@ -256,7 +256,7 @@ impl StepType for Compare {
         params: CompareParams,
         ctx: &StepContext,
     ) -> Result<CompareOutputs, StepError> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let tolerance = Tolerance::parse(params.tolerance.as_ref()).map_err(StepError::Failed)?;
         let checks = params
             .checks

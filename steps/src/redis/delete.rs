@@ -227,7 +227,7 @@ impl StepType for Delete {
     type Outputs = DeleteOutputs;
 
     async fn describe(&self, params: &DeleteParams, ctx: &PlanContext) -> Description {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let what = match &params.condition {
             Some(condition) => format!(
                 "keys matching `{}` where {}",
@@ -295,7 +295,7 @@ impl StepType for Delete {
         params: DeleteParams,
         ctx: &StepContext,
     ) -> Result<DeleteOutputs, StepError> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
         let keys = self.matches(&connections, &params, &evaluate).await?;
         let sample: Vec<String> = keys.iter().take(20).cloned().collect();

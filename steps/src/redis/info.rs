@@ -65,7 +65,7 @@ impl StepType for Info {
     }
 
     async fn apply(&self, params: InfoParams, ctx: &StepContext) -> Result<InfoOutputs, StepError> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let all = read_info(&connections, &params.target).await?;
         let dbsize = reply::as_int(
             &connections

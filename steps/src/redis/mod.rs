@@ -12,3 +12,10 @@ pub mod target;
 pub mod wait;
 
 pub use target::{Connections, RedisTarget};
+
+/// The run's Redis connections, able to open tunnels through its SSH connections.
+pub fn connections(ctx: &flow_engine::context::PlanContext) -> std::sync::Arc<Connections> {
+    let connections = ctx.resource::<Connections>();
+    connections.attach(|| ctx.resource::<crate::ssh::Sessions>());
+    connections
+}

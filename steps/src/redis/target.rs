@@ -5,6 +5,7 @@
 //! reply at most `response_timeout`, so a server that stops answering fails the step instead
 //! of hanging the run.
 
+use crate::ssh::{Sessions, SshTarget};
 use flow_engine::prelude::*;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
@@ -28,6 +29,10 @@ pub struct RedisTarget {
     /// answering (paused, stopped, overloaded) fails the step then. Raise it for commands
     /// that take long by design (a blocking `BLPOP`, a `SAVE` of a large dataset).
     pub response_timeout: Option<FlowDuration>,
+    /// Reach Redis through an SSH port forward over this host's connection (an SSH block;
+    /// `defaults.ssh` applies): the `url`'s host and port are as that host sees them, as
+    /// production Redis is usually reachable only from its own host.
+    pub tunnel: Option<SshTarget>,
 }
 
 /// How long a command waits for its reply unless `response_timeout` says otherwise.
@@ -51,10 +56,11 @@ impl RedisTarget {
 
     fn key(&self) -> String {
         format!(
-            "{}\u{0}{:?}\u{0}{:?}",
+            "{}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
             self.url,
             self.username,
-            self.password.as_ref().map(Secret::expose)
+            self.password.as_ref().map(Secret::expose),
+            self.tunnel
         )
     }
 }
@@ -72,6 +78,8 @@ fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str)> {
 #[derive(Default)]
 pub struct Connections {
     open: tokio::sync::Mutex<HashMap<String, MultiplexedConnection>>,
+    /// The run's SSH connections, for tunnels (see `super::connections`).
+    sessions: std::sync::OnceLock<std::sync::Arc<Sessions>>,
 }
 
 impl Resource for Connections {
@@ -87,6 +95,11 @@ impl Resource for Connections {
 }
 
 impl Connections {
+    /// Gives the connections the run's SSH sessions, which tunnels go through.
+    pub fn attach(&self, sessions: impl FnOnce() -> std::sync::Arc<Sessions>) {
+        self.sessions.get_or_init(sessions);
+    }
+
     /// The connection to `target`, opened on first use.
     pub async fn get(&self, target: &RedisTarget) -> Result<MultiplexedConnection, StepError> {
         let key = target.key();
@@ -94,7 +107,7 @@ impl Connections {
         if let Some(connection) = open.get(&key) {
             return Ok(connection.clone());
         }
-        let connection = connect(target).await?;
+        let connection = connect(target, self.sessions.get()).await?;
         open.insert(key, connection.clone());
         Ok(connection)
     }
@@ -159,7 +172,10 @@ pub fn is_disconnect(error: &redis::RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
-async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, StepError> {
+async fn connect(
+    target: &RedisTarget,
+    sessions: Option<&std::sync::Arc<Sessions>>,
+) -> Result<MultiplexedConnection, StepError> {
     install_tls_provider();
     let shown = target.display();
     let mut info = target.url.as_str().into_connection_info().map_err(|e| {
@@ -168,6 +184,13 @@ async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, StepErro
             e.detail().unwrap_or(&e.to_string())
         ))
     })?;
+    if let Some(tunnel) = &target.tunnel {
+        let sessions = sessions.ok_or_else(|| {
+            StepError::failed(format!("{shown}: no SSH connections for the tunnel"))
+        })?;
+        let local = open_tunnel(tunnel, info.addr(), sessions, &shown).await?;
+        info = info.set_addr(redis::ConnectionAddr::Tcp("127.0.0.1".into(), local));
+    }
     let mut settings = info.redis_settings().clone();
     if let Some(password) = &target.password {
         settings = settings.set_password(password.expose());
@@ -202,6 +225,43 @@ async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, StepErro
             };
             StepError::failed(format!("cannot connect to {shown}: {why}"))
         })
+}
+
+/// Forwards a free local port through `tunnel`'s connection to `addr` as the tunnel's host
+/// sees it; the forward lives as long as the connection (closed when the run ends).
+async fn open_tunnel(
+    tunnel: &SshTarget,
+    addr: &redis::ConnectionAddr,
+    sessions: &Sessions,
+    shown: &str,
+) -> Result<u16, StepError> {
+    let (host, port) = match addr {
+        redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        _ => {
+            return Err(StepError::failed(format!(
+                "{shown}: only redis:// (not TLS or a unix socket) goes through a `tunnel` yet"
+            )));
+        }
+    };
+    let session = sessions.live(tunnel).await?;
+    let local = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| StepError::failed(format!("no free local port for the tunnel: {e}")))?
+        .port();
+    session
+        .request_port_forward(
+            openssh::ForwardType::Local,
+            (std::net::Ipv4Addr::LOCALHOST, local),
+            openssh::Socket::new(host.as_str(), port),
+        )
+        .await
+        .map_err(|e| {
+            StepError::failed(format!(
+                "cannot forward a port through {} to {host}:{port} for {shown}: {e}",
+                tunnel.display()
+            ))
+        })?;
+    Ok(local)
 }
 
 /// The command's name, `GET`, for messages.
@@ -247,6 +307,7 @@ mod tests {
             username: None,
             connect_timeout: None,
             response_timeout: None,
+            tunnel: None,
         }
     }
 

@@ -72,7 +72,7 @@ impl StepType for Wait {
     }
 
     async fn apply(&self, params: WaitParams, ctx: &StepContext) -> Result<WaitOutputs, StepError> {
-        let connections = ctx.resource::<Connections>();
+        let connections = super::connections(ctx);
         let timeout = params
             .timeout
             .map(|t| t.0)
