@@ -18,8 +18,10 @@ if [ "${1:-}" = --quick ]; then
   export NS="${NS:-10 100}" RUNS="${RUNS:-3}"
 fi
 export NS="${NS:-10 100 500}" RUNS="${RUNS:-5}" WARMUP="${WARMUP:-1}" REDIS_TASKS="${REDIS_TASKS:-100}"
-# No ssh workloads yet: flow's SSH step types come later. `limits` measures the floors.
-export ONLY="${ONLY:-version debug local redis limits}"
+# `limits` measures the floors (process spawn, ssh round trip, redis round trip).
+export ONLY="${ONLY:-version debug local ssh redis limits}"
+export HOSTS="${HOSTS:-10}" TASKS="${TASKS:-10}"
+want() { [[ " $ONLY " == *" $1 "* ]]; }
 export FLOW_BENCH_RESULTS="${FLOW_BENCH_RESULTS:-/tmp/flow-bench-results}"
 export FLOW_BENCH_REDIS_PORT="${FLOW_BENCH_REDIS_PORT:-6390}"
 export FLOW_BENCH_REDIS_STATE="${FLOW_BENCH_REDIS_STATE:-/tmp/flow-bench-redis}"
@@ -60,7 +62,8 @@ KEEP_SERVERS=1 "$PEER/run.sh"
 
 log "flow on the same workloads"
 # shellcheck disable=SC2086  # NS is a word list on purpose
-python3 "$ROOT/bench/gen.py" --out "$WORK" --ns $NS --redis-tasks "$REDIS_TASKS" --redis-port "$FLOW_BENCH_REDIS_PORT" >/dev/null
+python3 "$ROOT/bench/gen.py" --out "$WORK" --ns $NS --redis-tasks "$REDIS_TASKS" --redis-port "$FLOW_BENCH_REDIS_PORT" \
+  --hosts "$HOSTS" --tasks "$TASKS" --ssh-state "$FLOW_BENCH_SSH_STATE" --ssh-port "${FLOW_BENCH_SSH_PORT:-2222}" >/dev/null
 STATE="$WORK/state"
 bench() { # name command
   local name=$1; shift
@@ -69,12 +72,19 @@ bench() { # name command
     --export-json "$RESULTS/flow-$name.json" -n "$name" "$@"
 }
 q() { printf '%q' "$1"; }
-bench version "$(q "$FLOW") --version"
+want version && bench version "$(q "$FLOW") --version"
 for n in $NS; do
-  bench "debug-$n" "$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/debug-$n.yaml")"
-  bench "local-$n" "$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/local-$n.yaml")"
+  want debug && bench "debug-$n" "$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/debug-$n.yaml")"
+  want local && bench "local-$n" "$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/local-$n.yaml")"
 done
-bench "redis-$REDIS_TASKS" "$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/redis-$REDIS_TASKS.yaml")"
+if want ssh; then
+  # flow opens its connections per run and closes them at its end, so both of the peer's
+  # variants are the same run for flow: a cold one (H fresh handshakes).
+  fanout="$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/ssh-fanout-${HOSTS}x${TASKS}.yaml")"
+  bench "ssh-fanout-${HOSTS}x${TASKS}-cold" "$fanout"
+  bench "ssh-fanout-${HOSTS}x${TASKS}" "$fanout"
+fi
+want redis && bench "redis-$REDIS_TASKS" "$(q "$FLOW") --state-dir $(q "$STATE") apply $(q "$WORK/redis-$REDIS_TASKS.yaml")"
 for playbook in "$ROOT"/playbooks/*/*.yaml; do
   name="validate-$(basename "$(dirname "$playbook")")-$(basename "$playbook" .yaml)"
   bench "$name" "$(q "$FLOW") validate $(q "$playbook")"

@@ -1,5 +1,6 @@
 //! `exec`: runs a local command, as an argv list without a shell or as an explicit `shell:`.
 
+use super::program::Program;
 use flow_engine::children::{self, GroupGuard};
 use flow_engine::event::Event;
 use flow_engine::prelude::*;
@@ -65,26 +66,8 @@ pub struct ExecOutputs {
 impl ExecParams {
     /// The argv to run and how to show it.
     pub fn argv(&self) -> Result<(Vec<String>, String), String> {
-        match (&self.command, &self.shell) {
-            (Some(command), None) if !command.is_empty() => {
-                let argv: Vec<String> = command.iter().map(|t| t.0.clone()).collect();
-                let shown = argv
-                    .iter()
-                    .map(|a| flow_engine::template_env::shell_quote(a))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                Ok((argv, shown))
-            }
-            (Some(_), None) => Err("`command` is empty: give the program and its arguments".into()),
-            (None, Some(script)) => Ok((
-                vec!["sh".into(), "-c".into(), script.clone()],
-                script.clone(),
-            )),
-            (Some(_), Some(_)) => {
-                Err("give either `command` (an argv list) or `shell` (a script), not both".into())
-            }
-            (None, None) => Err("give `command` (an argv list) or `shell` (a script)".into()),
-        }
+        let program = Program::from_fields(&self.command, &self.shell)?;
+        Ok((program.argv(), program.shown()))
     }
 }
 

@@ -9,5 +9,6 @@ pub mod exec;
 pub mod file_write;
 pub mod files_prune;
 pub mod log;
+pub mod program;
 pub mod safe_file;
 pub mod sleep;

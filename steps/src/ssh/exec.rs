@@ -6,6 +6,7 @@ use super::{Sessions, SshTarget};
 use crate::core::exec::{
     Captured, ExecOutputs, OUTPUT_KEEP_BYTES, Parse, failure_message, parse_outputs,
 };
+use crate::core::program::Program;
 use flow_engine::prelude::*;
 use flow_engine::template_env::shell_quote;
 use indexmap::IndexMap;
@@ -77,28 +78,8 @@ pub struct SshExecParams {
 impl SshExecParams {
     /// The command line for the remote shell, and how to show it.
     pub fn remote_command(&self) -> Result<(String, String), String> {
-        let (program, shown) = match (&self.command, &self.shell) {
-            (Some(argv), None) if !argv.is_empty() => {
-                let quoted = argv
-                    .iter()
-                    .map(|a| shell_quote(&a.0))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                (quoted.clone(), quoted)
-            }
-            (Some(_), None) => {
-                return Err("`command` is empty: give the program and its arguments".into());
-            }
-            (None, Some(script)) => (format!("sh -c {}", shell_quote(script)), script.clone()),
-            (Some(_), Some(_)) => {
-                return Err(
-                    "give either `command` (an argv list) or `shell` (a script), not both".into(),
-                );
-            }
-            (None, None) => {
-                return Err("give `command` (an argv list) or `shell` (a script)".into());
-            }
-        };
+        let program = Program::from_fields(&self.command, &self.shell)?;
+        let shown = program.shown();
         let mut line = String::new();
         if let Some(cwd) = &self.cwd {
             line.push_str(&format!("cd {} && ", shell_quote(cwd)));
@@ -113,7 +94,7 @@ impl SshExecParams {
                 line.push(' ');
             }
         }
-        line.push_str(&program);
+        line.push_str(&program.command_line());
         let shown = if self.sudo {
             format!("sudo {shown}")
         } else {
