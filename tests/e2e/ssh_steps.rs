@@ -470,3 +470,31 @@ fn redis_through_ssh_tunnels_on_both_sides_of_a_compare() {
     let clients = left.cli(&["CLIENT", "LIST"]);
     assert_eq!(clients.lines().count(), 1, "{clients}");
 }
+
+/// A host that accepts the connection and then says nothing (a hung sshd, a firewall that
+/// swallows packets) fails within its `connect_timeout`, never hangs the run.
+#[test]
+fn a_silent_host_fails_within_its_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let _silent = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4).flatten() {
+            held.push(stream); // accepted, never answered
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let started = std::time::Instant::now();
+    let (out, _) = apply_json(
+        &format!(
+            "flow: 1\nsteps:\n  hi:\n    type: ssh.exec\n    with: {{ host: 127.0.0.1, port: {port}, connect_timeout: 2s, command: [\"true\"] }}\n"
+        ),
+        1,
+    );
+    out.stdout_has(&format!("cannot connect to 127.0.0.1:{port}"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
