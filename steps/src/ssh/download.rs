@@ -86,7 +86,9 @@ impl StepType for SshDownload {
         let mut outputs = TransferOutputs {
             files: Vec::new(),
             bytes: 0,
+            verified: false,
         };
+        let mut checks = Vec::new();
         for relative in relatives {
             let (remote, local) = if relative.is_empty() {
                 (src.to_string(), params.dest.clone())
@@ -107,7 +109,24 @@ impl StepType for SshDownload {
                 .await
                 .map_err(|e| StepError::failed(format!("cannot write {local}: {e}")))?;
             outputs.bytes += content.len() as u64;
+            checks.push((remote, super::transfer::sha256_hex(&content)));
             outputs.files.push(local);
+        }
+        let remotes: Vec<String> = checks.iter().map(|(r, _)| r.clone()).collect();
+        let digests = super::transfer::remote_sha256(&session, &remotes, params.sudo)
+            .await
+            .map_err(|e| {
+                StepError::failed(format!("cannot check the copies of {host}:{src}: {e}"))
+            })?;
+        if let Some(digests) = digests {
+            for (remote, digest) in &checks {
+                if digests.get(remote) != Some(digest) {
+                    return Err(StepError::failed(format!(
+                        "the copy of {host}:{remote} differs from it (sha256): it changed while it was read?"
+                    )));
+                }
+            }
+            outputs.verified = true;
         }
         Ok(outputs)
     }

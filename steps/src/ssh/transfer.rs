@@ -15,6 +15,45 @@ pub struct TransferOutputs {
     pub files: Vec<String>,
     /// Bytes copied.
     pub bytes: u64,
+    /// Whether every copy was checked against the original's sha256 afterwards (false when
+    /// the host has no `sha256sum`).
+    pub verified: bool,
+}
+
+/// The sha256 of content, in hex.
+pub fn sha256_hex(content: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The sha256 of each file on the host, by path; `None` when the host has no `sha256sum`.
+pub async fn remote_sha256(
+    session: &Session,
+    paths: &[String],
+    sudo: bool,
+) -> Result<Option<std::collections::HashMap<String, String>>, String> {
+    if paths.is_empty() {
+        return Ok(Some(Default::default()));
+    }
+    let quoted: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+    let script = format!(
+        "command -v sha256sum >/dev/null || exit 0; sha256sum -- {}",
+        quoted.join(" ")
+    );
+    let out = run(session, &wrap(&script, sudo), None).await?;
+    let text = String::from_utf8_lossy(&out);
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        text.lines()
+            .filter_map(|l| l.split_once("  "))
+            .map(|(digest, path)| (path.to_string(), digest.to_string()))
+            .collect(),
+    ))
 }
 
 /// The files under a local path (itself, if it is a file), as (absolute, relative) pairs, in

@@ -1,7 +1,7 @@
 //! `ssh.upload`: copies a local file or folder (recursively) to a host, over the run's
 //! connection to it; the plan lists what would be copied.
 
-use super::transfer::{TransferOutputs, local_files, put};
+use super::transfer::{TransferOutputs, local_files, put, remote_sha256, sha256_hex};
 use super::{Sessions, SshTarget};
 use flow_engine::prelude::*;
 
@@ -85,7 +85,9 @@ impl StepType for SshUpload {
         let mut outputs = TransferOutputs {
             files: Vec::new(),
             bytes: 0,
+            verified: false,
         };
+        let mut digests = Vec::new();
         for (src, dest) in files {
             let content = tokio::fs::read(&src)
                 .await
@@ -100,7 +102,22 @@ impl StepType for SshUpload {
             .await
             .map_err(|e| StepError::failed(format!("cannot write {host}:{dest}: {e}")))?;
             outputs.bytes += content.len() as u64;
+            digests.push(sha256_hex(&content));
             outputs.files.push(dest);
+        }
+        // One more channel checks every copy against what was read here.
+        let remote = remote_sha256(&session, &outputs.files, params.sudo)
+            .await
+            .map_err(|e| StepError::failed(format!("cannot check the copies on {host}: {e}")))?;
+        if let Some(remote) = remote {
+            for (dest, digest) in outputs.files.iter().zip(&digests) {
+                if remote.get(dest) != Some(digest) {
+                    return Err(StepError::failed(format!(
+                        "{host}:{dest} does not hold what was sent (sha256 differs)"
+                    )));
+                }
+            }
+            outputs.verified = true;
         }
         Ok(outputs)
     }
