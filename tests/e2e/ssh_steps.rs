@@ -173,7 +173,10 @@ fn a_host_key_that_does_not_match_is_refused_before_any_command_runs() {
         ),
         1,
     );
-    out.stdout_has("cannot connect to flowtest: the host key does not match known_hosts");
+    out.stdout_has(&format!(
+        "cannot connect to flowtest: the host key does not match known_hosts ({}:1)",
+        server.known_hosts().display()
+    ));
     assert!(
         !marker.exists(),
         "the command ran despite the wrong host key"
@@ -188,7 +191,9 @@ fn accept_new_records_the_key_of_a_host_not_yet_known() {
         &server,
         "  hi:\n    type: ssh.exec\n    with: { command: [\"true\"] }\n",
     );
-    apply_json(&strict, 1).0.stdout_has("host key");
+    apply_json(&strict, 1)
+        .0
+        .stdout_has("the host key is not in known_hosts, and host_key_check is strict");
     let accept_new = playbook(
         &server,
         "  hi:\n    type: ssh.exec\n    with: { command: [\"true\"], host_key_check: accept-new }\n",

@@ -107,10 +107,21 @@ fn connect_error(target: &SshTarget, error: &openssh::Error) -> StepError {
         .map(|s| s.to_string())
         .unwrap_or_default();
     let all = format!("{text} {detail}");
-    let why = if all.contains("Host key verification failed")
-        || all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-    {
-        "the host key does not match known_hosts (or the host is not in it, with host_key_check: strict)".to_string()
+    let why = if all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        // ssh names the entry: `Offending ED25519 key in /root/.ssh/known_hosts:3`.
+        let entry = all
+            .lines()
+            .find_map(|l| l.split_once("Offending ").map(|(_, rest)| rest.to_string()))
+            .and_then(|rest| rest.split_once(" in ").map(|(_, at)| format!(" ({at})")))
+            .unwrap_or_default();
+        format!(
+            "the host key does not match known_hosts{entry}: refused (a changed key is either a \
+             rebuilt host or someone in the middle; check, then fix the entry)"
+        )
+    } else if all.contains("Host key verification failed") || all.contains("host key is known") {
+        "the host key is not in known_hosts, and host_key_check is strict (`accept-new` records \
+         a new host's key on first contact)"
+            .to_string()
     } else if all.contains("Permission denied") {
         format!(
             "authentication failed (only keys and the agent are tried; a password is never asked){}",
@@ -138,7 +149,7 @@ fn connect_error(target: &SshTarget, error: &openssh::Error) -> StepError {
 /// that never will (a host key that does not match).
 pub fn is_not_yet(error: &StepError) -> bool {
     let message = error.message();
-    !message.contains("host key does not match") && !message.contains("authentication failed")
+    !message.contains("known_hosts") && !message.contains("authentication failed")
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
