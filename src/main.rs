@@ -186,7 +186,7 @@ fn main() {
         ops::use_json_output();
     }
     let json = matches!(global.output, OutputFormat::Json);
-    let registry = flow_steps::registry();
+    let registry = registry();
     let code = match cli.command {
         Command::Validate { playbook } => ops::validate(&playbook, &registry, &global),
         Command::Plan {
@@ -299,4 +299,13 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("the tokio runtime starts (it only fails when the OS refuses threads)")
+}
+
+/// Every step type this build of flow has: the AWS ones with the `aws` feature (default).
+fn registry() -> flow_engine::Registry {
+    #[allow(unused_mut)]
+    let mut registry = flow_steps::registry();
+    #[cfg(feature = "aws")]
+    flow_steps_aws::register_all(&mut registry);
+    registry
 }

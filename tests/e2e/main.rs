@@ -20,6 +20,7 @@ mod processes;
 mod redis_steps;
 mod regressions;
 mod run_resources;
+mod s3_steps;
 mod saved_plans;
 mod secret_forms;
 mod secrets;

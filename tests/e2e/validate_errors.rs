@@ -168,7 +168,7 @@ error: unknown defaults key `log`
   |
 4 |   log: { message: hi }
   |   ^^^
-  = help: `defaults` takes: envfile, exec, file, files, redis, ssh
+  = help: `defaults` takes: aws, envfile, exec, file, files, redis, ssh
 error: 2 problems found
 ",
         );

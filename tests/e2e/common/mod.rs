@@ -2,6 +2,7 @@
 //! assert on what a user sees — exit code, stdout, stderr, files left behind.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod pty;
 pub mod redis;
 pub mod run;
@@ -12,8 +13,21 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Variables of the environment a test run of `flow` never inherits: they would change where
-/// the journal goes or make the output GitHub's.
-pub const CLEARED_ENV: &[&str] = &["FLOW_STATE_DIR", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"];
+/// the journal goes, make the output GitHub's, or point the AWS steps at a real account.
+pub const CLEARED_ENV: &[&str] = &[
+    "FLOW_STATE_DIR",
+    "GITHUB_ACTIONS",
+    "GITHUB_STEP_SUMMARY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+];
 
 /// No `flow` a test starts runs longer than this: a hang fails the test instead of the suite.
 pub const TIME_LIMIT: Duration = Duration::from_secs(120);

@@ -1,0 +1,149 @@
+//! `s3.delete`: deletes named keys, or the objects under a prefix except the newest
+//! `keep_latest` — the retention of a backup bucket. The plan lists exactly the keys.
+
+use crate::target::{AwsTarget, aws_error, clients};
+use flow_engine::prelude::*;
+
+pub struct S3Delete;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct S3DeleteParams {
+    #[serde(flatten)]
+    pub aws: AwsTarget,
+    pub bucket: String,
+    /// These keys.
+    pub keys: Option<Vec<String>>,
+    /// Or every object under this prefix…
+    pub prefix: Option<String>,
+    /// …except the newest N (ties on LastModified broken by key).
+    pub keep_latest: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct S3DeleteOutputs {
+    /// The keys deleted.
+    pub deleted: Vec<String>,
+    /// The keys kept (with `prefix`).
+    pub kept: Vec<String>,
+}
+
+impl S3DeleteParams {
+    /// (to delete, to keep), from the bucket as it is now.
+    async fn choose(
+        &self,
+        client: &aws_sdk_s3::Client,
+    ) -> Result<(Vec<String>, Vec<String>), StepError> {
+        match (&self.keys, &self.prefix) {
+            (Some(keys), None) => Ok((keys.clone(), Vec::new())),
+            (None, Some(prefix)) => {
+                let mut objects: Vec<(i64, String)> = Vec::new();
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| aws_error("s3", "ListObjectsV2", e))?;
+                    for object in page.contents() {
+                        objects.push((
+                            object.last_modified().map(|t| t.secs()).unwrap_or(0),
+                            object.key().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+                // Newest first; a tie on the second is broken by key (the later name is newer,
+                // as with timestamped names).
+                objects.sort_by(|a, b| b.cmp(a));
+                let keep = self.keep_latest.unwrap_or(0) as usize;
+                let kept = objects.iter().take(keep).map(|o| o.1.clone()).collect();
+                let deleted = objects.iter().skip(keep).map(|o| o.1.clone()).collect();
+                Ok((deleted, kept))
+            }
+            _ => Err(StepError::failed(
+                "give `keys`, or `prefix` (with `keep_latest`), not both",
+            )),
+        }
+    }
+}
+
+impl StepType for S3Delete {
+    const NAME: &'static str = "s3.delete";
+    const SUMMARY: &'static str = "Delete S3 objects: named keys, or a prefix but the newest N";
+    const EFFECT: Effect = Effect::Write;
+    const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[&["keys", "prefix"]];
+    const EXAMPLE: &'static str = r#"retention:
+  type: s3.delete
+  with:
+    bucket: blot-backups
+    prefix: redis/
+    keep_latest: 3"#;
+    type Params = S3DeleteParams;
+    type Outputs = S3DeleteOutputs;
+
+    async fn describe(&self, params: &S3DeleteParams, ctx: &PlanContext) -> Description {
+        let target = format!(
+            "s3://{}/{}",
+            params.bucket,
+            params.prefix.as_deref().unwrap_or("")
+        );
+        if ctx.offline && params.prefix.is_some() {
+            return Description::new(Action::Delete, format!("delete under {target}"))
+                .detail("not listed: --offline");
+        }
+        let client = clients(ctx).s3(&params.aws).await;
+        match params.choose(&client).await {
+            Ok((deleted, kept)) => {
+                let mut d = Description::new(
+                    Action::Delete,
+                    format!("delete {} object(s) of {target}", deleted.len()),
+                );
+                d.details = deleted.iter().map(|k| format!("- {k}")).collect();
+                d.details.extend(kept.iter().map(|k| format!("  keep {k}")));
+                d
+            }
+            Err(e) => Description::new(Action::Delete, format!("delete under {target}"))
+                .detail(format!("cannot list it now: {}", e.message())),
+        }
+    }
+
+    async fn apply(
+        &self,
+        params: S3DeleteParams,
+        ctx: &StepContext,
+    ) -> Result<S3DeleteOutputs, StepError> {
+        let client = clients(ctx).s3(&params.aws).await;
+        let (deleted, kept) = params.choose(&client).await?;
+        for batch in deleted.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|k| {
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key(k)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StepError::failed(format!("s3 DeleteObjects: {e}")))?;
+            let delete = aws_sdk_s3::types::Delete::builder()
+                .set_objects(Some(objects))
+                .build()
+                .map_err(|e| StepError::failed(format!("s3 DeleteObjects: {e}")))?;
+            let out = client
+                .delete_objects()
+                .bucket(&params.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| aws_error("s3", "DeleteObjects", e))?;
+            if let Some(error) = out.errors().first() {
+                return Err(StepError::failed(format!(
+                    "s3 DeleteObjects failed for {}: {}: {}",
+                    error.key().unwrap_or("?"),
+                    error.code().unwrap_or("error"),
+                    error.message().unwrap_or("")
+                )));
+            }
+        }
+        Ok(S3DeleteOutputs { deleted, kept })
+    }
+}

@@ -1,0 +1,145 @@
+//! `s3.get`: downloads an object to a local file, streamed, verifying its sha256 — the one
+//! given, or the one `s3.put` recorded. A mismatch fails and leaves no file at the destination.
+
+use crate::s3_put::hex;
+use crate::target::{AwsTarget, aws_error, clients};
+use flow_engine::prelude::*;
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+pub struct S3Get;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct S3GetParams {
+    #[serde(flatten)]
+    pub aws: AwsTarget,
+    pub bucket: String,
+    pub key: String,
+    /// Where the file goes (relative to where flow runs).
+    pub path: String,
+    /// The sha256 (hex) the object must have (default: its recorded `sha256` metadata, if any).
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct S3GetOutputs {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Whether the copy was checked against a known sha256.
+    pub verified: bool,
+}
+
+/// A temp file beside the destination, removed unless it was renamed into place.
+struct Partial(Option<PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    folder.join(format!(".{name}.flow-{}.part", std::process::id()))
+}
+
+impl StepType for S3Get {
+    const NAME: &'static str = "s3.get";
+    const SUMMARY: &'static str =
+        "Download an S3 object to a file (streamed), verifying its sha256";
+    const EFFECT: Effect = Effect::Write;
+    const EXAMPLE: &'static str = r#"fetch:
+  type: s3.get
+  with:
+    bucket: blot-backups
+    key: "{{ steps.backups.latest.key }}"
+    path: restore/dump.tar.gz"#;
+    type Params = S3GetParams;
+    type Outputs = S3GetOutputs;
+
+    async fn describe(&self, params: &S3GetParams, _: &PlanContext) -> Description {
+        Description::new(
+            Action::Create,
+            format!(
+                "download s3://{}/{} to {}",
+                params.bucket, params.key, params.path
+            ),
+        )
+    }
+
+    async fn apply(
+        &self,
+        params: S3GetParams,
+        ctx: &StepContext,
+    ) -> Result<S3GetOutputs, StepError> {
+        let client = clients(ctx).s3(&params.aws).await;
+        let object = client
+            .get_object()
+            .bucket(&params.bucket)
+            .key(&params.key)
+            .send()
+            .await
+            .map_err(|e| aws_error("s3", "GetObject", e))?;
+        let expected = params
+            .sha256
+            .clone()
+            .or_else(|| object.metadata().and_then(|m| m.get("sha256")).cloned());
+        let destination = ctx.resolve_path(&params.path);
+        if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StepError::failed(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let temp = temp_beside(&destination);
+        let mut partial = Partial(Some(temp.clone()));
+        let mut file = tokio::fs::File::create(&temp)
+            .await
+            .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
+        let mut body = object.body;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StepError::failed(format!("s3 GetObject: the download broke off: {e}")))?
+        {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
+        let sha256 = hex(&hasher.finalize());
+        if let Some(expected) = &expected
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(StepError::failed(format!(
+                "s3://{}/{} does not match its sha256 (expected {expected}, got {sha256}): nothing was written to {}",
+                params.bucket, params.key, params.path
+            )));
+        }
+        std::fs::rename(&temp, &destination)
+            .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
+        partial.0 = None;
+        Ok(S3GetOutputs {
+            path: destination.display().to_string(),
+            size,
+            sha256,
+            verified: expected.is_some(),
+        })
+    }
+}

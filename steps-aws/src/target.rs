@@ -1,0 +1,127 @@
+//! The AWS block every AWS step type takes (`region`, `profile`, `endpoint_url`; settable under
+//! `defaults: { aws: … }`), the clients of a run — created lazily, once per (service, block),
+//! as a run resource — and AWS errors in one line.
+
+use aws_config::BehaviorVersion;
+use flow_engine::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An AWS connection block: merges `defaults.aws` wherever it appears.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[schemars(extend("x-flow-defaults" = "aws"))]
+pub struct AwsTarget {
+    /// The region (default: the SDK's own chain: `AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// A profile of ~/.aws/config (SSO and `credential_process` profiles work).
+    pub profile: Option<String>,
+    /// Another endpoint (a stand-in such as moto or LocalStack); default: the SDK's own
+    /// (`AWS_ENDPOINT_URL`), else AWS.
+    pub endpoint_url: Option<String>,
+}
+
+/// The SDK configurations and clients of a run, one per block.
+#[derive(Default)]
+pub struct AwsClients {
+    configs: tokio::sync::Mutex<HashMap<AwsTarget, aws_config::SdkConfig>>,
+    s3: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_s3::Client>>,
+}
+
+impl Resource for AwsClients {}
+
+impl AwsClients {
+    async fn config(&self, target: &AwsTarget) -> aws_config::SdkConfig {
+        let mut configs = self.configs.lock().await;
+        if let Some(config) = configs.get(target) {
+            return config.clone();
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &target.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = &target.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &target.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+        configs.insert(target.clone(), config.clone());
+        config
+    }
+
+    /// The run's S3 client for `target` (path-style addressing when an endpoint is set: a
+    /// stand-in on 127.0.0.1 has no `bucket.host` names).
+    pub async fn s3(&self, target: &AwsTarget) -> aws_sdk_s3::Client {
+        if let Some(client) = self.s3.lock().await.get(target) {
+            return client.clone();
+        }
+        let config = self.config(target).await;
+        let path_style = target.endpoint_url.is_some() || config.endpoint_url().is_some();
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(path_style)
+                .build(),
+        );
+        self.s3.lock().await.insert(target.clone(), client.clone());
+        client
+    }
+}
+
+/// The run's AWS clients.
+pub fn clients(ctx: &PlanContext) -> Arc<AwsClients> {
+    ctx.resource::<AwsClients>()
+}
+
+/// One line for an AWS error: service, operation, error code, message, request id — or, when
+/// the call never reached AWS, why (no credentials, no region, an endpoint that does not
+/// answer, a stand-in that does not implement the call).
+pub fn aws_error<E>(
+    service: &str,
+    operation: &str,
+    error: aws_sdk_s3::error::SdkError<E>,
+) -> StepError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    let what = format!("{service} {operation}");
+    let message = match &error {
+        SdkError::ServiceError(service_error) => {
+            let inner = service_error.err();
+            let code = inner.code().unwrap_or("error");
+            let text = inner.message().unwrap_or("");
+            let request = service_error
+                .raw()
+                .headers()
+                .get("x-amz-request-id")
+                .map(|id| format!(" (request id {id})"))
+                .unwrap_or_default();
+            let status = service_error.raw().status().as_u16();
+            if code == "error" && status >= 500 {
+                format!(
+                    "{what} failed: the endpoint answered HTTP {status} without an AWS error (a stand-in that does not implement this call?){request}"
+                )
+            } else {
+                format!("{what} failed: {code}: {text}{request}")
+            }
+        }
+        other => {
+            let detail = format!("{}", aws_sdk_s3::error::DisplayErrorContext(other));
+            if detail.contains("no credentials")
+                || detail.contains("credentials provider")
+                || detail.contains("CredentialsNotLoaded")
+            {
+                format!(
+                    "{what}: no AWS credentials: the standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, SSO, credential_process, the instance role) found none"
+                )
+            } else if detail.contains("region") && detail.contains("not") {
+                format!("{what}: no AWS region: set `region` in the AWS block, or AWS_REGION")
+            } else {
+                let last = detail.rsplit(": ").next().unwrap_or(&detail).to_string();
+                format!("{what} could not reach AWS: {last}")
+            }
+        }
+    };
+    StepError::failed(message)
+}
