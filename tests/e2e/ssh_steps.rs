@@ -503,3 +503,47 @@ fn a_silent_host_fails_within_its_connect_timeout() {
         started.elapsed()
     );
 }
+
+/// An upload over a file keeps that file's owner and mode; a new file gets the host's umask;
+/// a destination that is a folder receives the file inside it.
+#[test]
+fn an_upload_keeps_the_replaced_files_owner_and_mode_and_fills_a_folder() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let server = Sshd::start();
+    let remote = tempfile::tempdir().expect("remote");
+    let existing = remote.path().join("app.conf");
+    std::fs::write(&existing, "old\n").expect("write");
+    std::os::unix::fs::chown(&existing, Some(65534), Some(65534)).expect("chown");
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let folder = remote.path().join("drop");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let text = playbook(
+        &server,
+        &format!(
+            "  over:\n    type: ssh.upload\n    with: {{ src: app.conf, dest: \"{}\" }}\n  fresh:\n    type: ssh.upload\n    with: {{ src: app.conf, dest: \"{}\" }}\n  into:\n    type: ssh.upload\n    with: {{ src: app.conf, dest: \"{}\" }}\n",
+            existing.display(),
+            remote.path().join("new.conf").display(),
+            folder.display()
+        ),
+    );
+    let (_, events) = apply_json_in(Flow::new().file("app.conf", "new\n").playbook(&text), 0);
+    let meta = std::fs::metadata(&existing).expect("meta");
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (65534, 65534, 0o640));
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "new\n");
+    let fresh = std::fs::metadata(remote.path().join("new.conf")).expect("new file");
+    assert_eq!(fresh.mode() & 0o777, 0o644, "a new file takes the umask, not 0600");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("app.conf")).expect("inside the folder"),
+        "new\n"
+    );
+    assert_eq!(
+        outputs(&events, "into")["files"][0],
+        folder.join("app.conf").display().to_string()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(remote.path())
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".flow-upload"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

@@ -81,6 +81,7 @@ pub fn local_files(root: &Path) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
 }
 
 /// Runs `line` on the host, feeding it `input`; its stdout, or a message with its stderr.
+/// Writing and waiting are one future: a step cancelled (timeout, Ctrl-C) stops feeding it.
 pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let mut command = session.raw_command(line);
     command
@@ -92,14 +93,15 @@ pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().await.map_err(|e| e.to_string())?;
-    if let (Some(input), Some(mut stdin)) = (input, child.stdin().take()) {
-        let input = input.to_vec();
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
+    let stdin = child.stdin().take();
+    let feed = async move {
+        if let (Some(input), Some(mut stdin)) = (input, stdin) {
+            let _ = stdin.write_all(input).await;
             let _ = stdin.shutdown().await;
-        });
-    }
-    let output = child.wait_with_output().await.map_err(|e| e.to_string())?;
+        }
+    };
+    let (_, output) = tokio::join!(feed, child.wait_with_output());
+    let output = output.map_err(|e| e.to_string())?;
     if output.status.success() {
         Ok(output.stdout)
     } else {
@@ -108,26 +110,38 @@ pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<
     }
 }
 
-/// Writes `content` to `dest` on the host: parent folders created, a temp file beside it
-/// renamed over it, with `mode` when given.
+/// Writes `content` to `dest` on the host (into it, when `dest` is a folder): parent folders
+/// created, a temp file beside it renamed over it only once it holds every byte, taking the
+/// replaced file's owner and mode (a new file: the host's umask), or `mode` when given.
+/// Returns the path written.
 pub async fn put(
     session: &Session,
     dest: &str,
+    name: &str,
     content: &[u8],
     mode: Option<u32>,
     sudo: bool,
-) -> Result<(), String> {
-    let dest_q = shell_quote(dest);
+) -> Result<String, String> {
     let chmod = mode
-        .map(|m| format!(" && chmod {m:o} \"$tmp\""))
+        .map(|m| format!("chmod {m:o} \"$tmp\"; "))
         .unwrap_or_default();
     let script = format!(
-        "set -e; d=$(dirname {dest_q}); mkdir -p \"$d\"; tmp=$(mktemp \"$d/.flow-upload.XXXXXX\"); \
-         trap 'rm -f \"$tmp\"' EXIT; cat > \"$tmp\"{chmod}; mv -f \"$tmp\" {dest_q}; trap - EXIT"
+        r#"set -e
+f={dest}; if [ -d "$f" ]; then f="${{f%/}}/"{name}; fi
+d=$(dirname -- "$f"); mkdir -p -- "$d"
+tmp=$(mktemp "$d/.flow-upload.XXXXXX"); trap 'rm -f -- "$tmp"' EXIT
+head -c {size} > "$tmp"
+[ "$(wc -c < "$tmp")" -eq {size} ] || {{ echo "the upload broke off: nothing was replaced" >&2; exit 1; }}
+if [ -e "$f" ]; then chown --reference="$f" -- "$tmp" 2>/dev/null || true; chmod --reference="$f" -- "$tmp"
+else chmod "$(printf '%o' $((0666 & ~$(umask))))" -- "$tmp"; fi
+{chmod}mv -f -- "$tmp" "$f"; trap - EXIT
+printf '%s' "$f""#,
+        dest = shell_quote(dest),
+        name = shell_quote(name),
+        size = content.len(),
     );
-    run(session, &wrap(&script, sudo), Some(content))
-        .await
-        .map(|_| ())
+    let written = run(session, &wrap(&script, sudo), Some(content)).await?;
+    Ok(String::from_utf8_lossy(&written).into_owned())
 }
 
 /// A script for `sh -c`, under `sudo -n` when asked.

@@ -92,9 +92,14 @@ impl StepType for SshUpload {
             let content = tokio::fs::read(&src)
                 .await
                 .map_err(|e| StepError::failed(format!("cannot read {}: {e}", src.display())))?;
-            put(
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let dest = put(
                 &session,
                 &dest,
+                &name,
                 &content,
                 params.mode.map(|m| m.0),
                 params.sudo,
