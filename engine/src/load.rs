@@ -351,10 +351,33 @@ impl Loader<'_> {
                 self.diags.push(d);
                 continue;
             }
-            if self
-                .map(value, &format!("`defaults.{}`", key.name))
-                .is_some()
-            {
+            let Some(settings) = self.map(value, &format!("`defaults.{}`", key.name)) else {
+                continue;
+            };
+            // Only what the key's blocks or steps take: `defaults.ssh.command` would otherwise
+            // be merged into every `ssh.exec` as its command.
+            let schema = self.registry.defaults_schema(&key.name);
+            let allowed: Vec<&str> = schema
+                .get("properties")
+                .and_then(|p| p.as_object())
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let mut valid = true;
+            for (setting, _) in settings {
+                if !allowed.contains(&setting.name.as_str()) {
+                    valid = false;
+                    let d = Diagnostic::error(
+                        Some(&setting.span),
+                        format!("`defaults.{}` takes no `{}`", key.name, setting.name),
+                    );
+                    self.diags.push(d.with_help(
+                        did_you_mean(&setting.name, allowed.iter().copied()).unwrap_or_else(|| {
+                            format!("`defaults.{}` takes: {}", key.name, allowed.join(", "))
+                        }),
+                    ));
+                }
+            }
+            if valid {
                 self.defaults.insert(key.name.clone(), value.clone());
             }
         }

@@ -114,6 +114,17 @@ pub fn check(node: &Node, schema: &Value, path: &str, out: &mut Vec<Diagnostic>)
                     ),
                 ));
             }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                && value > max
+            {
+                out.push(Diagnostic::error(
+                    Some(&node.span),
+                    format!(
+                        "`{path}` must be at most {max}, found {}",
+                        crate::evaluate::display_value(&node.to_json())
+                    ),
+                ));
+            }
         }
         NodeValue::Str(text) => {
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)

@@ -141,7 +141,7 @@ fn json_escaped(secret: &str, ascii: bool, upper: bool) -> String {
 
 /// The forms a secret takes once printed: as written; shell-quoted whole (`'it'\''s'`) and
 /// inside a larger quoted argument (`'--password=it'\''s'`); JSON-escaped (`Ab\"c\\d`,
-/// `P\u00e4ssw\u00f6rd`, `a\/b`); base64-encoded; and, for a multi-line secret (a key), line
+/// `P\u00e4ssw\u00f6rd`, `a\/b`); base64-encoded (also with the newline `echo` adds); and, for a multi-line secret (a key), line
 /// by line as a command streams it.
 fn forms(secret: &str) -> Vec<String> {
     let mut written = vec![secret.to_string()];
@@ -168,6 +168,8 @@ fn forms(secret: &str) -> Vec<String> {
     if secret.len() >= 4 {
         use base64::Engine as _;
         out.push(base64::engine::general_purpose::STANDARD.encode(secret));
+        // As `echo "$SECRET" | base64` prints it: with the newline echo adds.
+        out.push(base64::engine::general_purpose::STANDARD.encode(format!("{secret}\n")));
     }
     if secret.contains('\n') {
         out.extend(

@@ -673,3 +673,17 @@ steps:
         "{screen:?}"
     );
 }
+
+/// `echo "$TOKEN" | base64` encodes the secret with a newline after it: masked too.
+#[test]
+fn a_secret_base64_encoded_with_echos_newline_is_masked() {
+    let out = crate::common::Flow::new()
+        .playbook(
+            "flow: 1\nparams:\n  token: { type: string, secret: true }\nsteps:\n  enc:\n    type: exec\n    with: { shell: \"echo \\\"$TOK\\\" | base64\", env: { TOK: \"{{ params.token }}\" } }\n",
+        )
+        .args(&["apply", "playbook.yaml", "-p", "token=s3cr3tT0ken", "-v"])
+        .run();
+    out.code(0);
+    assert!(!out.both().contains("czNjcjN0VDBrZW4K"), "{}", out.both());
+    assert!(out.both().contains("***"));
+}

@@ -528,10 +528,17 @@ fn an_upload_keeps_the_replaced_files_owner_and_mode_and_fills_a_folder() {
     );
     let (_, events) = apply_json_in(Flow::new().file("app.conf", "new\n").playbook(&text), 0);
     let meta = std::fs::metadata(&existing).expect("meta");
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (65534, 65534, 0o640));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (65534, 65534, 0o640)
+    );
     assert_eq!(std::fs::read_to_string(&existing).expect("read"), "new\n");
     let fresh = std::fs::metadata(remote.path().join("new.conf")).expect("new file");
-    assert_eq!(fresh.mode() & 0o777, 0o644, "a new file takes the umask, not 0600");
+    assert_eq!(
+        fresh.mode() & 0o777,
+        0o644,
+        "a new file takes the umask, not 0600"
+    );
     assert_eq!(
         std::fs::read_to_string(folder.join("app.conf")).expect("inside the folder"),
         "new\n"
@@ -546,4 +553,67 @@ fn an_upload_keeps_the_replaced_files_owner_and_mode_and_fills_a_folder() {
         .filter(|e| e.file_name().to_string_lossy().contains(".flow-upload"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+/// Sixteen `envfile.set` steps of one run on one remote file, at once: every key lands.
+#[test]
+fn parallel_remote_edits_of_one_file_in_a_run_lose_no_key() {
+    let server = Sshd::start();
+    let remote = tempfile::tempdir().expect("remote");
+    let env = remote.path().join("app.env");
+    std::fs::write(&env, "# keys\n").expect("write");
+    let text = format!(
+        "flow: 1\nparams:\n  keys: {{ type: list, default: [{}] }}\ndefaults:\n  ssh: {}\nsteps:\n  set:\n    type: envfile.set\n    for_each: params.keys\n    concurrency: 16\n    with: {{ ssh: {{ host: flowtest }}, path: \"{}\", set: \"{{{{ {{item: '1'}} }}}}\" }}\n",
+        (0..16)
+            .map(|i| format!("K{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        server.block("flowtest"),
+        env.display()
+    );
+    apply_json(&text, 0);
+    let written = std::fs::read_to_string(&env).expect("env");
+    for i in 0..16 {
+        assert!(
+            written.contains(&format!("K{i}=1\n")),
+            "K{i} lost:\n{written}"
+        );
+    }
+}
+
+#[test]
+fn ssh_wait_ends_at_its_timeout_even_when_the_command_hangs() {
+    let server = Sshd::start();
+    let started = std::time::Instant::now();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  up:\n    type: ssh.wait\n    with: { command: [sleep, \"780\"], timeout: 2s }\n",
+        ),
+        1,
+    );
+    out.stdout_has("did not answer within 2.0s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // Nor is the command left running there.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let left = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == "sleep 780");
+    assert!(!left, "the hung command outlived the wait");
+}
+
+#[test]
+fn an_env_name_that_is_not_a_variable_is_refused() {
+    let server = Sshd::start();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  bad:\n    type: ssh.exec\n    with: { command: [\"true\"], env: { \"A B\": x } }\n",
+        ),
+        1,
+    );
+    out.stdout_has("`env` name `A B` is not a variable name");
 }

@@ -184,10 +184,37 @@ fn a_wrong_field_in_defaults_redis_is_reported_under_redis_compare_too() {
         )
         .args(&["validate", "playbook.yaml"])
         .run();
+    // Checked once, where it is written: `defaults.redis` takes only what a Redis block takes.
     out.code(2)
-        .stderr_has("unknown field `with.left.pasword`")
+        .stderr_has("`defaults.redis` takes no `pasword`")
         .stderr_has("playbook.yaml:3:40")
         .stderr_has("did you mean `password`?")
-        // One mistake, one report, though it is merged under both sides.
+        .stderr_lacks("with.left.pasword")
         .stderr_lacks("with.right.pasword");
+}
+
+/// `defaults.ssh` is connection settings only: a `command` there would otherwise become the
+/// command of every `ssh.exec` that has none.
+#[test]
+fn defaults_ssh_takes_only_connection_settings() {
+    Flow::new()
+        .playbook(
+            "flow: 1\ndefaults:\n  ssh: { host: web1, command: [echo, hi] }\nsteps:\n  a: { type: ssh.exec, with: { shell: uptime } }\n",
+        )
+        .args(&["validate", "playbook.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("error: `defaults.ssh` takes no `command`")
+        .stderr_has("playbook.yaml:3:22");
+}
+
+/// A port past 65535 is caught before anything runs, not when the step does.
+#[test]
+fn an_out_of_range_port_is_a_validation_error() {
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  a: { type: ssh.exec, with: { host: web1, port: 99999, command: [uptime] } }\n")
+        .args(&["validate", "playbook.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("`with.port` must be at most 65535, found 99999");
 }

@@ -228,6 +228,10 @@ async fn apply_remote(
 ) -> Result<EnvfileSetOutputs, StepError> {
     let shown = format!("{}:{}", target.display(), params.path);
     let session = ctx.resource::<Sessions>().live(target).await?;
+    let lock = ctx
+        .resource::<remote_file::RemoteEdits>()
+        .lock_for(target, &params.path);
+    let _turn = lock.lock().await;
     let text = match remote_file::read(&session, &params.path, params.sudo).await {
         Ok(Some(text)) => text,
         Ok(None) if params.create => String::new(),

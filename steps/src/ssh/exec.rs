@@ -87,6 +87,11 @@ impl SshExecParams {
         if self.sudo {
             line.push_str("sudo -n -- ");
         }
+        if let Some(bad) = self.env.keys().find(|k| !is_env_name(k)) {
+            return Err(format!(
+                "`env` name `{bad}` is not a variable name (letters, digits and `_`, not starting with a digit)"
+            ));
+        }
         if !self.env.is_empty() {
             line.push_str("env ");
             for (key, value) in &self.env {
@@ -95,11 +100,17 @@ impl SshExecParams {
             }
         }
         line.push_str(&program.command_line());
-        let shown = if self.sudo {
-            format!("sudo {shown}")
-        } else {
-            shown
-        };
+        let mut shown = shown;
+        if !self.env.is_empty() {
+            let names: Vec<&str> = self.env.keys().map(String::as_str).collect();
+            shown = format!("env {}=… {shown}", names.join("=… "));
+        }
+        if self.sudo {
+            shown = format!("sudo -n {shown}");
+        }
+        if let Some(cwd) = &self.cwd {
+            shown = format!("cd {} && {shown}", shell_quote(cwd));
+        }
         Ok((line, shown))
     }
 }
@@ -247,4 +258,13 @@ fn kept(text: String) -> Captured {
         dropped: start as u64,
         text: text[start..].to_string(),
     }
+}
+
+/// A name `env` can set: letters, digits and `_`, not starting with a digit.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

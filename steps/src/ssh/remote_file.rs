@@ -14,7 +14,10 @@ pub async fn read(session: &Session, path: &str, sudo: bool) -> Result<Option<St
     );
     let out = run(session, &wrap(&script, sudo), None).await?;
     match out.split_first() {
-        Some((b'1', text)) => Ok(Some(String::from_utf8_lossy(text).into_owned())),
+        // Bytes that are not UTF-8 would not survive the edit: refuse, as a local edit does.
+        Some((b'1', text)) => String::from_utf8(text.to_vec())
+            .map(Some)
+            .map_err(|_| "it is not UTF-8 text; nothing was changed".to_string()),
         _ => Ok(None),
     }
 }
@@ -51,4 +54,27 @@ printf '%s' "$made""#,
     let made = run(session, &wrap(&script, sudo), Some(content)).await?;
     let made = String::from_utf8_lossy(&made).into_owned();
     Ok((!made.is_empty()).then_some(made))
+}
+
+/// Edits of one remote file by steps of one run take turns (a `for_each` of `envfile.set` on
+/// one path): read, edit and replace under a lock per (host, path).
+#[derive(Default)]
+pub struct RemoteEdits {
+    locks: std::sync::Mutex<std::collections::HashMap<(super::SshTarget, String), Turn>>,
+}
+
+/// One file's turn: held while a step reads, edits and replaces it.
+type Turn = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+impl flow_engine::prelude::Resource for RemoteEdits {}
+
+impl RemoteEdits {
+    pub fn lock_for(
+        &self,
+        target: &super::SshTarget,
+        path: &str,
+    ) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        std::sync::Arc::clone(locks.entry((target.clone(), path.to_string())).or_default())
+    }
 }

@@ -89,8 +89,31 @@ impl StepType for SshWait {
         let command = params.command();
         let started = Instant::now();
         loop {
-            let why_not = match sessions.live(&params.target).await {
-                Ok(session) => match session.raw_command(&command).output().await {
+            // Each try ends with the wait: a command that hangs does not outlast `timeout`.
+            let left = timeout.saturating_sub(started.elapsed());
+            let attempt = async {
+                let session = sessions.live(&params.target).await?;
+                // The host's `timeout` ends a try that hangs there too, not only our wait for it.
+                let bounded = format!(
+                    "timeout -k 2 {} sh -c {} 2>/dev/null || exit $?",
+                    left.as_secs().max(1),
+                    shell_quote(&command)
+                );
+                let output = session.raw_command(&bounded).output().await;
+                Ok::<_, StepError>(output)
+            };
+            let tried = match tokio::time::timeout(left, attempt).await {
+                Ok(tried) => tried,
+                Err(_) => {
+                    return Err(StepError::failed(format!(
+                        "{} did not answer within {}: `{command}` was still running",
+                        params.target.display(),
+                        format_duration(timeout)
+                    )));
+                }
+            };
+            let why_not = match tried {
+                Ok(output) => match output {
                     Ok(output) if output.status.success() => {
                         return Ok(SshWaitOutputs {
                             waited: started.elapsed().as_secs_f64(),
