@@ -617,3 +617,27 @@ fn an_env_name_that_is_not_a_variable_is_refused() {
     );
     out.stdout_has("`env` name `A B` is not a variable name");
 }
+
+/// `env` values reach the command but never a command line: another user of the host would
+/// see a secret in `ps`.
+#[test]
+fn env_values_are_not_in_any_command_line_on_the_host() {
+    let server = Sshd::start();
+    let (_, events) = apply_json(
+        &playbook(
+            &server,
+            "  look:\n    type: ssh.exec\n    with: { shell: \"echo \\\"$MARK\\\"; ps -eo args\", env: { MARK: visible-value-4711 }, sudo: true }\n",
+        ),
+        0,
+    );
+    let stdout = outputs(&events, "look")["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("visible-value-4711"));
+    assert!(
+        !lines.any(|l| l.contains("visible-value-4711")),
+        "the value is in a command line:\n{stdout}"
+    );
+}

@@ -75,7 +75,27 @@ pub struct SshExecParams {
     pub parse: Parse,
 }
 
+/// Reads `NAME=<base64 value>` lines from stdin up to a `--` line and exports them; the rest
+/// of stdin is the command's. `read` takes a pipe byte by byte, so nothing more is consumed.
+const ENV_READER: &str = r#"while IFS= read -r kv && [ "$kv" != -- ]; do export "${kv%%=*}=$(printf '%s' "${kv#*=}" | base64 -d)"; done;"#;
+
 impl SshExecParams {
+    /// What goes on the command's stdin: the env block (when there is `env`), then `stdin`.
+    fn input(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        if self.env.is_empty() {
+            return self.stdin.as_ref().map(|s| s.as_bytes().to_vec());
+        }
+        let mut input = String::new();
+        for (key, value) in &self.env {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&value.0);
+            input.push_str(&format!("{key}={encoded}\n"));
+        }
+        input.push_str("--\n");
+        input.push_str(self.stdin.as_deref().unwrap_or(""));
+        Some(input.into_bytes())
+    }
+
     /// The command line for the remote shell, and how to show it.
     pub fn remote_command(&self) -> Result<(String, String), String> {
         let program = Program::from_fields(&self.command, &self.shell)?;
@@ -92,14 +112,14 @@ impl SshExecParams {
                 "`env` name `{bad}` is not a variable name (letters, digits and `_`, not starting with a digit)"
             ));
         }
-        if !self.env.is_empty() {
-            line.push_str("env ");
-            for (key, value) in &self.env {
-                line.push_str(&shell_quote(&format!("{key}={}", value.0)));
-                line.push(' ');
-            }
+        if self.env.is_empty() {
+            line.push_str(&program.command_line());
+        } else {
+            // Values come on stdin, never in a command line: another user of the host would
+            // see a secret in `ps`. The reader runs after `sudo`, which clears the environment.
+            let script = format!("{ENV_READER} exec {}", program.command_line());
+            line.push_str(&format!("sh -c {}", shell_quote(&script)));
         }
-        line.push_str(&program.command_line());
         let mut shown = shown;
         if !self.env.is_empty() {
             let names: Vec<&str> = self.env.keys().map(String::as_str).collect();
@@ -154,7 +174,7 @@ impl StepType for SshExec {
         let wrapped = format!("echo {PID_MARK}$$ >&2; exec sh -c {}", shell_quote(&line));
         let mut command = session.raw_command(&wrapped);
         command
-            .stdin(if params.stdin.is_some() {
+            .stdin(if params.input().is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -166,10 +186,9 @@ impl StepType for SshExec {
             .spawn()
             .await
             .map_err(|e| StepError::failed(format!("cannot run `{shown}` on {host}: {e}")))?;
-        if let (Some(text), Some(mut stdin)) = (&params.stdin, child.stdin().take()) {
-            let text = text.clone();
+        if let (Some(text), Some(mut stdin)) = (params.input(), child.stdin().take()) {
             tokio::spawn(async move {
-                let _ = stdin.write_all(text.as_bytes()).await;
+                let _ = stdin.write_all(&text).await;
                 let _ = stdin.shutdown().await;
             });
         }
