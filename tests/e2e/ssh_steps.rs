@@ -641,3 +641,50 @@ fn env_values_are_not_in_any_command_line_on_the_host() {
         "the value is in a command line:\n{stdout}"
     );
 }
+
+/// Empty folders and dot files make the trip both ways.
+#[test]
+fn empty_folders_and_dot_files_go_up_and_come_back() {
+    let server = Sshd::start();
+    let remote = tempfile::tempdir().expect("remote");
+    let dest = remote.path().join("tree");
+    let flow = Flow::new()
+        .file("tree/.hidden", "h\n")
+        .file("tree/sub/file", "f\n")
+        .playbook(&playbook(
+            &server,
+            &format!(
+                "  up:\n    type: ssh.upload\n    with: {{ src: tree, dest: \"{d}\" }}\n  down:\n    type: ssh.download\n    with: {{ src: \"{d}\", dest: back }}\n",
+                d = dest.display()
+            ),
+        ));
+    std::fs::create_dir_all(flow.dir.path().join("tree/empty/deeper")).expect("mkdir");
+    let (out, _) = apply_json_in(flow, 0);
+    assert!(
+        dest.join("empty/deeper").is_dir(),
+        "empty folders not uploaded"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join(".hidden")).expect("hidden"),
+        "h\n"
+    );
+    assert!(
+        out.path("back/empty/deeper").is_dir(),
+        "empty folders not downloaded"
+    );
+    assert_eq!(out.file("back/.hidden"), "h\n");
+    assert_eq!(out.file("back/sub/file"), "f\n");
+}
+
+#[test]
+fn a_missing_key_file_is_named_not_called_an_authentication_failure() {
+    let server = Sshd::start();
+    let (out, _) = apply_json(
+        &playbook(
+            &server,
+            "  hi:\n    type: ssh.exec\n    with: { key: /nonexistent/id_ed25519, command: [\"true\"] }\n",
+        ),
+        1,
+    );
+    out.stdout_has("`key` /nonexistent/id_ed25519: No such file or directory");
+}

@@ -59,9 +59,11 @@ impl StepType for SshDownload {
         let host = params.target.display();
         let src = params.src.trim_end_matches('/');
         // The files of the tree, relative to it: `` for a single file.
+        // Folders (`D` + path, empty ones included) and files (`F` + path); a single file is
+        // `F` with no path.
         let listing = wrap(
             &format!(
-                "if [ -d {q} ]; then cd {q} && find . -type f -print0; elif [ -f {q} ]; then printf '\\0'; else echo 'no such file or folder' >&2; exit 1; fi",
+                "if [ -d {q} ]; then cd {q} && find . -type d -printf 'D%p\\0' && find . -type f -printf 'F%p\\0'; elif [ -f {q} ]; then printf 'F\\0'; else echo 'no such file or folder' >&2; exit 1; fi",
                 q = shell_quote(src)
             ),
             params.sudo,
@@ -69,15 +71,25 @@ impl StepType for SshDownload {
         let listed = run(&session, &listing, None)
             .await
             .map_err(|e| StepError::failed(format!("cannot read {host}:{src}: {e}")))?;
-        let mut relatives: Vec<String> = listed
-            .split(|b| *b == 0)
-            .map(|r| {
-                String::from_utf8_lossy(r)
-                    .trim_start_matches("./")
-                    .to_string()
-            })
-            .collect();
-        relatives.pop(); // after the last NUL
+        let mut relatives: Vec<String> = Vec::new();
+        for entry in listed.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            let (kind, path) = entry.split_at(1);
+            let path = String::from_utf8_lossy(path);
+            // `find` prints `.` for the root and `./name` below it (`./.hidden` keeps its dot).
+            let path = match path.strip_prefix("./") {
+                Some(rest) => rest.to_string(),
+                None if path == "." => String::new(),
+                None => path.into_owned(),
+            };
+            if kind == b"D" {
+                let local = Path::new(&params.dest).join(&path);
+                std::fs::create_dir_all(&local).map_err(|e| {
+                    StepError::failed(format!("cannot create {}: {e}", local.display()))
+                })?;
+            } else {
+                relatives.push(path);
+            }
+        }
         relatives.sort();
         let mode = params
             .mode

@@ -58,6 +58,49 @@ impl SshTarget {
         format!("{user}{}{port}", self.host)
     }
 
+    /// The local files the block names exist and are files: a missing key is not an
+    /// "authentication failed", a folder given as `config` not an "unknown host".
+    fn check_files(&self) -> Result<(), StepError> {
+        let named = [
+            ("key", self.key.as_deref(), true),
+            ("config", self.config.as_deref(), true),
+            // May not exist yet: `accept-new` creates it.
+            ("known_hosts", self.known_hosts.as_deref(), false),
+        ];
+        for (field, path, must_exist) in named {
+            let Some(path) = path else { continue };
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => {
+                    return Err(StepError::failed(format!(
+                        "cannot connect to {}: `{field}` {path} is not a file",
+                        self.display()
+                    )));
+                }
+                Err(_) if !must_exist => {}
+                Err(e) => {
+                    return Err(StepError::failed(format!(
+                        "cannot connect to {}: `{field}` {path}: {e}",
+                        self.display()
+                    )));
+                }
+            }
+        }
+        if self.port == Some(0) {
+            return Err(StepError::failed(format!(
+                "cannot connect to {}: port 0 is no port",
+                self.display()
+            )));
+        }
+        if self.host.starts_with('-') {
+            return Err(StepError::failed(format!(
+                "`{}` is not a host name (it would be read as an ssh option)",
+                self.host
+            )));
+        }
+        Ok(())
+    }
+
     fn connect_timeout(&self) -> Duration {
         self.connect_timeout
             .map(|d| d.0)
@@ -208,6 +251,7 @@ impl Sessions {
     /// The session to `target`, connecting on first use (steps of one host wait for one
     /// connection; other hosts connect at the same time).
     pub async fn get(&self, target: &SshTarget) -> Result<Arc<Session>, StepError> {
+        target.check_files()?;
         let slot = self.slot(target);
         let mut open = slot.lock().await;
         if let Some(session) = open.as_ref() {

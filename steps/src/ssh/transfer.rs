@@ -80,6 +80,27 @@ pub fn local_files(root: &Path) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
     Ok(files)
 }
 
+/// The folders of a local tree, relative to it (`` for the root), empty ones included;
+/// none when `root` is a file.
+pub fn local_dirs(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !std::fs::metadata(root)?.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut dirs = vec![PathBuf::new()];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+                stack.push(path);
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Runs `line` on the host, feeding it `input`; its stdout, or a message with its stderr.
 /// Writing and waiting are one future: a step cancelled (timeout, Ctrl-C) stops feeding it.
 pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<Vec<u8>, String> {

@@ -1,9 +1,12 @@
 //! `ssh.upload`: copies a local file or folder (recursively) to a host, over the run's
 //! connection to it; the plan lists what would be copied.
 
-use super::transfer::{TransferOutputs, local_files, put, remote_sha256, sha256_hex};
+use super::transfer::{
+    TransferOutputs, local_dirs, local_files, put, remote_sha256, run, sha256_hex, wrap,
+};
 use super::{Sessions, SshTarget};
 use flow_engine::prelude::*;
+use flow_engine::template_env::shell_quote;
 
 pub struct SshUpload;
 
@@ -88,6 +91,30 @@ impl StepType for SshUpload {
             verified: false,
         };
         let mut digests = Vec::new();
+        // Every folder of the tree, empty ones too, in one command.
+        let dirs = local_dirs(std::path::Path::new(&params.src))
+            .map_err(|e| StepError::failed(format!("cannot read {}: {e}", params.src)))?;
+        if !dirs.is_empty() {
+            let base = params.dest.trim_end_matches('/');
+            let quoted: Vec<String> = dirs
+                .iter()
+                .map(|d| {
+                    let path = if d.as_os_str().is_empty() {
+                        base.to_string()
+                    } else {
+                        format!("{base}/{}", d.display())
+                    };
+                    shell_quote(&path)
+                })
+                .collect();
+            run(
+                &session,
+                &wrap(&format!("mkdir -p -- {}", quoted.join(" ")), params.sudo),
+                None,
+            )
+            .await
+            .map_err(|e| StepError::failed(format!("cannot create folders on {host}: {e}")))?;
+        }
         for (src, dest) in files {
             let content = tokio::fs::read(&src)
                 .await
