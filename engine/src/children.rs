@@ -211,6 +211,18 @@ enum Message {
     Ended = 2,
 }
 
+/// A process group flow did not spawn itself but must not outlive it (an SSH control master,
+/// which daemonizes into a session of its own): the supervisor ends it if flow dies.
+pub fn outlive_not(pgid: i32) {
+    supervisor();
+    tell_supervisor(Message::Started, pgid);
+}
+
+/// The group of `outlive_not` ended normally (the master was closed).
+pub fn ended_normally(pgid: i32) {
+    tell_supervisor(Message::Ended, pgid);
+}
+
 /// flow's end of the supervisor's pipe; `None` when the supervisor could not be started.
 static SUPERVISOR: OnceLock<Option<Mutex<std::io::PipeWriter>>> = OnceLock::new();
 

@@ -197,6 +197,26 @@ pub fn is_not_yet(error: &StepError) -> bool {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
 
+/// The pid of a session's control master (`ssh -O check` says `Master running (pid=N)`).
+async fn master_pid(session: &Session) -> Option<i32> {
+    let output = tokio::process::Command::new("ssh")
+        .arg("-S")
+        .arg(session.control_socket())
+        .args(["-O", "check", "flow-master"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let start = text.find("pid=")? + 4;
+    text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
 /// The SSH sessions of a run, one per destination: a resource of the run, closed when it ends.
 #[derive(Default)]
 pub struct Sessions {
@@ -229,8 +249,12 @@ impl Resource for Sessions {
 
 /// Closes a session once no command uses it any more (the master process exits).
 async fn close(session: Arc<Session>) {
+    let pid = master_pid(&session).await;
     if let Ok(session) = Arc::try_unwrap(session) {
         let _ = session.close().await;
+        if let Some(pid) = pid {
+            flow_engine::children::ended_normally(pid);
+        }
     }
 }
 
@@ -270,6 +294,10 @@ impl Sessions {
                 ))
             })?
             .map_err(|e| connect_error(target, &e))?;
+        // The master daemonizes into a session of its own: it dies with flow all the same.
+        if let Some(pid) = master_pid(&session).await {
+            flow_engine::children::outlive_not(pid);
+        }
         let session = Arc::new(session);
         *open = Some(Arc::clone(&session));
         Ok(session)
