@@ -321,7 +321,7 @@ impl Event {
     }
 }
 
-impl crate::plan::PlanLine {
+impl crate::kinds::PlanLine {
     /// The line with every text that can hold a secret masked (its step, type and action
     /// keep their shape).
     pub fn masked(&self, masker: &crate::secrets::Masker) -> Self {

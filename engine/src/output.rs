@@ -129,7 +129,7 @@ fn event_text(event: &Event, verbosity: Verbosity) -> Option<String> {
 
 /// The plan's lines: `  ~ step  (type)  summary` and details under it.
 pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
-    let Event::PlanStep(crate::plan::PlanLine {
+    let Event::PlanStep(crate::kinds::PlanLine {
         step,
         name,
         type_name,

@@ -33,7 +33,7 @@ pub struct SavedPlan {
     pub key_id: Option<String>,
     /// The plan as it was shown, line by line (secrets masked).
     #[serde(default)]
-    pub lines: Vec<crate::plan::PlanLine>,
+    pub lines: Vec<crate::kinds::PlanLine>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

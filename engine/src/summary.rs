@@ -69,7 +69,7 @@ impl Summary {
             name: Some(name),
             ..
         }
-        | Event::PlanStep(crate::plan::PlanLine {
+        | Event::PlanStep(crate::kinds::PlanLine {
             step,
             name: Some(name),
             ..
