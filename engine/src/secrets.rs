@@ -323,7 +323,7 @@ pub fn learn_fields(value: &Value, names: &[String], masker: &Masker) {
     match value {
         Value::Object(map) => {
             for (key, value) in map {
-                if names.contains(key) && value.is_string() {
+                if names.contains(key) && !value.is_null() {
                     masker.add(value);
                 } else {
                     learn_fields(value, names, masker);

@@ -25,6 +25,8 @@ pub struct AwsTarget {
 pub struct AwsClients {
     configs: tokio::sync::Mutex<HashMap<AwsTarget, aws_config::SdkConfig>>,
     s3: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_s3::Client>>,
+    secrets: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_secretsmanager::Client>>,
+    ssm: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_ssm::Client>>,
 }
 
 impl Resource for AwsClients {}
@@ -64,6 +66,31 @@ impl AwsClients {
                 .build(),
         );
         self.s3.lock().await.insert(target.clone(), client.clone());
+        client
+    }
+}
+
+impl AwsClients {
+    /// The run's Secrets Manager client for `target`.
+    pub async fn secrets(&self, target: &AwsTarget) -> aws_sdk_secretsmanager::Client {
+        if let Some(client) = self.secrets.lock().await.get(target) {
+            return client.clone();
+        }
+        let client = aws_sdk_secretsmanager::Client::new(&self.config(target).await);
+        self.secrets
+            .lock()
+            .await
+            .insert(target.clone(), client.clone());
+        client
+    }
+
+    /// The run's SSM client for `target`.
+    pub async fn ssm(&self, target: &AwsTarget) -> aws_sdk_ssm::Client {
+        if let Some(client) = self.ssm.lock().await.get(target) {
+            return client.clone();
+        }
+        let client = aws_sdk_ssm::Client::new(&self.config(target).await);
+        self.ssm.lock().await.insert(target.clone(), client.clone());
         client
     }
 }

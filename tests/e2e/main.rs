@@ -5,6 +5,7 @@
 mod common;
 
 mod apply_semantics;
+mod aws_secrets_steps;
 mod core_steps;
 mod corpus;
 mod docs;

@@ -1,0 +1,97 @@
+//! `ssm.put`: writes an SSM parameter — only when the value differs (`changed`).
+
+use crate::target::{AwsTarget, aws_error, clients};
+use flow_engine::prelude::*;
+
+pub struct SsmPut;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq)]
+pub enum ParameterType {
+    #[default]
+    String,
+    SecureString,
+    StringList,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SsmPutParams {
+    #[serde(flatten)]
+    pub aws: AwsTarget,
+    pub name: String,
+    pub value: Text,
+    /// `String` (default), `SecureString` (its value is masked everywhere) or `StringList`.
+    #[serde(default)]
+    pub r#type: ParameterType,
+    /// Replace an existing parameter (default: true).
+    pub overwrite: Option<bool>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SsmPutOutputs {
+    pub version: i64,
+    /// Whether the parameter was created or its value changed.
+    pub changed: bool,
+}
+
+impl StepType for SsmPut {
+    const NAME: &'static str = "ssm.put";
+    const SUMMARY: &'static str = "Write an SSM parameter (String, SecureString or StringList)";
+    const EFFECT: Effect = Effect::Write;
+    const EXAMPLE: &'static str = r#"endpoint:
+  type: ssm.put
+  with:
+    name: /blot/redis/endpoint
+    value: "{{ steps.launch.private_ip }}""#;
+    type Params = SsmPutParams;
+    type Outputs = SsmPutOutputs;
+
+    async fn describe(&self, params: &SsmPutParams, _: &PlanContext) -> Description {
+        Description::new(
+            Action::Change,
+            format!("write parameter {} ({:?})", params.name, params.r#type),
+        )
+    }
+
+    async fn apply(
+        &self,
+        params: SsmPutParams,
+        ctx: &StepContext,
+    ) -> Result<SsmPutOutputs, StepError> {
+        if params.r#type == ParameterType::SecureString {
+            ctx.add_secret(&serde_json::Value::String(params.value.0.clone()));
+        }
+        let client = clients(ctx).ssm(&params.aws).await;
+        if let Ok(current) = client
+            .get_parameter()
+            .name(&params.name)
+            .with_decryption(true)
+            .send()
+            .await
+            && let Some(parameter) = current.parameter()
+            && parameter.value() == Some(params.value.0.as_str())
+        {
+            return Ok(SsmPutOutputs {
+                version: parameter.version(),
+                changed: false,
+            });
+        }
+        let kind = match params.r#type {
+            ParameterType::String => aws_sdk_ssm::types::ParameterType::String,
+            ParameterType::SecureString => aws_sdk_ssm::types::ParameterType::SecureString,
+            ParameterType::StringList => aws_sdk_ssm::types::ParameterType::StringList,
+        };
+        let put = client
+            .put_parameter()
+            .name(&params.name)
+            .value(&params.value.0)
+            .r#type(kind)
+            .overwrite(params.overwrite.unwrap_or(true))
+            .send()
+            .await
+            .map_err(|e| aws_error("ssm", "PutParameter", e))?;
+        Ok(SsmPutOutputs {
+            version: put.version(),
+            changed: true,
+        })
+    }
+}
