@@ -3,12 +3,8 @@
 //! one before) and as a wide fan-out (every step reads the first). `cargo bench` prints the
 //! time per playbook; divide by the step count for the cost per step (bench/README.md).
 
-use flow_engine::context::{Approvals, Interaction};
-use flow_engine::event::{Emitter, Mode};
-use flow_engine::param::ParamInputs;
-use flow_engine::run::{RunSettings, Runner};
-use flow_engine::secrets::Masker;
-use flow_engine::source::SourceFile;
+use flow_engine::event::Mode;
+use flow_engine::run::Runner;
 use std::sync::Arc;
 
 fn main() {
@@ -47,45 +43,11 @@ fn playbook(n: usize, shape: Shape) -> String {
 }
 
 fn checked(text: &str) -> flow_engine::Checked {
-    let registry = flow_steps::registry();
-    let (playbook, warnings) =
-        flow_engine::load::load_source(SourceFile::new("bench.yaml", text), &registry)
-            .expect("loads");
-    flow_engine::analyze::analyze(playbook, warnings).expect("checks")
+    flow_engine::headless::checked("bench.yaml", text, &flow_steps::registry()).expect("checks")
 }
 
 fn runner(text: &str, mode: Mode) -> Arc<Runner> {
-    let checked = checked(text);
-    let params = flow_engine::param::resolve(
-        &checked.playbook.params,
-        &ParamInputs::default(),
-        &|_| None,
-        std::path::Path::new("."),
-    )
-    .expect("params");
-    let settings = RunSettings {
-        run_id: "bench".into(),
-        mode,
-        concurrency: 8,
-        offline: false,
-    };
-    let interaction = Interaction::new(
-        Box::new(flow_engine::prompt::NoTerminal),
-        Approvals::default(),
-    );
-    // No reporter: what is measured is the engine, not the terminal.
-    let emitter = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));
-    // Never interrupted: the sender is leaked so the channel stays open.
-    let (sender, interrupt) = tokio::sync::watch::channel(false);
-    std::mem::forget(sender);
-    Runner::new(
-        Arc::new(checked),
-        params,
-        settings,
-        emitter,
-        Arc::new(interaction),
-        interrupt,
-    )
+    flow_engine::headless::runner(checked(text), mode).expect("params")
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -49,6 +49,27 @@ pub struct RunRecord {
     pub rebuilt: Option<String>,
 }
 
+impl RunRecord {
+    /// Takes the end of the run from its `run_finished` event; false for any other event.
+    fn end_with(&mut self, event: &Event) -> bool {
+        let Event::RunFinished {
+            status,
+            exit_code,
+            duration_ms,
+            error,
+            ..
+        } = event
+        else {
+            return false;
+        };
+        self.status = *status;
+        self.exit_code = Some(*exit_code);
+        self.duration_ms = Some(*duration_ms);
+        self.error = error.clone();
+        true
+    }
+}
+
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
 }
@@ -223,19 +244,8 @@ impl Reporter for JournalReporter {
             return;
         }
         self.write(event);
-        if let Event::RunFinished {
-            status,
-            exit_code,
-            duration_ms,
-            error,
-            ..
-        } = event
-        {
-            let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
-            record.status = *status;
-            record.exit_code = Some(*exit_code);
-            record.duration_ms = Some(*duration_ms);
-            record.error = error.clone();
+        let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        if record.end_with(event) {
             record.finished_at = Some(crate::event::timestamp_now());
             if let Err(e) = write_record(&self.dir, &record) {
                 eprintln!(
@@ -318,18 +328,9 @@ fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
         rebuilt: Some(why),
     };
     for event in events {
-        if let Event::RunFinished {
-            status,
-            exit_code,
-            duration_ms,
-            error,
-            ..
-        } = event
+        if record.end_with(&event)
+            && let Some(duration_ms) = record.duration_ms
         {
-            record.status = status;
-            record.exit_code = Some(exit_code);
-            record.duration_ms = Some(duration_ms);
-            record.error = error;
             record.finished_at = record
                 .started_at
                 .parse::<jiff::Timestamp>()

@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod event;
 pub mod github;
 pub mod graph_view;
+pub mod headless;
 pub mod history;
 pub mod journal;
 pub mod kinds;

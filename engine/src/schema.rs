@@ -503,21 +503,22 @@ pub fn first_object(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
     object_branches(schema).into_iter().next()
 }
 
+/// The properties of every object schema `schema` may be.
+fn properties(schema: &Value) -> impl Iterator<Item = (&String, &Value)> {
+    object_branches(schema)
+        .into_iter()
+        .filter_map(|object| object.get("properties").and_then(Value::as_object))
+        .flatten()
+}
+
 /// Top-level properties of `schema` that carry `mark`, with the mark's value.
 pub fn marked_fields(schema: &Value, mark_name: &str) -> Vec<(String, Value)> {
     let mut out: Vec<(String, Value)> = Vec::new();
-    for object in object_branches(schema) {
-        for (name, property) in object
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
+    for (name, property) in properties(schema) {
+        if let Some(value) = mark(property, mark_name)
+            && !out.iter().any(|(n, _)| n == name)
         {
-            if let Some(value) = mark(property, mark_name)
-                && !out.iter().any(|(n, _)| n == name)
-            {
-                out.push((name.clone(), value.clone()));
-            }
+            out.push((name.clone(), value.clone()));
         }
     }
     out
@@ -527,20 +528,13 @@ pub fn marked_fields(schema: &Value, mark_name: &str) -> Vec<(String, Value)> {
 /// Redis block inside `left`).
 pub fn marked_fields_deep(schema: &Value, mark_name: &str) -> Vec<String> {
     fn walk(schema: &Value, mark_name: &str, out: &mut Vec<String>) {
-        for object in object_branches(schema) {
-            for (name, property) in object
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
-                if mark(property, mark_name).is_some() {
-                    if !out.contains(name) {
-                        out.push(name.clone());
-                    }
-                } else {
-                    walk(property, mark_name, out);
+        for (name, property) in properties(schema) {
+            if mark(property, mark_name).is_some() {
+                if !out.contains(name) {
+                    out.push(name.clone());
                 }
+            } else {
+                walk(property, mark_name, out);
             }
         }
         if let Some(items) = schema.get("items") {

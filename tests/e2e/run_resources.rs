@@ -4,50 +4,16 @@
 
 use crate::common::Flow;
 use crate::common::redis::RedisServer;
-use flow_engine::context::{Approvals, Interaction};
-use flow_engine::event::{Emitter, Mode, RunStatus};
-use flow_engine::param::ParamInputs;
-use flow_engine::run::{RunSettings, Runner};
-use flow_engine::secrets::Masker;
-use flow_engine::source::SourceFile;
+use flow_engine::event::{Mode, RunStatus};
+use flow_engine::run::Runner;
 use std::sync::Arc;
 
 /// A runner for `text` in this process, so the test can look at the server after the run
 /// while everything the run created is still alive.
 fn runner(text: &str) -> Arc<Runner> {
-    let registry = flow_steps::registry();
-    let (playbook, warnings) =
-        flow_engine::load::load_source(SourceFile::new("playbook.yaml", text), &registry)
-            .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.render()).collect::<String>()));
-    let checked = flow_engine::analyze::analyze(playbook, warnings).expect("checks");
-    let params = flow_engine::param::resolve(
-        &checked.playbook.params,
-        &ParamInputs::default(),
-        &|_| None,
-        std::path::Path::new("."),
-    )
-    .expect("params");
-    let settings = RunSettings {
-        run_id: "test".into(),
-        mode: Mode::Apply,
-        concurrency: 4,
-        offline: false,
-    };
-    let interaction = Interaction::new(
-        Box::new(flow_engine::prompt::NoTerminal),
-        Approvals::default(),
-    );
-    let emitter = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));
-    let (sender, interrupt) = tokio::sync::watch::channel(false);
-    std::mem::forget(sender);
-    Runner::new(
-        Arc::new(checked),
-        params,
-        settings,
-        emitter,
-        Arc::new(interaction),
-        interrupt,
-    )
+    let checked = flow_engine::headless::checked("playbook.yaml", text, &flow_steps::registry())
+        .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.render()).collect::<String>()));
+    flow_engine::headless::runner(checked, Mode::Apply).expect("params")
 }
 
 /// The clients connected to `server` under `name` (CLIENT SETNAME), once the server has
