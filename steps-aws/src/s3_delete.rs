@@ -1,7 +1,7 @@
 //! `s3.delete`: deletes named keys, or the objects under a prefix except the newest
 //! `keep_latest` — the retention of a backup bucket. The plan lists exactly the keys.
 
-use crate::target::{AwsTarget, aws_error, clients};
+use crate::target::{AwsTarget, aws_error, clients, list_objects};
 use flow_engine::prelude::*;
 
 pub struct S3Delete;
@@ -36,22 +36,12 @@ impl S3DeleteParams {
         match (&self.keys, &self.prefix) {
             (Some(keys), None) => Ok((keys.clone(), Vec::new())),
             (None, Some(prefix)) => {
-                let mut objects: Vec<(i64, String)> = Vec::new();
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(prefix)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| aws_error("s3", "ListObjectsV2", e))?;
-                    for object in page.contents() {
-                        objects.push((
-                            object.last_modified().map(|t| t.secs()).unwrap_or(0),
-                            object.key().unwrap_or_default().to_string(),
-                        ));
-                    }
-                }
+                let mut objects: Vec<(i64, String)> =
+                    list_objects(client, &self.bucket, Some(prefix))
+                        .await?
+                        .into_iter()
+                        .map(|o| (o.secs, o.key))
+                        .collect();
                 // Newest first; a tie on the second is broken by key (the later name is newer,
                 // as with timestamped names).
                 objects.sort_by(|a, b| b.cmp(a));

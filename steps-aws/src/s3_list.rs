@@ -1,7 +1,7 @@
 //! `s3.list`: the objects under a prefix, newest first by default, with the latest one —
 //! "which backup do we restore?" as a read that runs during plan.
 
-use crate::target::{AwsTarget, aws_error, clients};
+use crate::target::{AwsTarget, Listed, clients, list_objects};
 use flow_engine::prelude::*;
 use serde_json::{Value, json};
 
@@ -73,35 +73,18 @@ impl StepType for S3List {
         ctx: &StepContext,
     ) -> Result<S3ListOutputs, StepError> {
         let client = clients(ctx).s3(&params.aws).await;
-        let mut objects: Vec<(String, i64, String, i64)> = Vec::new();
-        let mut pages = client
-            .list_objects_v2()
-            .bucket(&params.bucket)
-            .set_prefix(params.prefix.clone())
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("s3", "ListObjectsV2", e))?;
-            for object in page.contents() {
-                let modified = object.last_modified();
-                objects.push((
-                    object.key().unwrap_or_default().to_string(),
-                    object.size().unwrap_or(0),
-                    modified.map(|t| t.to_string()).unwrap_or_default(),
-                    modified.map(|t| t.secs()).unwrap_or(0),
-                ));
-            }
-        }
+        let mut objects = list_objects(&client, &params.bucket, params.prefix.as_deref()).await?;
         // LastModified has one-second precision: a tie is broken by key.
         match params.sort {
-            Sort::Newest => objects.sort_by(|a, b| (b.3, &b.0).cmp(&(a.3, &a.0))),
-            Sort::Oldest => objects.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0))),
-            Sort::Key => objects.sort_by(|a, b| a.0.cmp(&b.0)),
+            Sort::Newest => objects.sort_by(|a, b| (b.secs, &b.key).cmp(&(a.secs, &a.key))),
+            Sort::Oldest => objects.sort_by(|a, b| (a.secs, &a.key).cmp(&(b.secs, &b.key))),
+            Sort::Key => objects.sort_by(|a, b| a.key.cmp(&b.key)),
         }
-        let as_json = |o: &(String, i64, String, i64)| json!({ "key": o.0, "size": o.1, "last_modified": o.2 });
+        let as_json =
+            |o: &Listed| json!({ "key": o.key, "size": o.size, "last_modified": o.last_modified });
         let latest = objects
             .iter()
-            .max_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)))
+            .max_by(|a, b| (a.secs, &a.key).cmp(&(b.secs, &b.key)))
             .map(as_json)
             .unwrap_or(Value::Null);
         let count = objects.len();

@@ -152,3 +152,39 @@ where
     };
     StepError::failed(message)
 }
+
+/// An object of a listing: key, size, LastModified (text, and whole seconds for sorting).
+pub struct Listed {
+    pub key: String,
+    pub size: i64,
+    pub last_modified: String,
+    pub secs: i64,
+}
+
+/// Every object under `prefix`, all pages.
+pub async fn list_objects(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<Listed>, StepError> {
+    let mut objects = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_prefix(prefix.map(str::to_string))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("s3", "ListObjectsV2", e))?;
+        for object in page.contents() {
+            let modified = object.last_modified();
+            objects.push(Listed {
+                key: object.key().unwrap_or_default().to_string(),
+                size: object.size().unwrap_or(0),
+                last_modified: modified.map(|t| t.to_string()).unwrap_or_default(),
+                secs: modified.map(|t| t.secs()).unwrap_or(0),
+            });
+        }
+    }
+    Ok(objects)
+}

@@ -69,6 +69,40 @@ impl EnvfileSetParams {
         }
     }
 
+    /// The edit of `text`, with the old values it reveals registered as secrets first.
+    fn edit(&self, text: &str, masker: &flow_engine::secrets::Masker) -> envfile::Edit {
+        let edit = envfile::edit(text, &self.values(), &self.unset);
+        self.hide_old_secrets(&edit, masker);
+        edit
+    }
+
+    /// Registers the old values an edit reveals that are secrets (see the two rules above).
+    fn hide_old_secrets(&self, edit: &envfile::Edit, masker: &flow_engine::secrets::Masker) {
+        self.hide_replaced_secrets(edit, masker);
+        Self::hide_secret_named_values(edit, masker);
+    }
+
+    /// The plan of an edit of `text`, the file shown as `shown`.
+    fn describe_edit(
+        &self,
+        text: &str,
+        shown: &str,
+        masker: &flow_engine::secrets::Masker,
+    ) -> Description {
+        let edit = self.edit(text, masker);
+        let summary = if edit.changed() {
+            format!("edit {shown}")
+        } else {
+            format!("edit {shown} (unchanged)")
+        };
+        let mut d = Description::new(Action::Change, summary);
+        d.details = edit.changes;
+        if let Some(why) = self.invalid() {
+            d.details.push(format!("will fail: {why}"));
+        }
+        d
+    }
+
     /// Why these keys and values cannot be written, naming the first bad key.
     fn invalid(&self) -> Option<String> {
         self.set
@@ -116,20 +150,7 @@ impl StepType for EnvfileSet {
                     .detail(format!("cannot read it now: {e}"));
             }
         };
-        let edit = envfile::edit(&text, &params.values(), &params.unset);
-        params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
-        EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
-        let summary = if edit.changed() {
-            format!("edit {}", params.path)
-        } else {
-            format!("edit {} (unchanged)", params.path)
-        };
-        let mut d = Description::new(Action::Change, summary);
-        d.details = edit.changes;
-        if let Some(why) = params.invalid() {
-            d.details.push(format!("will fail: {why}"));
-        }
-        d
+        params.describe_edit(&text, &params.path, &ctx.emitter.masker)
     }
 
     async fn apply(
@@ -172,8 +193,7 @@ impl StepType for EnvfileSet {
         .await
         .map_err(|e| StepError::failed(format!("cannot edit {}: {e}", path.display())))?
         .map_err(StepError::failed)?;
-        params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
-        EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
+        params.hide_old_secrets(&edit, &ctx.emitter.masker);
         Ok(EnvfileSetOutputs {
             changed: edit.changed(),
             previous: edit.previous,
@@ -205,19 +225,7 @@ async fn describe_remote(
         }
         Err(e) => return headline.detail(format!("cannot read it now: {e}")),
     };
-    let edit = envfile::edit(&text, &params.values(), &params.unset);
-    params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
-    EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
-    let mut d = if edit.changed() {
-        headline
-    } else {
-        Description::new(Action::Change, format!("edit {shown} (unchanged)"))
-    };
-    d.details = edit.changes;
-    if let Some(why) = params.invalid() {
-        d.details.push(format!("will fail: {why}"));
-    }
-    d
+    params.describe_edit(&text, &shown, &ctx.emitter.masker)
 }
 
 /// A remote edit: read over the host's connection, edited here, replaced there.
@@ -242,9 +250,7 @@ async fn apply_remote(
         }
         Err(e) => return Err(StepError::failed(format!("cannot read {shown}: {e}"))),
     };
-    let edit = envfile::edit(&text, &params.values(), &params.unset);
-    params.hide_replaced_secrets(&edit, &ctx.emitter.masker);
-    EnvfileSetParams::hide_secret_named_values(&edit, &ctx.emitter.masker);
+    let edit = params.edit(&text, &ctx.emitter.masker);
     let mut backup_path = None;
     if edit.changed() {
         let backup = params.backup && !text.is_empty();

@@ -12,7 +12,7 @@ use flow_engine::template_env::shell_quote;
 use indexmap::IndexMap;
 use openssh::Stdio;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 /// What the remote shell prints (on stderr, first) before it becomes the command.
 const PID_MARK: &str = "flow-remote-pid:";
@@ -172,9 +172,10 @@ impl StepType for SshExec {
         // The remote shell says its pid (the process group sshd made for the command) before
         // it becomes the command, so a timeout or Ctrl-C can end what runs there.
         let wrapped = format!("echo {PID_MARK}$$ >&2; exec sh -c {}", shell_quote(&line));
+        let input = params.input();
         let mut command = session.raw_command(&wrapped);
         command
-            .stdin(if params.input().is_some() {
+            .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -186,12 +187,6 @@ impl StepType for SshExec {
             .spawn()
             .await
             .map_err(|e| StepError::failed(format!("cannot run `{shown}` on {host}: {e}")))?;
-        if let (Some(text), Some(mut stdin)) = (params.input(), child.stdin().take()) {
-            tokio::spawn(async move {
-                let _ = stdin.write_all(&text).await;
-                let _ = stdin.shutdown().await;
-            });
-        }
         let guard = RemoteKill {
             sessions: ctx.resource::<Sessions>(),
             session: Arc::clone(&session),
@@ -199,7 +194,11 @@ impl StepType for SshExec {
             sudo: params.sudo,
             armed: std::sync::atomic::AtomicBool::new(true),
         };
-        let (stdout, stderr) = (child.stdout().take(), child.stderr().take());
+        let (stdin, stdout, stderr) = (
+            child.stdin().take(),
+            child.stdout().take(),
+            child.stderr().take(),
+        );
         let read_stdout = async {
             let mut bytes = Vec::new();
             if let Some(mut stdout) = stdout {
@@ -224,7 +223,11 @@ impl StepType for SshExec {
             let _ = stderr.read_to_end(&mut bytes).await;
             bytes
         };
-        let (stdout, stderr) = tokio::join!(read_stdout, read_stderr);
+        let (_, stdout, stderr) = tokio::join!(
+            super::transfer::feed(stdin, input.as_deref()),
+            read_stdout,
+            read_stderr
+        );
         let status = child
             .wait()
             .await

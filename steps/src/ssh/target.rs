@@ -195,7 +195,13 @@ pub fn is_not_yet(error: &StepError) -> bool {
     !message.contains("known_hosts") && !message.contains("authentication failed")
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
+type Slot = Arc<tokio::sync::Mutex<Option<Open>>>;
+
+/// A connection of the run, with the pid of its control master (asked once, when it opens).
+struct Open {
+    session: Arc<Session>,
+    master: Option<i32>,
+}
 
 /// The pid of a session's control master (`ssh -O check` says `Master running (pid=N)`).
 async fn master_pid(session: &Session) -> Option<i32> {
@@ -240,19 +246,21 @@ impl Resource for Sessions {
             .map(|(_, slot)| slot)
             .collect();
         for slot in slots {
-            if let Some(session) = slot.lock().await.take() {
-                close(session).await;
+            if let Some(open) = slot.lock().await.take() {
+                close(open).await;
             }
         }
     }
 }
 
-/// Closes a session once no command uses it any more (the master process exits).
-async fn close(session: Arc<Session>) {
-    let pid = master_pid(&session).await;
-    if let Ok(session) = Arc::try_unwrap(session) {
+/// Closes a session once no command uses it any more (the master process exits), and tells
+/// the supervisor its master is no longer flow's to end — also when the master had died by
+/// itself, so its pid, which may be reused, is never signalled. A session still in use stays
+/// registered: the supervisor ends it with flow.
+async fn close(open: Open) {
+    if let Ok(session) = Arc::try_unwrap(open.session) {
         let _ = session.close().await;
-        if let Some(pid) = pid {
+        if let Some(pid) = open.master {
             flow_engine::children::ended_normally(pid);
         }
     }
@@ -278,8 +286,8 @@ impl Sessions {
         target.check_files()?;
         let slot = self.slot(target);
         let mut open = slot.lock().await;
-        if let Some(session) = open.as_ref() {
-            return Ok(Arc::clone(session));
+        if let Some(open) = open.as_ref() {
+            return Ok(Arc::clone(&open.session));
         }
         let builder = target.builder();
         let connecting = builder.connect_mux(&target.host);
@@ -295,20 +303,24 @@ impl Sessions {
             })?
             .map_err(|e| connect_error(target, &e))?;
         // The master daemonizes into a session of its own: it dies with flow all the same.
-        if let Some(pid) = master_pid(&session).await {
+        let master = master_pid(&session).await;
+        if let Some(pid) = master {
             flow_engine::children::outlive_not(pid);
         }
         let session = Arc::new(session);
-        *open = Some(Arc::clone(&session));
+        *open = Some(Open {
+            session: Arc::clone(&session),
+            master,
+        });
         Ok(session)
     }
 
     /// Forgets the session to `target` after its master went away; the next `get` reconnects.
     pub async fn forget(&self, target: &SshTarget) {
         let slot = self.slot(target);
-        let session = slot.lock().await.take();
-        if let Some(session) = session {
-            close(session).await;
+        let open = slot.lock().await.take();
+        if let Some(open) = open {
+            close(open).await;
         }
     }
 

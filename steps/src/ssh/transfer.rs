@@ -115,19 +115,22 @@ pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<
         .stderr(Stdio::piped());
     let mut child = command.spawn().await.map_err(|e| e.to_string())?;
     let stdin = child.stdin().take();
-    let feed = async move {
-        if let (Some(input), Some(mut stdin)) = (input, stdin) {
-            let _ = stdin.write_all(input).await;
-            let _ = stdin.shutdown().await;
-        }
-    };
-    let (_, output) = tokio::join!(feed, child.wait_with_output());
+    let (_, output) = tokio::join!(feed(stdin, input), child.wait_with_output());
     let output = output.map_err(|e| e.to_string())?;
     if output.status.success() {
         Ok(output.stdout)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(stderr.trim().lines().last().unwrap_or("failed").to_string())
+    }
+}
+
+/// Writes `input` to a remote command's stdin and closes it. Awaited beside the command's
+/// output (never spawned off), so a cancelled step stops feeding it.
+pub async fn feed(stdin: Option<openssh::ChildStdin>, input: Option<&[u8]>) {
+    if let (Some(input), Some(mut stdin)) = (input, stdin) {
+        let _ = stdin.write_all(input).await;
+        let _ = stdin.shutdown().await;
     }
 }
 
