@@ -6,6 +6,7 @@ use aws_config::BehaviorVersion;
 use flow_engine::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::Mutex;
 
 /// An AWS connection block: merges `defaults.aws` wherever it appears.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
@@ -20,13 +21,16 @@ pub struct AwsTarget {
     pub endpoint_url: Option<String>,
 }
 
-/// The SDK configurations and clients of a run, one per block.
+/// The SDK configurations and clients of a run, one per (service, block).
 #[derive(Default)]
 pub struct AwsClients {
-    configs: tokio::sync::Mutex<HashMap<AwsTarget, aws_config::SdkConfig>>,
-    s3: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_s3::Client>>,
-    secrets: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_secretsmanager::Client>>,
-    ssm: tokio::sync::Mutex<HashMap<AwsTarget, aws_sdk_ssm::Client>>,
+    configs: Mutex<HashMap<AwsTarget, aws_config::SdkConfig>>,
+    s3: Mutex<HashMap<AwsTarget, aws_sdk_s3::Client>>,
+    secrets: Mutex<HashMap<AwsTarget, aws_sdk_secretsmanager::Client>>,
+    ssm: Mutex<HashMap<AwsTarget, aws_sdk_ssm::Client>>,
+    ec2: Mutex<HashMap<AwsTarget, aws_sdk_ec2::Client>>,
+    cloudformation: Mutex<HashMap<AwsTarget, aws_sdk_cloudformation::Client>>,
+    logs: Mutex<HashMap<AwsTarget, aws_sdk_cloudwatchlogs::Client>>,
 }
 
 impl Resource for AwsClients {}
@@ -52,46 +56,63 @@ impl AwsClients {
         config
     }
 
+    /// The client of `cache` for `target`, made from the block's SDK config on first use.
+    async fn client<C: Clone>(
+        &self,
+        cache: &Mutex<HashMap<AwsTarget, C>>,
+        target: &AwsTarget,
+        make: impl FnOnce(&aws_config::SdkConfig) -> C,
+    ) -> C {
+        if let Some(client) = cache.lock().await.get(target) {
+            return client.clone();
+        }
+        let client = make(&self.config(target).await);
+        cache.lock().await.insert(target.clone(), client.clone());
+        client
+    }
+
     /// The run's S3 client for `target` (path-style addressing when an endpoint is set: a
     /// stand-in on 127.0.0.1 has no `bucket.host` names).
     pub async fn s3(&self, target: &AwsTarget) -> aws_sdk_s3::Client {
-        if let Some(client) = self.s3.lock().await.get(target) {
-            return client.clone();
-        }
-        let config = self.config(target).await;
-        let path_style = target.endpoint_url.is_some() || config.endpoint_url().is_some();
-        let client = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(path_style)
-                .build(),
-        );
-        self.s3.lock().await.insert(target.clone(), client.clone());
-        client
+        let explicit = target.endpoint_url.is_some();
+        self.client(&self.s3, target, |config| {
+            let path_style = explicit || config.endpoint_url().is_some();
+            aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(path_style)
+                    .build(),
+            )
+        })
+        .await
     }
-}
 
-impl AwsClients {
-    /// The run's Secrets Manager client for `target`.
     pub async fn secrets(&self, target: &AwsTarget) -> aws_sdk_secretsmanager::Client {
-        if let Some(client) = self.secrets.lock().await.get(target) {
-            return client.clone();
-        }
-        let client = aws_sdk_secretsmanager::Client::new(&self.config(target).await);
-        self.secrets
-            .lock()
+        self.client(&self.secrets, target, aws_sdk_secretsmanager::Client::new)
             .await
-            .insert(target.clone(), client.clone());
-        client
     }
 
-    /// The run's SSM client for `target`.
     pub async fn ssm(&self, target: &AwsTarget) -> aws_sdk_ssm::Client {
-        if let Some(client) = self.ssm.lock().await.get(target) {
-            return client.clone();
-        }
-        let client = aws_sdk_ssm::Client::new(&self.config(target).await);
-        self.ssm.lock().await.insert(target.clone(), client.clone());
-        client
+        self.client(&self.ssm, target, aws_sdk_ssm::Client::new)
+            .await
+    }
+
+    pub async fn ec2(&self, target: &AwsTarget) -> aws_sdk_ec2::Client {
+        self.client(&self.ec2, target, aws_sdk_ec2::Client::new)
+            .await
+    }
+
+    pub async fn cloudformation(&self, target: &AwsTarget) -> aws_sdk_cloudformation::Client {
+        self.client(
+            &self.cloudformation,
+            target,
+            aws_sdk_cloudformation::Client::new,
+        )
+        .await
+    }
+
+    pub async fn logs(&self, target: &AwsTarget) -> aws_sdk_cloudwatchlogs::Client {
+        self.client(&self.logs, target, aws_sdk_cloudwatchlogs::Client::new)
+            .await
     }
 }
 
@@ -118,10 +139,12 @@ where
             let inner = service_error.err();
             let code = inner.code().unwrap_or("error");
             let text = inner.message().unwrap_or("");
-            let request = service_error
-                .raw()
-                .headers()
-                .get("x-amz-request-id")
+            let headers = service_error.raw().headers();
+            let request = inner
+                .meta()
+                .extra("aws_request_id")
+                .or_else(|| headers.get("x-amz-request-id"))
+                .or_else(|| headers.get("x-amzn-requestid"))
                 .map(|id| format!(" (request id {id})"))
                 .unwrap_or_default();
             let status = service_error.raw().status().as_u16();

@@ -2,29 +2,11 @@
 //! write of the same value changes nothing, and secret values never show.
 
 use crate::common::Flow;
-use crate::common::moto::Moto;
+use crate::common::moto::{Moto, outputs};
 use serde_json::Value;
 
 fn run(moto: &Moto, playbook: &str, code: i32) -> (crate::common::Outcome, Vec<Value>) {
-    let flow = moto
-        .env()
-        .iter()
-        .fold(Flow::new().playbook(playbook), |flow, (k, v)| {
-            flow.env(k, v)
-        });
-    let out = flow
-        .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
-        .run();
-    out.code(code);
-    let events = out.events();
-    (out, events)
-}
-
-fn outputs<'a>(events: &'a [Value], step: &str) -> &'a Value {
-    &events
-        .iter()
-        .find(|e| e["event"] == "step_finished" && e["step"] == step && e.get("element").is_none())
-        .unwrap_or_else(|| panic!("no step_finished for `{step}` in {events:#?}"))["outputs"]
+    moto.apply(Flow::new().playbook(playbook), code)
 }
 
 #[test]

@@ -5,10 +5,13 @@
 mod common;
 
 mod apply_semantics;
+mod aws_errors;
 mod aws_secrets_steps;
+mod cfn_logs_steps;
 mod core_steps;
 mod corpus;
 mod docs;
+mod ec2_steps;
 mod faults;
 mod file_safety;
 mod idempotency;

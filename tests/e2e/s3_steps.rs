@@ -2,27 +2,11 @@
 //! what a user sees, and what the bucket holds afterwards.
 
 use crate::common::Flow;
-use crate::common::moto::Moto;
+use crate::common::moto::{Moto, outputs};
 use serde_json::Value;
 
-fn with_moto(flow: Flow, moto: &Moto) -> Flow {
-    moto.env().iter().fold(flow, |flow, (k, v)| flow.env(k, v))
-}
-
-fn outputs<'a>(events: &'a [Value], step: &str) -> &'a Value {
-    &events
-        .iter()
-        .find(|e| e["event"] == "step_finished" && e["step"] == step && e.get("element").is_none())
-        .unwrap_or_else(|| panic!("no step_finished for `{step}` in {events:#?}"))["outputs"]
-}
-
 fn apply(flow: Flow, moto: &Moto, code: i32) -> (crate::common::Outcome, Vec<Value>) {
-    let out = with_moto(flow, moto)
-        .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
-        .run();
-    out.code(code);
-    let events = out.events();
-    (out, events)
+    moto.apply(flow, code)
 }
 
 #[test]
@@ -83,7 +67,8 @@ fn keep_latest_keeps_the_newest_with_ties_broken_by_key_and_the_plan_lists_the_k
     flow = flow.playbook(&format!("flow: 1\nsteps:\n{steps}"));
     apply(flow, &moto, 0);
     let retention = "flow: 1\nsteps:\n  retention:\n    type: s3.delete\n    with: { bucket: backups, prefix: redis/, keep_latest: 2 }\n";
-    let plan = with_moto(Flow::new().playbook(retention), &moto)
+    let plan = moto
+        .reach(Flow::new().playbook(retention))
         .args(&["plan", "playbook.yaml"])
         .run();
     plan.code(0)

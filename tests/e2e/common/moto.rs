@@ -35,9 +35,20 @@ fn moto_bin() -> PathBuf {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// moto in its IAM mode: the first `free_calls` calls are not checked (to set up users
+    /// and policies), every later one is checked against IAM.
+    pub fn start_with_iam(free_calls: u32) -> Self {
+        Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", &free_calls.to_string())])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Self {
         let port = super::redis::free_port();
         let child = Command::new(moto_bin())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -113,4 +124,83 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+impl Moto {
+    /// Runs a Python snippet with `boto3` (moto's own dependency, in the same venv) bound to
+    /// this server as `ec2`, `cfn`, `logs`, `ssm`, `s3`; what it prints to stdout, trimmed.
+    /// For setting up what a test needs and for reading the state afterwards.
+    pub fn boto(&self, script: &str) -> String {
+        let bin = moto_bin();
+        let python = bin
+            .parent()
+            .map(|dir| dir.join("python"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        let prelude = format!(
+            "import boto3, json, time\n\
+             kw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+             ec2, cfn, logs, ssm, s3 = (boto3.client(s, **kw) for s in ('ec2', 'cloudformation', 'logs', 'ssm', 's3'))\n",
+            self.endpoint()
+        );
+        let out = Command::new(python)
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .output()
+            .expect("run python with boto3");
+        assert!(
+            out.status.success(),
+            "boto3 script failed:\n{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A launch template (of one of moto's AMIs, `t3.small`) named `name`: its id.
+    pub fn launch_template(&self, name: &str) -> String {
+        self.boto(&format!(
+            "image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+             lt = ec2.create_launch_template(LaunchTemplateName='{name}', LaunchTemplateData={{'ImageId': image, 'InstanceType': 't3.small'}})\n\
+             print(lt['LaunchTemplate']['LaunchTemplateId'])"
+        ))
+    }
+
+    /// The instances moto has (every state), as JSON: `[{id, state, type, tags, groups}]`.
+    pub fn instances(&self) -> serde_json::Value {
+        let text = self.boto(
+            "out = []\n\
+             for r in ec2.describe_instances()['Reservations']:\n\
+             \x20   for i in r['Instances']:\n\
+             \x20       out.append({'id': i['InstanceId'], 'state': i['State']['Name'], 'type': i['InstanceType'], 'tags': {t['Key']: t['Value'] for t in i.get('Tags', [])}, 'groups': [g['GroupId'] for g in i.get('SecurityGroups', [])]})\n\
+             print(json.dumps(out))",
+        );
+        serde_json::from_str(&text).expect("instances as JSON")
+    }
+}
+
+impl Moto {
+    /// `flow` with the environment that reaches this server.
+    pub fn reach(&self, flow: super::Flow) -> super::Flow {
+        self.env().iter().fold(flow, |flow, (k, v)| flow.env(k, v))
+    }
+
+    /// `flow apply playbook.yaml --yes --output json` against this server, expecting exit
+    /// `code`: the outcome and its events.
+    pub fn apply(&self, flow: super::Flow, code: i32) -> (super::Outcome, Vec<serde_json::Value>) {
+        let out = self
+            .reach(flow)
+            .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
+            .run();
+        out.code(code);
+        let events = out.events();
+        (out, events)
+    }
+}
+
+/// The outputs a step finished with (not an element's).
+pub fn outputs<'a>(events: &'a [serde_json::Value], step: &str) -> &'a serde_json::Value {
+    &events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == step && e.get("element").is_none())
+        .unwrap_or_else(|| panic!("no step_finished for `{step}` in {events:#?}"))["outputs"]
 }

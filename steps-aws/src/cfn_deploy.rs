@@ -1,0 +1,414 @@
+//! `cfn.deploy`: creates or updates a CloudFormation stack through a change set, and waits
+//! until it settles. A change set without changes is success with `changed: false`; a
+//! failed deploy names the resources that failed and why. The plan says create or update,
+//! with the parameters and the template lines that would change.
+
+use crate::cfn_stack::{failure_reasons, find_stack, outputs_of, settle, status_of};
+use crate::target::{AwsTarget, aws_error, clients};
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, Tag,
+};
+use flow_engine::prelude::*;
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
+
+pub struct CfnDeploy;
+
+/// CloudFormation takes at most this many bytes of template inline.
+const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CfnDeployParams {
+    #[serde(flatten)]
+    pub aws: AwsTarget,
+    pub stack_name: String,
+    /// The template file (YAML or JSON), relative to where flow runs.
+    pub template: String,
+    /// Parameter values. A parameter not given takes the template's default.
+    #[serde(default)]
+    pub parameters: IndexMap<String, Scalar>,
+    /// e.g. `[CAPABILITY_IAM]`, `CAPABILITY_NAMED_IAM`, `CAPABILITY_AUTO_EXPAND`.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Tags of the stack (CloudFormation passes them to its resources).
+    #[serde(default)]
+    pub tags: IndexMap<String, String>,
+    /// How long to wait for the stack to settle (default 30m).
+    pub timeout: Option<FlowDuration>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CfnDeployOutputs {
+    pub stack_id: String,
+    pub status: String,
+    /// `{ OutputKey: OutputValue }`, read after the stack settled.
+    pub outputs: Map<String, Value>,
+    /// False when the change set found nothing to change.
+    pub changed: bool,
+}
+
+fn text(value: &Scalar) -> String {
+    match &value.0 {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl CfnDeployParams {
+    fn read_template(&self, ctx: &PlanContext) -> Result<String, StepError> {
+        let path = ctx.resolve_path(&self.template);
+        let body = std::fs::read_to_string(&path).map_err(|e| {
+            StepError::failed(format!("cannot read template {}: {e}", path.display()))
+        })?;
+        if body.len() > INLINE_TEMPLATE_LIMIT {
+            return Err(StepError::failed(format!(
+                "template {} is {} bytes: CloudFormation takes at most {INLINE_TEMPLATE_LIMIT} inline (split it into nested stacks, or shorten it)",
+                path.display(),
+                body.len()
+            )));
+        }
+        Ok(body)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+            .map(|t| t.0)
+            .unwrap_or(Duration::from_secs(30 * 60))
+    }
+}
+
+/// Parameter lines of a plan: each given value, and what it was before on an update.
+fn parameter_lines(params: &CfnDeployParams, stack: Option<&Stack>) -> Vec<String> {
+    let before: IndexMap<String, String> = stack
+        .map(|s| {
+            s.parameters()
+                .iter()
+                .map(|p| {
+                    (
+                        p.parameter_key().unwrap_or_default().to_string(),
+                        p.parameter_value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    for (key, value) in &params.parameters {
+        let value = text(value);
+        match before.get(key) {
+            Some(old) if *old == value => lines.push(format!("parameter {key} = {value}")),
+            Some(old) => lines.push(format!("parameter {key}: {old} → {value}")),
+            None => lines.push(format!("parameter {key} = {value}")),
+        }
+    }
+    for (key, old) in &before {
+        if !params.parameters.contains_key(key) {
+            lines.push(format!("parameter {key}: {old} → (the template's default)"));
+        }
+    }
+    lines
+}
+
+/// The template lines that would change (at most 20 shown), or that it is unchanged.
+fn template_lines(old: &str, new: &str) -> Vec<String> {
+    if old.trim_end() == new.trim_end() {
+        return vec!["template unchanged".into()];
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    let changed: Vec<String> = diff
+        .iter_all_changes()
+        .filter(|c| c.tag() != similar::ChangeTag::Equal)
+        .map(|c| format!("{}{}", c.tag(), c.value().trim_end()))
+        .collect();
+    let mut lines = vec![format!("template: {} lines differ", changed.len())];
+    lines.extend(changed.iter().take(20).map(|l| format!("  {l}")));
+    if changed.len() > 20 {
+        lines.push(format!("  … and {} more", changed.len() - 20));
+    }
+    lines
+}
+
+/// Whether CloudFormation's answer means "nothing to change" (AWS fails the change set with
+/// the first; `update-stack` and some stand-ins answer the second).
+fn says_unchanged(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+/// The result of a deploy that changed nothing: the stack as it is.
+fn unchanged(ctx: &StepContext, stack: &Stack) -> CfnDeployOutputs {
+    ctx.output(
+        "log",
+        &format!(
+            "stack {}: no changes",
+            stack.stack_name().unwrap_or_default()
+        ),
+    );
+    CfnDeployOutputs {
+        stack_id: stack.stack_id().unwrap_or_default().to_string(),
+        status: status_of(stack),
+        outputs: outputs_of(stack),
+        changed: false,
+    }
+}
+
+impl StepType for CfnDeploy {
+    const NAME: &'static str = "cfn.deploy";
+    const SUMMARY: &'static str =
+        "Create or update a CloudFormation stack through a change set, and wait for it";
+    const EFFECT: Effect = Effect::Write;
+    const EXAMPLE: &'static str = r#"network:
+  type: cfn.deploy
+  with:
+    stack_name: blot-network
+    template: cfn/network.yaml
+    parameters: { Environment: production }
+    capabilities: [CAPABILITY_IAM]"#;
+    type Params = CfnDeployParams;
+    type Outputs = CfnDeployOutputs;
+
+    async fn describe(&self, params: &CfnDeployParams, ctx: &PlanContext) -> Description {
+        let body = match params.read_template(ctx) {
+            Ok(body) => body,
+            Err(error) => return Description::new(Action::Failed, error.message().to_string()),
+        };
+        let stack = if ctx.offline {
+            None
+        } else {
+            let client = clients(ctx).cloudformation(&params.aws).await;
+            match find_stack(&client, &params.stack_name).await {
+                Ok(Some(stack)) => {
+                    let old = client
+                        .get_template()
+                        .stack_name(&params.stack_name)
+                        .send()
+                        .await
+                        .ok()
+                        .and_then(|t| t.template_body().map(str::to_string));
+                    Some((stack, old))
+                }
+                Ok(None) => {
+                    let mut description = Description::new(
+                        Action::Create,
+                        format!(
+                            "create stack {} from {}",
+                            params.stack_name, params.template
+                        ),
+                    );
+                    for line in parameter_lines(params, None) {
+                        description = description.detail(line);
+                    }
+                    return description;
+                }
+                Err(error) => {
+                    return Description::new(Action::Failed, error.message().to_string());
+                }
+            }
+        };
+        let mut description = match &stack {
+            None => Description::new(
+                Action::Change,
+                format!(
+                    "create or update stack {} from {} ({} bytes)",
+                    params.stack_name,
+                    params.template,
+                    body.len()
+                ),
+            ),
+            Some((stack, _)) => Description::new(
+                Action::Change,
+                format!(
+                    "update stack {} from {} (now {})",
+                    params.stack_name,
+                    params.template,
+                    status_of(stack)
+                ),
+            ),
+        };
+        for line in parameter_lines(params, stack.as_ref().map(|(s, _)| s)) {
+            description = description.detail(line);
+        }
+        if let Some((_, Some(old))) = &stack {
+            for line in template_lines(old, &body) {
+                description = description.detail(line);
+            }
+        }
+        if !params.capabilities.is_empty() {
+            description =
+                description.detail(format!("capabilities: {}", params.capabilities.join(", ")));
+        }
+        description
+    }
+
+    async fn apply(
+        &self,
+        params: CfnDeployParams,
+        ctx: &StepContext,
+    ) -> Result<CfnDeployOutputs, StepError> {
+        let body = params.read_template(ctx)?;
+        let client = clients(ctx).cloudformation(&params.aws).await;
+        let name = &params.stack_name;
+        let deadline = Instant::now() + params.timeout();
+        let started =
+            aws_sdk_cloudformation::primitives::DateTime::from(std::time::SystemTime::now()).secs();
+        // A stack busy with another operation is waited for first.
+        let existing = settle(&client, name, params.timeout()).await?;
+        let kind = match existing.as_ref().map(status_of).as_deref() {
+            None | Some("REVIEW_IN_PROGRESS") => ChangeSetType::Create,
+            Some("ROLLBACK_COMPLETE") => {
+                return Err(StepError::failed(format!(
+                    "stack {name} is ROLLBACK_COMPLETE: its creation failed and CloudFormation cannot update it; delete it (aws cloudformation delete-stack --stack-name {name}) and deploy again"
+                )));
+            }
+            Some(_) => ChangeSetType::Update,
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let change_set = format!("flow-{stamp}");
+        let created = client
+            .create_change_set()
+            .stack_name(name)
+            .change_set_name(&change_set)
+            .change_set_type(kind.clone())
+            .template_body(&body)
+            .set_parameters(Some(
+                params
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(text(v))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_capabilities(Some(
+                params
+                    .capabilities
+                    .iter()
+                    .map(|c| Capability::from(c.as_str()))
+                    .collect(),
+            ))
+            .set_tags(Some(
+                params
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await;
+        if let Err(error) = created {
+            use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
+            // Some endpoints refuse an empty change set at once instead of failing it.
+            let message = error.as_service_error().and_then(|e| e.message());
+            if let (Some(stack), Some(message)) = (&existing, message)
+                && says_unchanged(message)
+            {
+                return Ok(unchanged(ctx, stack));
+            }
+            return Err(aws_error("cloudformation", "CreateChangeSet", error));
+        }
+
+        // The change set is computed asynchronously.
+        let mut pause = Duration::from_secs(1);
+        let computed = loop {
+            let described = client
+                .describe_change_set()
+                .stack_name(name)
+                .change_set_name(&change_set)
+                .send()
+                .await
+                .map_err(|e| aws_error("cloudformation", "DescribeChangeSet", e))?;
+            match described.status() {
+                Some(ChangeSetStatus::CreateComplete) | Some(ChangeSetStatus::Failed) => {
+                    break described;
+                }
+                _ if Instant::now() + pause > deadline => {
+                    return Err(StepError::failed(format!(
+                        "change set {change_set} of stack {name} was not ready after {}",
+                        flow_engine::duration::format_duration(params.timeout())
+                    )));
+                }
+                _ => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        if computed.status() == Some(&ChangeSetStatus::Failed) {
+            let reason = computed.status_reason().unwrap_or("no reason given");
+            // Best effort: a failed change set is clutter on the stack.
+            let _ = client
+                .delete_change_set()
+                .stack_name(name)
+                .change_set_name(&change_set)
+                .send()
+                .await;
+            if let Some(stack) = &existing
+                && says_unchanged(reason)
+            {
+                return Ok(unchanged(ctx, stack));
+            }
+            return Err(StepError::failed(format!(
+                "the change set for stack {name} failed: {reason}"
+            )));
+        }
+        for change in computed.changes() {
+            if let Some(resource) = change.resource_change() {
+                ctx.output(
+                    "log",
+                    &format!(
+                        "{} {} ({}){}",
+                        resource.action().map(|a| a.as_str()).unwrap_or("?"),
+                        resource.logical_resource_id().unwrap_or("?"),
+                        resource.resource_type().unwrap_or("?"),
+                        resource
+                            .replacement()
+                            .filter(|r| r.as_str() == "True")
+                            .map(|_| ", replaced")
+                            .unwrap_or("")
+                    ),
+                );
+            }
+        }
+
+        // One token per change set: a retry of this call is recognised, a later deploy is not.
+        client
+            .execute_change_set()
+            .stack_name(name)
+            .change_set_name(&change_set)
+            .client_request_token(format!("{}-{stamp}", ctx.idempotency_token))
+            .send()
+            .await
+            .map_err(|e| aws_error("cloudformation", "ExecuteChangeSet", e))?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let stack = settle(&client, name, remaining.max(Duration::from_secs(1)))
+            .await?
+            .ok_or_else(|| StepError::failed(format!("stack {name} is gone after the deploy")))?;
+        let status = status_of(&stack);
+        if !matches!(
+            status.as_str(),
+            "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
+        ) {
+            let reasons = failure_reasons(&client, name, started).await;
+            return Err(StepError::failed(format!(
+                "stack {name} ended {status}{}",
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reasons.join("; "))
+                }
+            )));
+        }
+        Ok(CfnDeployOutputs {
+            stack_id: stack.stack_id().unwrap_or_default().to_string(),
+            status,
+            outputs: outputs_of(&stack),
+            changed: true,
+        })
+    }
+}
