@@ -65,10 +65,23 @@ pub fn holder(dir: &Path) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-/// Whether a flow is applying or resuming the run in `dir` now: the pid in its lock file is a
-/// live process. (A look, not a lock: `flow runs` must never stand in the way of a resume.)
+/// Whether a flow is applying or resuming the run in `dir` now: the process whose pid its
+/// lock file holds is alive and has that file open (a pid the system gave to another process
+/// since does not count). A look, not a lock: `flow runs` must never stand in the way of a
+/// resume.
 pub fn in_use(dir: &Path) -> bool {
-    holder(dir).is_some_and(|pid| {
-        pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists()
-    })
+    let Some(pid) = holder(dir).filter(|pid| *pid != std::process::id()) else {
+        return false;
+    };
+    let lock = std::fs::canonicalize(dir.join(LOCK_FILE)).ok();
+    match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).ok() == lock),
+        // Another user's flow: its open files are not ours to see; alive is what we know.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Path::new(&format!("/proc/{pid}")).exists()
+        }
+        Err(_) => false,
+    }
 }

@@ -33,6 +33,9 @@ pub fn fingerprints(
         .main_steps()
         .map(|step| (step.id.clone(), definition(checked, step, params)))
         .collect();
+    for (_, d) in &definitions {
+        learn_url_passwords(d, masker);
+    }
     // The key is made only when a definition needs one.
     let key = if definitions.iter().any(|(_, d)| holds_secret(d, masker)) {
         PlanKey::load(state_dir, true)?
@@ -79,6 +82,28 @@ fn definition(checked: &Checked, step: &Step, params: &ResolvedParams) -> Value 
         "needs": needs,
         "params": seen,
     })
+}
+
+/// The password of every URL-like text in a definition, more eagerly than the masking of a
+/// run does (`redis://:pw@host:notaport` is no valid URL, but its password is one): a preview
+/// is the playbook's text, and nothing of it that looks like a password may reach `run.json`.
+fn learn_url_passwords(value: &Value, masker: &Masker) {
+    static USERINFO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*[:/]{1,3}[^\s:@/]*:([^\s@]+)@")
+            .expect("a valid regex")
+    });
+    match value {
+        Value::String(text) => {
+            for found in USERINFO.captures_iter(text) {
+                if let Some(password) = found.get(1) {
+                    masker.add(&Value::String(password.as_str().to_string()));
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| learn_url_passwords(v, masker)),
+        Value::Object(map) => map.values().for_each(|v| learn_url_passwords(v, masker)),
+        _ => {}
+    }
 }
 
 /// A template value as JSON: literals as they are, templates as their source text.
