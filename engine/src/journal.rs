@@ -1,7 +1,8 @@
 //! The run journal: `<state-dir>/runs/<run id>/` (mode 0700) holding `run.json` (what ran,
 //! with which params, how it ended) and `events.jsonl` (the event stream, appended and flushed
-//! as it happens). It is the single record of a run: `flow runs`, `flow show` and (later)
-//! resume read it, and a run that crashed half way leaves a journal that still reads.
+//! as it happens). It is the single record of a run: `flow runs`, `flow show` and
+//! `flow apply --resume` read it (a resume appends to it), and a run that crashed half way
+//! leaves a journal that still reads.
 //!
 //! A run never goes on without its record: once an event cannot be written (a full disk), the
 //! journal says so on stderr, takes no further line, and the runner starts no further step

@@ -688,3 +688,39 @@ fn a_masked_output_of_a_write_that_a_later_step_reads_is_refused_naming_both() {
         "`***` was fed to a step"
     );
 }
+
+#[test]
+fn a_run_declined_on_the_terminal_resumes_with_approve_keeping_the_answer_chosen() {
+    let dir = dir_with(
+        r#"flow: 1
+steps:
+  pick:
+    type: choose
+    with:
+      prompt: Which backup?
+      options: [daily/a.rdb, daily/b.rdb]
+  ok:
+    type: confirm
+    with: { message: "Restore {{ steps.pick.value }}?" }
+  restore:
+    type: file.write
+    with: { path: restored.txt, content: "{{ steps.pick.value }}" }
+"#,
+    );
+    let dir = dir.path();
+    let mut terminal = crate::common::pty::Terminal::start(dir, "apply playbook.yaml");
+    terminal.wait_for("daily/b.rdb");
+    terminal.answer("Which backup?", "\x1b[B\r");
+    terminal.answer("Restore daily/b.rdb?", "n\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 3, "{screen}");
+    let id = run_id(dir);
+    assert_eq!(
+        run_json(&only_run(&dir.join(".flow")))["status"],
+        "declined"
+    );
+    // No terminal now: the choice made on the terminal is kept, not asked again.
+    let ran = resume(dir, &id, &["--approve", "ok"]);
+    ran.code(0).stdout_has("✔ pick kept (succeeded before)");
+    assert_eq!(read(&dir.join("restored.txt")), "daily/b.rdb");
+}
