@@ -89,14 +89,18 @@ enum Command {
         #[arg(long, value_name = "PLAN.json")]
         out: Option<PathBuf>,
     },
-    /// Apply a playbook (validated first), or a plan saved by `flow plan --out`.
+    /// Apply a playbook (validated first), or a plan saved by `flow plan --out`; or resume a run.
     #[command(
-        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply plan.json --yes\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3.\nEach run is recorded under --state-dir: see `flow runs` and `flow show RUN`."
+        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply plan.json --yes\n  flow apply --resume 20261123-021758-4f2a --approve go_ahead\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3.\nEach run is recorded under --state-dir: see `flow runs` and `flow show RUN`.\n\nResume: `--resume RUN` goes on with a run that failed, was declined, needs an approval, was interrupted\nor was killed. Steps that finished keep their recorded outputs and do not run again; the others run from\nthe playbook as it is now (fix the failed step, then resume), with the same run id and idempotency\ntokens. Changing a step that finished is refused (exit 2, with a diff). Give secret params again with -p."
     )]
     Apply {
-        /// The playbook file, or a PLAN.json saved by `flow plan --out`.
-        #[arg(value_name = "PLAYBOOK|PLAN.json")]
-        playbook: PathBuf,
+        /// The playbook file, or a PLAN.json saved by `flow plan --out` (not with --resume).
+        #[arg(value_name = "PLAYBOOK|PLAN.json", required_unless_present = "resume")]
+        playbook: Option<PathBuf>,
+        /// Resume this run (its id, or a unique prefix, as `flow runs` lists it) instead: the
+        /// playbook is the one the run was recorded with, read again.
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "playbook")]
+        resume: Option<String>,
         #[command(flatten)]
         params: ParamArgs,
         /// Approve every `confirm` without asking.
@@ -205,19 +209,33 @@ fn main() {
         }
         Command::Apply {
             playbook,
+            resume,
             params,
             yes,
             approve,
             concurrency,
-        } => {
-            let options = ops::ApplyOptions {
-                playbook,
-                params: params.inputs(),
-                approvals: Approvals { yes, approve },
-                concurrency: usize::from(concurrency),
-            };
-            runtime().block_on(ops::apply(options, &registry, &global))
-        }
+        } => match (resume, playbook) {
+            (Some(run), _) => {
+                let options = ops::ResumeOptions {
+                    run,
+                    params: params.inputs(),
+                    approvals: Approvals { yes, approve },
+                    concurrency: usize::from(concurrency),
+                };
+                runtime().block_on(ops::resume(options, &registry, &global))
+            }
+            (None, Some(playbook)) => {
+                let options = ops::ApplyOptions {
+                    playbook,
+                    params: params.inputs(),
+                    approvals: Approvals { yes, approve },
+                    concurrency: usize::from(concurrency),
+                };
+                runtime().block_on(ops::apply(options, &registry, &global))
+            }
+            // clap requires one of them.
+            (None, None) => exit::INVALID,
+        },
         Command::Runs if json => print_json(&flow_engine::history::runs_json(&global.state_dir)),
         Command::Runs => {
             print!("{}", flow_engine::history::runs_page(&global.state_dir));

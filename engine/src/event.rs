@@ -85,6 +85,10 @@ pub enum Event {
         name: String,
         mode: Mode,
         at: String,
+        /// Set when this is `flow apply --resume` of the run: which resume, by whom, and the
+        /// steps kept from before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumed: Option<Resumed>,
     },
     /// One line of a plan.
     PlanStep(crate::kinds::PlanLine),
@@ -134,6 +138,17 @@ pub enum Event {
         /// A failure that `continue_on_error` let through.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         continued: bool,
+        /// A resume kept this step (or element) from an earlier attempt of the run: it did not
+        /// run again, and `outputs` are the recorded ones.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        kept: bool,
+        /// The outputs held a secret, so the journal keeps them masked: a resume does not
+        /// feed these `***` to a later step.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outputs_masked: bool,
+        /// A `for_each` element's item, so a resume can tell that it is the same element.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<Value>,
     },
     /// A question is on the terminal: live views step aside until `PromptFinished`.
     PromptStarted {
@@ -164,6 +179,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+}
+
+/// What the `run_started` of `flow apply --resume` adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// 1 for the first resume of the run, 2 for the next…
+    pub number: u32,
+    pub user: String,
+    pub host: String,
+    /// Steps that succeeded (or were skipped by their `when`) before and do not run again.
+    pub kept: Vec<String>,
 }
 
 /// Receives the events of a run, already masked. The terminal view, the JSON stream and
@@ -215,12 +241,14 @@ impl Event {
                 name,
                 mode,
                 at,
+                resumed,
             } => Event::RunStarted {
                 run_id: run_id.clone(),
                 playbook: text(playbook),
                 name: text(name),
                 mode: *mode,
                 at: at.clone(),
+                resumed: resumed.clone(),
             },
             Event::PlanStep(line) => Event::PlanStep(line.masked(masker)),
             Event::StepStarted {
@@ -272,17 +300,26 @@ impl Event {
                 error,
                 reason,
                 continued,
-            } => Event::StepFinished {
-                step: step.clone(),
-                element: *element,
-                status: *status,
-                duration_ms: *duration_ms,
-                attempts: *attempts,
-                outputs: value(outputs),
-                error: opt(error),
-                reason: opt(reason),
-                continued: *continued,
-            },
+                kept,
+                outputs_masked,
+                item,
+            } => {
+                let masked = value(outputs);
+                Event::StepFinished {
+                    step: step.clone(),
+                    element: *element,
+                    status: *status,
+                    duration_ms: *duration_ms,
+                    attempts: *attempts,
+                    outputs_masked: *outputs_masked || masked != *outputs,
+                    outputs: masked,
+                    error: opt(error),
+                    reason: opt(reason),
+                    continued: *continued,
+                    kept: *kept,
+                    item: item.as_ref().map(|i| masker.mask_json(i)),
+                }
+            }
             Event::PromptStarted { step } => Event::PromptStarted { step: step.clone() },
             Event::PromptFinished { step } => Event::PromptFinished { step: step.clone() },
             Event::Approval {

@@ -17,11 +17,36 @@ fn took(record: &RunRecord) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn status(record: &RunRecord) -> String {
-    match record.status {
+fn status(record: &RunRecord, state_dir: &Path) -> String {
+    let status = match record.status {
+        RunStatus::Running if crate::run_lock::in_use(&run_dir(state_dir, record)) => {
+            "running".into()
+        }
         RunStatus::Running => "did not finish".into(),
         other => other.as_str().to_string(),
+    };
+    match record.resumes.len() {
+        0 => status,
+        n => format!("{status} (resumed {n}×)"),
     }
+}
+
+fn run_dir(state_dir: &Path, record: &RunRecord) -> std::path::PathBuf {
+    runs_dir(state_dir).join(&record.run_id)
+}
+
+/// Whether `flow apply --resume` can go on with the run: it did not succeed, no flow holds it
+/// now, and its `run.json` has what a resume compares the playbook with.
+pub fn resumable(record: &RunRecord, state_dir: &Path) -> bool {
+    let unfinished = match record.status {
+        RunStatus::Succeeded => false,
+        RunStatus::Running => !crate::run_lock::in_use(&run_dir(state_dir, record)),
+        RunStatus::Failed
+        | RunStatus::Declined
+        | RunStatus::NeedsApproval
+        | RunStatus::Interrupted => true,
+    };
+    unfinished && record.rebuilt.is_none() && !record.fingerprints.is_empty()
 }
 
 /// Marks a record rebuilt from `events.jsonl` (its `run.json` could not be read).
@@ -42,6 +67,7 @@ pub fn runs_page(state_dir: &Path) -> String {
         "started".into(),
         "duration".into(),
         "status".into(),
+        "resumable".into(),
     ]];
     for run in &runs {
         rows.push(vec![
@@ -50,8 +76,13 @@ pub fn runs_page(state_dir: &Path) -> String {
             run.started_at.clone(),
             took(run),
             match run.rebuilt {
-                Some(_) => format!("{} {REBUILT}", status(run)),
-                None => status(run),
+                Some(_) => format!("{} {REBUILT}", status(run, state_dir)),
+                None => status(run, state_dir),
+            },
+            if resumable(run, state_dir) {
+                "yes".into()
+            } else {
+                "-".into()
             },
         ]);
     }
@@ -112,7 +143,10 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
         vec!["started".into(), record.started_at.clone()],
         vec!["finished".into(), finished],
         vec!["duration".into(), took(&record)],
-        vec!["status".into(), format!("{}{exit}", status(&record))],
+        vec![
+            "status".into(),
+            format!("{}{exit}", status(&record, state_dir)),
+        ],
         vec![
             "by".into(),
             if record.rebuilt.is_some() {
@@ -132,6 +166,21 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
             },
         ],
     ];
+    for (number, resume) in record.resumes.iter().enumerate() {
+        let kept = if resume.kept.is_empty() {
+            "none".to_string()
+        } else {
+            resume.kept.join(", ")
+        };
+        header.push(vec![
+            format!("resume {}", number + 1),
+            printable::line(&format!(
+                "{} by {}@{} (kept: {kept})",
+                resume.at, resume.user, resume.host
+            ))
+            .into_owned(),
+        ]);
+    }
     if let Some(why) = &record.rebuilt {
         header.insert(
             0,
@@ -145,6 +194,9 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
         render_rows(&header, false)
     );
     out.push_str(&format!("\nSteps\n{}", summary.table()));
+    if let Some(attempts) = attempts_table(&events) {
+        out.push_str(&format!("\nAttempts, run then resumes\n{attempts}"));
+    }
     if !unfinished.is_empty() {
         let names: Vec<&str> = unfinished.iter().map(|s| s.as_str()).collect();
         out.push_str(&format!(
@@ -170,9 +222,85 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// `flow --output json runs`: the run records, newest first.
+/// For a run that was resumed: what each step came to in the run and in each resume —
+/// `failed ×2` (two attempts), `kept` (from before), `no end recorded` (flow was killed).
+fn attempts_table(events: &[Event]) -> Option<String> {
+    let mut parts = 0usize;
+    let mut cells: Vec<(String, Vec<String>)> = Vec::new();
+    let cell = |cells: &mut Vec<(String, Vec<String>)>, step: &str, part: usize, text: String| {
+        let index = match cells.iter().position(|(s, _)| s == step) {
+            Some(index) => index,
+            None => {
+                cells.push((step.to_string(), Vec::new()));
+                cells.len() - 1
+            }
+        };
+        let row = &mut cells[index].1;
+        row.resize(row.len().max(part + 1), String::new());
+        row[part] = text;
+    };
+    for event in events {
+        match event {
+            Event::RunStarted { .. } => parts += 1,
+            Event::StepStarted {
+                step,
+                element: None,
+                ..
+            } => cell(&mut cells, step, parts.max(1) - 1, "no end recorded".into()),
+            Event::StepFinished {
+                step,
+                element: None,
+                status,
+                attempts,
+                kept,
+                ..
+            } => {
+                let text = match (*kept, attempts) {
+                    (true, _) => "kept".to_string(),
+                    (false, n) if *n > 1 => format!("{} ×{n}", status.as_str()),
+                    (false, _) => status.as_str().to_string(),
+                };
+                cell(&mut cells, step, parts.max(1) - 1, text);
+            }
+            _ => {}
+        }
+    }
+    if parts < 2 {
+        return None;
+    }
+    let mut rows = vec![
+        std::iter::once("step".to_string())
+            .chain(std::iter::once("run".to_string()))
+            .chain((1..parts).map(|n| format!("resume {n}")))
+            .collect::<Vec<_>>(),
+    ];
+    for (step, row) in cells {
+        let mut line = vec![printable::line(&step).into_owned()];
+        line.extend((0..parts).map(|p| match row.get(p) {
+            Some(text) if !text.is_empty() => text.clone(),
+            _ => "-".into(),
+        }));
+        rows.push(line);
+    }
+    Some(render_rows(&rows, true))
+}
+
+/// `flow --output json runs`: the run records, newest first, each with `resumable`.
 pub fn runs_json(state_dir: &Path) -> serde_json::Value {
-    serde_json::to_value(list_runs(state_dir)).unwrap_or_default()
+    let runs: Vec<serde_json::Value> = list_runs(state_dir)
+        .iter()
+        .map(|run| {
+            let mut value = serde_json::to_value(run).unwrap_or_default();
+            if let Some(map) = value.as_object_mut() {
+                map.insert(
+                    "resumable".into(),
+                    serde_json::Value::Bool(resumable(run, state_dir)),
+                );
+            }
+            value
+        })
+        .collect();
+    serde_json::Value::Array(runs)
 }
 
 /// `flow --output json show RUN`: the record and every event of the run.

@@ -1,7 +1,8 @@
 //! The run journal: `<state-dir>/runs/<run id>/` (mode 0700) holding `run.json` (what ran,
 //! with which params, how it ended) and `events.jsonl` (the event stream, appended and flushed
-//! as it happens). It is the single record of a run: `flow runs`, `flow show` and (later)
-//! resume read it, and a run that crashed half way leaves a journal that still reads.
+//! as it happens). It is the single record of a run: `flow runs`, `flow show` and
+//! `flow apply --resume` read it (a resume appends to it), and a run that crashed half way
+//! leaves a journal that still reads.
 //!
 //! A run never goes on without its record: once an event cannot be written (a full disk), the
 //! journal says so on stderr, takes no further line, and the runner starts no further step
@@ -47,6 +48,24 @@ pub struct RunRecord {
     /// why `run.json` could not be read. Params, user and host are then unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuilt: Option<String>,
+    /// What each main step was when the run (or its last resume) started — its definition,
+    /// `defaults` merged, its dependencies and the params it reads — fingerprinted like a
+    /// saved plan's reads (secrets masked in the preview, keyed when they hold one): a resume
+    /// refuses to keep a step whose fingerprint changed.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub fingerprints: IndexMap<String, crate::saved_plan::ReadFingerprint>,
+    /// Each `flow apply --resume` of the run: when and by whom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumes: Vec<ResumeRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResumeRecord {
+    pub at: String,
+    pub user: String,
+    pub host: String,
+    /// The steps it kept from before.
+    pub kept: Vec<String>,
 }
 
 impl RunRecord {
@@ -89,6 +108,8 @@ impl JournalFault {
 /// Writes every event of a run to its journal as it happens.
 pub struct JournalReporter {
     dir: PathBuf,
+    /// Held while this flow writes the run: no second flow resumes it meanwhile.
+    _lock: Option<crate::run_lock::RunLock>,
     events: Mutex<File>,
     record: Mutex<RunRecord>,
     fault: Arc<JournalFault>,
@@ -119,14 +140,44 @@ impl JournalReporter {
         // Not recursive: two runs must never share a folder.
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        // A folder nobody else knows yet: the lock cannot be held; a filesystem without
+        // `flock` leaves the run unlocked rather than unrecorded.
+        let lock = crate::run_lock::RunLock::acquire(&dir).ok();
+        Self::open(dir, record, lock)
+    }
+
+    /// Goes on writing the journal of an existing run (a resume), under its lock: `run.json`
+    /// is replaced by `record`, events are appended after the earlier ones.
+    pub fn reopen(
+        state_dir: &Path,
+        record: RunRecord,
+        lock: crate::run_lock::RunLock,
+    ) -> std::io::Result<Self> {
+        let dir = runs_dir(state_dir).join(&record.run_id);
+        Self::open(dir, record, Some(lock))
+    }
+
+    fn open(
+        dir: PathBuf,
+        record: RunRecord,
+        lock: Option<crate::run_lock::RunLock>,
+    ) -> std::io::Result<Self> {
         write_record(&dir, &record)?;
         let events = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(dir.join("events.jsonl"))?;
+        // A killed flow may have left half a line at the end: the next event starts a line
+        // of its own.
+        if let Ok(text) = std::fs::read(dir.join("events.jsonl"))
+            && text.last().is_some_and(|b| *b != b'\n')
+        {
+            (&events).write_all(b"\n")?;
+        }
         Ok(Self {
             dir,
+            _lock: lock,
             events: Mutex::new(events),
             record: Mutex::new(record),
             fault: Arc::default(),
@@ -326,6 +377,8 @@ fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
         host: String::new(),
         flow_version: String::new(),
         rebuilt: Some(why),
+        fingerprints: IndexMap::new(),
+        resumes: Vec::new(),
     };
     for event in events {
         if record.end_with(&event)

@@ -2,7 +2,7 @@
 //! printed above with ✔ ✘ ⊘ and their durations, out of the way while a question is asked.
 
 use crate::event::{Event, Mode, Reporter};
-use crate::output::{Verbosity, event_line, plan_end, plan_lines, warning_text};
+use crate::output::{Verbosity, apply_line, event_line, plan_end, plan_lines, warning_text};
 use crate::printable;
 use crate::summary::Summary;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,12 +62,16 @@ impl Reporter for LiveReporter {
         let mode = state.summary.mode;
         match event {
             Event::RunStarted {
-                name, run_id, mode, ..
+                name,
+                run_id,
+                mode,
+                resumed,
+                ..
             } => match mode {
                 Mode::Plan => self.print(&mut state, &format!("Plan: {}\n", printable::line(name))),
                 Mode::Apply => self.print(
                     &mut state,
-                    &format!("▶ apply {} (run {run_id})", printable::line(name)),
+                    &format!("▶ {}", apply_line(name, run_id, resumed.as_ref())),
                 ),
             },
             Event::PlanStep(_) => plan_lines(event)

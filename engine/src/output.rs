@@ -83,8 +83,16 @@ fn event_text(event: &Event, verbosity: Verbosity) -> Option<String> {
             error,
             reason,
             continued,
+            kept,
             ..
         } => {
+            if *kept {
+                let what = match status {
+                    Status::Skipped => "skipped",
+                    _ => "succeeded",
+                };
+                return Some(format!("✔ {step}{} kept ({what} before)", element(e)));
+            }
             let (mark, detail) = match status {
                 Status::Succeeded => ("✔", String::new()),
                 Status::Failed => ("✘", format!(": {}", error.as_deref().unwrap_or("failed"))),
@@ -173,6 +181,22 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
     )
 }
 
+/// `apply NAME (run ID)`, or `resume NAME (run ID, resume 1)`.
+pub(crate) fn apply_line(
+    name: &str,
+    run_id: &str,
+    resumed: Option<&crate::event::Resumed>,
+) -> String {
+    match resumed {
+        None => format!("apply {} (run {run_id})", printable::line(name)),
+        Some(resumed) => format!(
+            "resume {} (run {run_id}, resume {})",
+            printable::line(name),
+            resumed.number
+        ),
+    }
+}
+
 /// `warning: step `x`: message`, as the human views print it on stderr.
 pub(crate) fn warning_text(step: &Option<String>, message: &str) -> String {
     let who = step
@@ -226,13 +250,17 @@ impl Reporter for PlainReporter {
         summary.observe(event);
         match event {
             Event::RunStarted {
-                name, run_id, mode, ..
+                name,
+                run_id,
+                mode,
+                resumed,
+                ..
             } => match mode {
                 Mode::Plan => print_out(&format!("Plan: {}\n", printable::line(name))),
                 Mode::Apply if self.verbosity > Verbosity::Quiet => print_out(&format!(
-                    "{} ▶ apply {} (run {run_id})",
+                    "{} ▶ {}",
                     clock(),
-                    printable::line(name)
+                    apply_line(name, run_id, resumed.as_ref())
                 )),
                 Mode::Apply => {}
             },

@@ -18,6 +18,8 @@ pub struct Row {
     /// The skip reason or the error.
     pub detail: Option<String>,
     pub continued: bool,
+    /// Kept by a resume from an earlier attempt of the run (it did not run again).
+    pub kept: bool,
     /// Warnings the step gave (an `assert` with `severity: warning`).
     pub warnings: Vec<String>,
 }
@@ -36,6 +38,8 @@ pub struct Summary {
     pub status: Option<RunStatus>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// Set when the run is a resume.
+    pub resumed: Option<crate::event::Resumed>,
     /// Warnings of steps still running, until their row is written.
     pending_warnings: Vec<(String, String)>,
     /// Display names (`name:`) by step id.
@@ -84,7 +88,9 @@ impl Summary {
                 name,
                 mode,
                 at,
+                resumed,
             } => {
+                self.resumed = resumed.clone();
                 self.run_id = run_id.clone();
                 self.playbook = playbook.clone();
                 self.name = name.clone();
@@ -100,8 +106,14 @@ impl Summary {
                 error,
                 reason,
                 continued,
+                kept,
                 ..
             } => {
+                // A kept step keeps the row it has (from the attempt that ran it, in
+                // `flow show`); a resume's own summary gets a row saying it was kept.
+                if *kept && self.rows.iter().any(|r| r.step == *step) {
+                    return;
+                }
                 // A step finishes once, except that `undo` rows come later under their own id.
                 let (warnings, others): (Vec<_>, Vec<_>) =
                     std::mem::take(&mut self.pending_warnings)
@@ -114,6 +126,7 @@ impl Summary {
                     duration_ms: *duration_ms,
                     detail: error.clone().or_else(|| reason.clone()),
                     continued: *continued,
+                    kept: *kept,
                     warnings: warnings.into_iter().map(|(_, w)| w).collect(),
                 };
                 match self.rows.iter_mut().find(|r| r.step == *step) {
@@ -157,6 +170,11 @@ impl Summary {
     fn status_text(row: &Row) -> String {
         let status = if row.continued {
             "failed (continued)"
+        } else if row.kept {
+            match row.status {
+                Status::Skipped => "skipped (kept)",
+                _ => "succeeded (kept)",
+            }
         } else {
             row.status.as_str()
         };
@@ -209,6 +227,31 @@ impl Summary {
         Some(render_rows(&rows, false))
     }
 
+    /// `Resume 1 of run ID: kept from before: a, b.`, for a resume.
+    pub fn resume_line(&self) -> Option<String> {
+        let resumed = self.resumed.as_ref()?;
+        let kept = if resumed.kept.is_empty() {
+            "no step kept from before".to_string()
+        } else {
+            format!(
+                "kept from before: {}",
+                resumed
+                    .kept
+                    .iter()
+                    .map(|s| self.label(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        Some(
+            printable::line(&format!(
+                "Resume {} of run {}: {kept}.",
+                resumed.number, self.run_id
+            ))
+            .into_owned(),
+        )
+    }
+
     /// `Run succeeded in 1.2s.` or `Run failed after 3.4s: why`.
     pub fn closing_line(&self) -> String {
         let took = format_duration(Duration::from_millis(self.duration_ms));
@@ -228,6 +271,9 @@ impl Summary {
     /// The end of a run as people read it: table, outputs, closing line.
     pub fn text(&self) -> String {
         let mut out = format!("\nSummary\n{}", self.table());
+        if let Some(line) = self.resume_line() {
+            out.push_str(&format!("{line}\n"));
+        }
         if let Some(outputs) = self.outputs_table() {
             out.push_str(&format!("\nOutputs\n{outputs}"));
         }
@@ -251,9 +297,28 @@ impl Summary {
             escape_md(&self.playbook),
             format_duration(Duration::from_millis(self.duration_ms))
         ));
+        if let Some(resumed) = &self.resumed {
+            let kept: Vec<String> = resumed
+                .kept
+                .iter()
+                .map(|s| escape_md(&self.label(s)))
+                .collect();
+            out.push_str(&format!(
+                "Resume {} of the run, by {}@{}; kept from before: {}.\n\n",
+                resumed.number,
+                escape_md(&resumed.user),
+                escape_md(&resumed.host),
+                if kept.is_empty() {
+                    "none".to_string()
+                } else {
+                    kept.join(", ")
+                }
+            ));
+        }
         out.push_str("| step | verdict | duration | detail |\n|---|---|---|---|\n");
         for row in &self.rows {
             let verdict = match row.status {
+                Status::Succeeded | Status::Skipped if row.kept => "KEPT",
                 Status::Succeeded if !row.warnings.is_empty() => "RUN (warning)",
                 Status::Succeeded => "RUN",
                 Status::Skipped => "SKIPPED",

@@ -472,11 +472,11 @@ fn flow_runs_lists_id_playbook_started_duration_status_newest_first() {
     ran.code(0);
     assert_eq!(
         mask(&ran.stdout),
-        "  run  playbook  started  duration  status
-  ─  ─  ─  ─  ─
-  RUNID  approval.yaml  TIME  DUR  needs approval
-  RUNID  fails.yaml  TIME  DUR  failed
-  RUNID  works.yaml  TIME  DUR  succeeded",
+        "  run  playbook  started  duration  status  resumable
+  ─  ─  ─  ─  ─  ─
+  RUNID  approval.yaml  TIME  DUR  needs approval  yes
+  RUNID  fails.yaml  TIME  DUR  failed  yes
+  RUNID  works.yaml  TIME  DUR  succeeded  -",
         "{}",
         ran.stdout
     );

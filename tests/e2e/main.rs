@@ -23,6 +23,7 @@ mod playbooks_redis;
 mod processes;
 mod redis_steps;
 mod regressions;
+mod resume;
 mod run_resources;
 mod s3_steps;
 mod saved_plans;

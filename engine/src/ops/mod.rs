@@ -5,11 +5,13 @@
 mod apply;
 mod drift;
 mod plan;
+mod resume;
 mod run_setup;
 mod validate;
 
 pub use apply::{ApplyOptions, apply};
 pub use plan::{PlanOptions, plan};
+pub use resume::{ResumeOptions, resume};
 pub use run_setup::new_run_id;
 pub use validate::validate;
 

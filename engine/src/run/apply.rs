@@ -33,7 +33,8 @@ impl Runner {
         let mut failed = false;
         let mut completed: Vec<(usize, Vec<Element>)> = Vec::new();
         let checked = Arc::clone(&self.checked);
-        let mut scheduler = Scheduler::new(&checked, &Default::default());
+        let done = self.keep_steps(&mut completed);
+        let mut scheduler = Scheduler::new(&checked, &done);
         let mut running: JoinSet<(usize, StepOutcome, Vec<Element>)> = JoinSet::new();
         let mut tasks: std::collections::HashMap<tokio::task::Id, (usize, Instant)> =
             Default::default();
@@ -164,6 +165,37 @@ impl Runner {
         });
         self.close_resources().await;
         self.finish_run(status, error, &never_unknown)
+    }
+
+    /// On a resume: reports the steps kept from earlier attempts and puts their recorded
+    /// outputs where templates read them; those with an `undo` join `completed`, in the order
+    /// they completed then. Returns the kept steps, for the scheduler to count as done.
+    fn keep_steps(
+        &self,
+        completed: &mut Vec<(usize, Vec<Element>)>,
+    ) -> std::collections::BTreeSet<usize> {
+        let Some(kept) = self.kept.get() else {
+            return Default::default();
+        };
+        for index in self.checked.order.iter() {
+            if let Some(step) = kept.steps.get(index) {
+                let outcome = StepOutcome::kept(
+                    step.status,
+                    step.outputs.clone(),
+                    step.reason.clone(),
+                    step.outputs_masked,
+                );
+                self.finish(*index, None, &outcome, Instant::now());
+            }
+        }
+        for index in &kept.completed {
+            if let Some(step) = kept.steps.get(index)
+                && self.step(*index).undo.is_some()
+            {
+                completed.push((*index, step.elements.clone()));
+            }
+        }
+        kept.steps.keys().copied().collect()
     }
 
     /// Runs the `undo` of a completed step, once per element that succeeded.

@@ -4,6 +4,7 @@
 
 mod apply;
 mod attempts;
+pub mod kept;
 pub mod outcome;
 pub mod scheduler;
 mod step;
@@ -59,6 +60,8 @@ pub struct Runner {
     pub(crate) resources: Arc<crate::resources::Resources>,
     /// The run journal's health: once it cannot be written, no further step starts.
     journal: std::sync::OnceLock<Arc<crate::journal::JournalFault>>,
+    /// Set for `flow apply --resume`: what earlier attempts of the run completed.
+    pub(crate) kept: std::sync::OnceLock<Arc<kept::Kept>>,
 }
 
 fn never_unknown(_: &Reference) -> bool {
@@ -110,6 +113,7 @@ impl Runner {
             interrupt,
             resources: Arc::default(),
             journal: std::sync::OnceLock::new(),
+            kept: std::sync::OnceLock::new(),
         })
     }
 
@@ -126,6 +130,11 @@ impl Runner {
             .get()
             .and_then(|fault| fault.message())
             .map(str::to_string)
+    }
+
+    /// Makes this apply a resume: the steps and elements in `kept` do not run again.
+    pub fn resume_from(&self, kept: kept::Kept) {
+        let _ = self.kept.set(Arc::new(kept));
     }
 
     /// Resolves when the run is interrupted (never, if it is not).
@@ -217,6 +226,7 @@ impl Runner {
             name: playbook.name.clone(),
             mode: self.settings.mode,
             at: timestamp_now(),
+            resumed: self.kept.get().map(|k| k.resumed.clone()),
         });
     }
 
@@ -273,9 +283,24 @@ impl Runner {
             plan: self.plan_context(step),
             run_id: self.settings.run_id.clone(),
             element,
-            idempotency_token: idempotency_token(&self.settings.run_id, &step.id, element),
+            idempotency_token: self.token(&step.id, element),
             mode: self.settings.mode,
             interaction: Arc::clone(&self.interaction),
+        }
+    }
+
+    /// The idempotency token of a step (element): the same across retries and resumes, and a
+    /// new one only after its `undo` reversed what the earlier one made.
+    fn token(&self, step: &str, element: Option<usize>) -> String {
+        let undone = self
+            .kept
+            .get()
+            .and_then(|k| k.undos.get(&(step.to_string(), element)))
+            .copied()
+            .unwrap_or(0);
+        match undone {
+            0 => idempotency_token(&self.settings.run_id, step, element),
+            n => idempotency_token(&format!("{}~{n}", self.settings.run_id), step, element),
         }
     }
 
@@ -324,6 +349,25 @@ impl Runner {
             continued,
         ));
     }
+
+    /// Like `finish`, for a `for_each` element: its item goes into the record too, so that a
+    /// resume can tell it is the same element.
+    fn finish_element(
+        &self,
+        index: usize,
+        element: usize,
+        item: &Value,
+        outcome: &StepOutcome,
+        began: Instant,
+    ) {
+        let step = self.step(index);
+        let continued = outcome.status == Status::Failed && step.continue_on_error;
+        let mut event = finished_event(step.id.clone(), Some(element), outcome, began, continued);
+        if let Event::StepFinished { item: slot, .. } = &mut event {
+            *slot = Some(item.clone());
+        }
+        self.emitter.emit(event);
+    }
 }
 
 fn finished_event(
@@ -345,6 +389,9 @@ fn finished_event(
         error: outcome.error.as_ref().map(|e| e.message().to_string()),
         reason: outcome.reason.clone(),
         continued,
+        kept: outcome.kept,
+        outputs_masked: outcome.outputs_masked,
+        item: None,
     }
 }
 

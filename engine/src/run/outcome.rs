@@ -12,6 +12,10 @@ pub struct StepOutcome {
     pub outputs: Value,
     pub error: Option<StepError>,
     pub reason: Option<String>,
+    /// Kept by a resume from an earlier attempt of the run, not run now.
+    pub kept: bool,
+    /// The recorded outputs of a kept step were masked (they held a secret).
+    pub outputs_masked: bool,
 }
 
 impl StepOutcome {
@@ -22,6 +26,21 @@ impl StepOutcome {
             outputs,
             error: None,
             reason: None,
+            kept: false,
+            outputs_masked: false,
+        }
+    }
+
+    /// What a resume keeps of a step (or element) that finished in an earlier attempt.
+    pub fn kept(status: Status, outputs: Value, reason: Option<String>, masked: bool) -> Self {
+        Self {
+            status,
+            attempts: 0,
+            outputs,
+            error: None,
+            reason,
+            kept: true,
+            outputs_masked: masked,
         }
     }
 
@@ -32,6 +51,8 @@ impl StepOutcome {
             outputs: json!({}),
             error: None,
             reason: Some(reason),
+            kept: false,
+            outputs_masked: false,
         }
     }
 
@@ -46,6 +67,8 @@ impl StepOutcome {
             outputs: json!({}),
             error: Some(error),
             reason: None,
+            kept: false,
+            outputs_masked: false,
         }
     }
 }

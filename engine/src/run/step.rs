@@ -85,6 +85,33 @@ impl Runner {
         (outcome, done)
     }
 
+    /// What a resume makes of an element that succeeded before: kept, when it is the same
+    /// item; a failure when the `for_each` list changed under it (running it again could do
+    /// twice what it did, or skip an item).
+    fn kept_element(
+        &self,
+        index: usize,
+        element: usize,
+        item: &Value,
+        kept: &super::kept::KeptElement,
+    ) -> StepOutcome {
+        let now = self.emitter.masker.mask_json(item);
+        match &kept.item {
+            Some(before) if *before != now => StepOutcome::from_error(StepError::failed(format!(
+                "element {element} of step `{}` succeeded before with item {} and is {} now: the `for_each` list changed under elements that already ran; restore it, or start a new run",
+                self.step(index).id,
+                crate::evaluate::display_value(before),
+                crate::evaluate::display_value(&now),
+            ))),
+            _ => StepOutcome::kept(
+                Status::Succeeded,
+                kept.outputs.clone(),
+                None,
+                kept.outputs_masked,
+            ),
+        }
+    }
+
     /// A failure for a step (or element) whose start the journal could not record: it does not
     /// run. `None` while the journal is fine.
     pub(crate) fn unrecorded(&self) -> Option<StepOutcome> {
@@ -106,16 +133,32 @@ impl Runner {
         let mut first_error: Option<StepError> = None;
         let mut running = JoinSet::new();
         let mut next = 0;
+        let kept = self
+            .kept
+            .get()
+            .and_then(|k| k.elements.get(&index))
+            .cloned();
         loop {
             let may_start =
                 (first_error.is_none() || step.continue_on_error) && self.journal_fault().is_none();
             while may_start && next < items.len() && running.len() < step.concurrency {
+                if let Some(outcome) = kept
+                    .as_ref()
+                    .and_then(|k| k.get(&next))
+                    .map(|k| self.kept_element(index, next, &items[next], k))
+                {
+                    self.finish_element(index, next, &items[next], &outcome, Instant::now());
+                    running.spawn(std::future::ready((next, outcome)));
+                    next += 1;
+                    continue;
+                }
                 let runner = Arc::clone(self);
                 let scope = Scope {
                     item: Some((items[next].clone(), next)),
                     result: None,
                 };
                 let element = next;
+                let item = items[next].clone();
                 running.spawn(async move {
                     let began = Instant::now();
                     runner.started(index, Some(element), 1);
@@ -123,7 +166,7 @@ impl Runner {
                         Some(outcome) => outcome,
                         None => runner.attempts(index, &scope).await,
                     };
-                    runner.finish(index, Some(element), &outcome, began);
+                    runner.finish_element(index, element, &item, &outcome, began);
                     (element, outcome)
                 });
                 next += 1;
@@ -175,9 +218,10 @@ impl Runner {
             first_error = outcome.error;
         }
         for (element, item) in items.iter().enumerate().skip(next) {
-            self.finish(
+            self.finish_element(
                 index,
-                Some(element),
+                element,
+                item,
                 &StepOutcome::skipped(reason.clone()),
                 Instant::now(),
             );

@@ -111,6 +111,11 @@ count_keys:
         let mut command = tokio::process::Command::new(&argv[0]);
         command
             .args(&argv[1..])
+            // What a script needs to be idempotent itself (`aws … --client-token`): the same
+            // across retries and resumes of this step. The step's `env` may override them.
+            .env("FLOW_RUN_ID", &ctx.run_id)
+            .env("FLOW_STEP_ID", &ctx.step_id)
+            .env("FLOW_IDEMPOTENCY_TOKEN", &ctx.idempotency_token)
             .envs(params.env.iter().map(|(k, v)| (k, &v.0)))
             .stdin(if params.stdin.is_some() {
                 Stdio::piped()

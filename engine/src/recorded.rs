@@ -1,0 +1,181 @@
+//! What a run's journal says each step came to, across the run and its resumes: the events
+//! replayed in order, the last word on each step winning. `flow apply --resume` decides from
+//! this what to keep.
+
+use crate::event::{Event, Status};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// The last outcome of a step, or of one `for_each` element.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Status,
+    pub outputs: Value,
+    pub reason: Option<String>,
+    pub outputs_masked: bool,
+    /// The element's item, as recorded (masked).
+    pub item: Option<Value>,
+    /// Its `undo` ran and succeeded afterwards: what it did was reversed.
+    pub undone: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// By step id (main and `finally` steps alike).
+    pub steps: HashMap<String, Outcome>,
+    /// By step id, then element index.
+    pub elements: HashMap<String, BTreeMap<usize, Outcome>>,
+    /// Step ids in the order they last succeeded.
+    pub completion_order: Vec<String>,
+    /// How many times the `undo` of each step (element) succeeded: a step that runs again
+    /// after one gets a token of its own, as what the first token made is gone.
+    pub undos: HashMap<(String, Option<usize>), u32>,
+}
+
+impl Recorded {
+    pub fn replay(events: &[Event]) -> Self {
+        let mut recorded = Recorded::default();
+        for event in events {
+            let Event::StepFinished {
+                step,
+                element,
+                status,
+                outputs,
+                reason,
+                kept,
+                outputs_masked,
+                item,
+                ..
+            } = event
+            else {
+                continue;
+            };
+            // A kept step is reported again, unchanged: its record stands.
+            if *kept {
+                continue;
+            }
+            if let Some(undone) = step.strip_suffix(".undo") {
+                if *status == Status::Succeeded {
+                    recorded.undone(undone, *element);
+                }
+                continue;
+            }
+            let outcome = Outcome {
+                status: *status,
+                outputs: outputs.clone().unwrap_or(Value::Object(Default::default())),
+                reason: reason.clone(),
+                outputs_masked: *outputs_masked,
+                item: item.clone(),
+                undone: false,
+            };
+            match element {
+                Some(element) => {
+                    recorded
+                        .elements
+                        .entry(step.clone())
+                        .or_default()
+                        .insert(*element, outcome);
+                }
+                None => {
+                    recorded.completion_order.retain(|s| s != step);
+                    if *status == Status::Succeeded {
+                        recorded.completion_order.push(step.clone());
+                    }
+                    recorded.steps.insert(step.clone(), outcome);
+                }
+            }
+        }
+        recorded
+    }
+
+    fn undone(&mut self, step: &str, element: Option<usize>) {
+        *self.undos.entry((step.to_string(), element)).or_default() += 1;
+        if let Some(outcome) = self.steps.get_mut(step) {
+            outcome.undone = true;
+        }
+        if let Some(element) = element
+            && let Some(outcome) = self
+                .elements
+                .get_mut(step)
+                .and_then(|elements| elements.get_mut(&element))
+        {
+            outcome.undone = true;
+        }
+    }
+
+    /// Whether a step finished for good: it succeeded and was not undone since, or its
+    /// `when` skipped it.
+    pub fn finished(&self, step: &str) -> Option<&Outcome> {
+        self.steps.get(step).filter(|o| {
+            !o.undone
+                && (o.status == Status::Succeeded
+                    || (o.status == Status::Skipped
+                        && o.reason.as_deref().is_some_and(|r| r.starts_with("when: "))))
+        })
+    }
+
+    /// The elements of a step that succeeded and were not undone since.
+    pub fn finished_elements(&self, step: &str) -> BTreeMap<usize, &Outcome> {
+        self.elements
+            .get(step)
+            .into_iter()
+            .flatten()
+            .filter(|(_, o)| o.status == Status::Succeeded && !o.undone)
+            .map(|(i, o)| (*i, o))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn finished(step: &str, element: Option<usize>, status: Status) -> Event {
+        Event::StepFinished {
+            step: step.into(),
+            element,
+            status,
+            duration_ms: 1,
+            attempts: 1,
+            outputs: Some(json!({ "stdout": step })),
+            error: None,
+            reason: None,
+            continued: false,
+            kept: false,
+            outputs_masked: false,
+            item: element.map(|e| json!(e)),
+        }
+    }
+
+    #[test]
+    fn the_last_word_on_a_step_wins_and_an_undo_reverses_it() {
+        let events = vec![
+            finished("made", None, Status::Succeeded),
+            finished("flaky", None, Status::Failed),
+            finished("made.undo", None, Status::Succeeded),
+            finished("kept", None, Status::Succeeded),
+            finished("flaky", None, Status::Succeeded),
+        ];
+        let recorded = Recorded::replay(&events);
+        assert!(recorded.finished("made").is_none(), "undone");
+        assert!(recorded.finished("flaky").is_some(), "succeeded on resume");
+        assert!(recorded.finished("kept").is_some());
+        assert_eq!(recorded.completion_order, vec!["made", "kept", "flaky"]);
+    }
+
+    #[test]
+    fn elements_are_kept_one_by_one() {
+        let events = vec![
+            finished("each", Some(0), Status::Succeeded),
+            finished("each", Some(1), Status::Failed),
+            finished("each", Some(2), Status::Succeeded),
+            finished("each.undo", Some(2), Status::Succeeded),
+            finished("each", None, Status::Failed),
+        ];
+        let recorded = Recorded::replay(&events);
+        assert!(recorded.finished("each").is_none());
+        let kept: Vec<usize> = recorded.finished_elements("each").keys().copied().collect();
+        assert_eq!(kept, vec![0]);
+    }
+}
