@@ -115,6 +115,9 @@ pub struct JournalReporter {
     fault: Arc<JournalFault>,
     /// Output recorded per step, so one chatty command cannot fill the disk with the journal.
     output: Mutex<std::collections::HashMap<String, OutputBudget>>,
+    /// The run's masker: secrets learned while the run went (a `secrets.get` value) are
+    /// masked in `run.json`'s step previews too when the end is recorded.
+    masker: Option<Arc<crate::secrets::Masker>>,
 }
 
 /// The journal keeps at most this much of a step's output lines; the rest is counted, and
@@ -182,7 +185,14 @@ impl JournalReporter {
             record: Mutex::new(record),
             fault: Arc::default(),
             output: Mutex::default(),
+            masker: None,
         })
+    }
+
+    /// Masks `run.json` with what `masker` knows when the end of the run is recorded.
+    pub fn masking_with(mut self, masker: Arc<crate::secrets::Masker>) -> Self {
+        self.masker = Some(masker);
+        self
     }
 
     /// Set when an event could not be written; the runner checks it before starting a step.
@@ -298,6 +308,13 @@ impl Reporter for JournalReporter {
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
         if record.end_with(event) {
             record.finished_at = Some(crate::event::timestamp_now());
+            if let Some(masker) = &self.masker {
+                for fingerprint in record.fingerprints.values_mut() {
+                    for line in &mut fingerprint.preview {
+                        *line = masker.mask(line);
+                    }
+                }
+            }
             if let Err(e) = write_record(&self.dir, &record) {
                 eprintln!(
                     "warning: could not record the end of the run in {}: {e}",

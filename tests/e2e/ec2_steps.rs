@@ -184,3 +184,42 @@ fn waiting_for_a_terminated_instance_to_run_fails_at_once_naming_its_state() {
     out.stdout_has(&format!("{id} is terminated"))
         .stdout_has("it will never be running");
 }
+
+/// A launch that failed after launching (here: its `until` never held), resumed: the same
+/// run id and step find the instance by its tags, and there is still one instance.
+#[test]
+fn a_resumed_launch_finds_the_instance_of_the_failed_run_and_launches_no_second() {
+    let moto = Moto::start();
+    moto.launch_template("redis-restore");
+    let dir = tempfile::tempdir().expect("dir");
+    let playbook = "flow: 1
+steps:
+  launch:
+    type: ec2.run
+    retry: { attempts: 1, until: result.launched == false }
+    with:
+      launch_template: { name: redis-restore }
+      tags: { Name: resumed }
+";
+    crate::common::run::write(dir.path(), "playbook.yaml", playbook);
+    let env: Vec<(String, String)> = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    crate::common::run::flow(dir.path(), &["apply", "playbook.yaml"], &env).code(1);
+    assert_eq!(moto.instances().as_array().map(Vec::len), Some(1));
+    let run = crate::common::run::only_run(&dir.path().join(".flow"));
+    let id = run
+        .file_name()
+        .expect("run id")
+        .to_string_lossy()
+        .into_owned();
+    crate::common::run::flow(dir.path(), &["apply", "--resume", &id], &env)
+        .code(0)
+        .stdout_has("already launched by an earlier attempt of this step");
+    let instances = moto.instances();
+    assert_eq!(
+        instances.as_array().map(Vec::len),
+        Some(1),
+        "one instance, not two: {instances:#}"
+    );
+    assert_eq!(instances[0]["tags"]["flow:run"], id.as_str());
+}

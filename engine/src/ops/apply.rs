@@ -169,7 +169,7 @@ impl ReadyRun {
         };
         let interaction = Interaction::new(TerminalPrompter::detect(), self.approvals);
         let journal_fault = self.journal.fault();
-        let journal = Arc::new(self.journal);
+        let journal = Arc::new(self.journal.masking_with(Arc::clone(&self.masker)));
         record_end_on_second_signal(Arc::clone(&journal));
         let emitter = emitter(global, vec![Box::new(SharedJournal(journal))], self.masker);
         let runner = Runner::new(
