@@ -738,6 +738,135 @@ steps:
     assert_eq!(restored.cli(&["SCARD", "tags"]), "2");
 }
 
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn backup_waits_for_a_save_already_running_and_saves_after_it() {
+    // A "cron" BGSAVE is running when the step starts (each key takes 0.4s to write: about
+    // 2.4s for six keys). A key written after it began is in no file but a save started after
+    // that one: the step's.
+    let redis = RedisServer::start_with(&["--rdb-key-save-delay", "400000"]);
+    for i in 0..5 {
+        redis.cli(&["SET", &format!("k{i}"), "v"]);
+    }
+    assert_eq!(redis.cli(&["BGSAVE"]), "Background saving started");
+    redis.cli(&["SET", "late", "written after the cron save began"]);
+    // The step's own save need not be slow (the running child keeps its own setting).
+    redis.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let info = redis.cli(&["INFO", "persistence"]);
+    assert!(
+        info.contains("rdb_bgsave_in_progress:1"),
+        "the cron save is over before the step starts: {info}"
+    );
+    let began = unix_now();
+    let flow = Flow::new()
+        .file("out/.keep", "")
+        .playbook(&format!(
+            r#"flow: 1
+steps:
+  backup:
+    type: redis.backup
+    with: {{ url: "{url}", timeout: 60s, dest: out }}
+"#,
+            url = redis.url()
+        ));
+    let (out, events) = apply_json(flow, &[], 0);
+    let o = outputs(&events, "backup");
+    assert!(
+        lines_of(&events, "backup")
+            .iter()
+            .any(|l| l.contains("already running")),
+        "{events:#?}"
+    );
+    assert!(o["lastsave"].as_i64().unwrap() >= began, "{o:#}");
+    // `dest` is a folder: a timestamped file inside it, private to its owner.
+    // Relative paths stay as written: relative to where flow ran.
+    let path = out.path(o["path"].as_str().unwrap());
+    assert_eq!(path.parent().unwrap(), out.path("out"));
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        regex::Regex::new(r"^dump-\d{8}-\d{6}\.rdb$")
+            .unwrap()
+            .is_match(&name),
+        "{name}"
+    );
+    assert_eq!(mode_of(&path), 0o600);
+    let restored = RedisServer::start_in(&out.path("out"), &["--dbfilename", &name]);
+    assert_eq!(
+        restored.cli(&["GET", "late"]),
+        "written after the cron save began"
+    );
+    assert_eq!(restored.cli(&["DBSIZE"]), "6");
+}
+
+#[test]
+fn backup_with_aof_on_copies_the_aof_files_too() {
+    let redis = RedisServer::start_with(&["--appendonly", "yes"]);
+    redis.cli(&["SET", "session:1", r#"{"organisationId":"org-a"}"#]);
+    let flow = Flow::new().playbook(&format!(
+        r#"flow: 1
+steps:
+  backup:
+    type: redis.backup
+    with: {{ url: "{url}", dest: backups/redis.rdb }}
+"#,
+        url = redis.url()
+    ));
+    let (out, events) = apply_json(flow, &[], 0);
+    let o = outputs(&events, "backup");
+    let aof = out.path("backups/redis.aof");
+    assert_eq!(o["aof_path"], json!("backups/redis.aof"), "{o:#}");
+    assert_eq!(mode_of(&out.path("backups")), 0o700);
+    assert_eq!(mode_of(&out.path("backups/redis.rdb")), 0o600);
+    assert_eq!(mode_of(&aof), 0o700);
+    let files: Vec<String> = std::fs::read_dir(&aof)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.ends_with(".manifest")),
+        "{files:?}"
+    );
+    for file in &files {
+        assert_eq!(mode_of(&aof.join(file)), 0o600, "{file}");
+    }
+    assert!(
+        lines_of(&events, "backup")
+            .iter()
+            .any(|l| l.starts_with("AOF is on: copied")),
+        "{events:#?}"
+    );
+    // The copied AOF folder is one a server starts from, with the data.
+    let restored_dir = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap().flatten() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    copy(&aof, &restored_dir.path().join("appendonlydir"));
+    let restored = RedisServer::start_in(restored_dir.path(), &["--appendonly", "yes"]);
+    assert_eq!(
+        restored.cli(&["GET", "session:1"]),
+        r#"{"organisationId":"org-a"}"#
+    );
+}
+
 #[test]
 fn backup_is_a_write_and_does_not_save_during_plan() {
     let redis = RedisServer::start();
