@@ -634,6 +634,51 @@ fn compare_sample_keys_finds_a_changed_value() {
     assert_eq!(right.cli(&["GET", "config:flag"]), r#"{"enabled":false}"#);
 }
 
+/// `calls` of one command in INFO commandstats (0 when never called).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn compare_on_a_large_keyspace_samples_only_the_keys_asked_for() {
+    let left = RedisServer::start();
+    let right = RedisServer::start();
+    for server in [&left, &right] {
+        for start in (0..20_000).step_by(5_000) {
+            let mut args = vec!["MSET".to_string()];
+            for i in start..start + 5_000 {
+                args.push(format!("session:{i:05}"));
+                args.push(format!(r#"{{"n":{i}}}"#));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            server.cli(&args);
+        }
+        server.cli(&["CONFIG", "RESETSTAT"]);
+    }
+    let (_, events) = apply_json(
+        Flow::new().playbook(&compare_playbook(&left, &right, "      sample_keys: 50\n")),
+        &[],
+        0,
+    );
+    let o = outputs(&events, "cmp");
+    assert_eq!(o["equal"], json!(true), "{o:#}");
+    let sample = row(&o["rows"], "sample keys");
+    assert_eq!(sample["left"], json!("50 of 20000 keys sampled"), "{o:#}");
+    assert_eq!(sample["right"], json!("50 identical"), "{o:#}");
+    let table = lines_of(&events, "cmp").join("\n");
+    assert!(line_with(&table, "sample keys").contains("50 of 20000"), "{table}");
+    // A sample: the values of 50 keys were read on each side, not 20 000.
+    assert_eq!(calls(&left, "get"), 50);
+    assert_eq!(calls(&right, "get"), 50);
+    assert!(calls(&left, "randomkey") <= 150, "{}", calls(&left, "randomkey"));
+    assert_eq!(calls(&right, "randomkey"), 0);
+}
+
 #[test]
 fn compare_tolerance_lets_dbsize_differ() {
     let left = RedisServer::start();
