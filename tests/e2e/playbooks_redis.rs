@@ -67,8 +67,12 @@ fn health_report_passes_on_a_healthy_server_and_prints_the_figures() {
         .run()
         .code(0)
         .stdout_has("maxmemory_policy")
-        .stdout_has("role         master")
-        .stdout_has("dbsize       1");
+        .stdout_has("role              master")
+        .stdout_has("dbsize            1")
+        .stdout_has("used_memory_peak  ")
+        .stdout_has("latency_p50       ")
+        .stderr_has("warning: step `memory_limit`: maxmemory is not set; the runbook sets 256 MiB")
+        .stderr_lacks("step `role`");
 }
 
 #[test]
@@ -87,8 +91,9 @@ fn health_report_warns_at_70_percent_memory_and_one_blocked_client() {
         ])
         .run()
         .code(0)
-        .stderr_has("warning: step `memory_warning`: memory usage is above 70% of maxmemory")
-        .stderr_has("warning: step `blocked_warning`: clients are blocked");
+        .stderr_has("warning: step `memory_warning`: memory 8")
+        .stderr_has(" MiB is above 70%")
+        .stderr_has("warning: step `blocked_warning`: 1 blocked clients (above 0)");
 }
 
 #[test]
@@ -104,7 +109,9 @@ fn health_report_fails_on_a_critical_threshold_naming_it() {
         ])
         .run()
         .code(1)
-        .stdout_has("a critical threshold is breached (false: `steps.info.blocked_clients <= 10`)");
+        .stdout_has("a critical threshold is breached (memory n/a% of limit, ")
+        .stdout_has(", 11 blocked, ")
+        .stdout_has("(false: `steps.info.blocked_clients <= 10`)");
 }
 
 fn sessions(server: &RedisServer) {
