@@ -214,6 +214,41 @@ steps:
 }
 
 #[test]
+fn command_diagnostic_reads_run_during_plan_and_a_config_password_is_masked() {
+    // Seed 001's incident reads: SLOWLOG GET, CONFIG GET, CLIENT LIST, MEMORY USAGE, LATENCY.
+    // The replication password is in no param and no URL: only the reply holds it.
+    let password = "pw-in-config-7f3";
+    let redis = RedisServer::start();
+    redis.cli(&["CONFIG", "SET", "masterauth", password]);
+    redis.cli(&["SET", "session:1", "{}"]);
+    let url = redis.url();
+    let playbook = format!(
+        r#"flow: 1
+defaults:
+  redis: {{ url: "{url}" }}
+steps:
+  slowlog: {{ type: redis.command, with: {{ command: [SLOWLOG, GET, "10"] }} }}
+  config: {{ type: redis.command, with: {{ command: [CONFIG, GET, masterauth] }} }}
+  clients: {{ type: redis.command, with: {{ command: [CLIENT, LIST] }} }}
+  usage: {{ type: redis.command, with: {{ command: [MEMORY, USAGE, "session:1"] }} }}
+  latency: {{ type: redis.command, with: {{ command: [LATENCY, LATEST] }} }}
+  say: {{ type: log, with: {{ message: "config {{{{ steps.config.reply }}}}, usage {{{{ steps.usage.reply }}}}" }} }}
+"#
+    );
+    let (out, events) = plan_json(Flow::new().playbook(&playbook), &[]);
+    for step in ["slowlog", "config", "clients", "usage", "latency"] {
+        let action = events
+            .iter()
+            .find(|e| e["event"] == "plan_step" && e["step"] == step)
+            .map(|e| e["action"].clone());
+        assert_eq!(action, Some(json!("read")), "{step}: {events:#?}");
+    }
+    let said = lines_of(&events, "say").join("\n");
+    assert!(said.starts_with("config ['masterauth', '***'], usage "), "{said}");
+    assert_nowhere(&out, password);
+}
+
+#[test]
 fn command_effect_override_decides_what_runs_in_plan() {
     let redis = RedisServer::start();
     redis.cli(&["SET", "a", "1"]);
