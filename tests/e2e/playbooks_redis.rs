@@ -114,6 +114,47 @@ fn health_report_fails_on_a_critical_threshold_naming_it() {
         .stdout_has("(false: `steps.info.blocked_clients <= 10`)");
 }
 
+#[test]
+fn session_inspect_counts_lists_views_and_deletes_one_session() {
+    let server = RedisServer::start();
+    server.cli(&[
+        "SET",
+        "session:sub-1",
+        r#"{"organisationId":"org-a","userId":"u-1"}"#,
+        "EX",
+        "86400",
+    ]);
+    server.cli(&["SET", "session:sub-2", r#"{"organisationId":"org-b"}"#]);
+    server.cli(&["SET", "other", "x"]);
+    let run = |extra: &[&str]| {
+        let inspect = playbook("prospectflow/session-inspect.yaml");
+        let url = format!("url={}", server.url());
+        let mut args = vec!["apply", inspect.as_str(), "-p", url.as_str()];
+        args.extend_from_slice(extra);
+        Flow::new().args(&args).run()
+    };
+    // Count and list.
+    run(&[])
+        .code(0)
+        .stdout_has("2 keys match session:*: session:sub-1, session:sub-2");
+    // One session: its JSON as a table, its TTL in seconds and hours; nothing deleted.
+    run(&["-p", "session=session:sub-1"])
+        .code(0)
+        .stdout_has("session:sub-1: expires in 86")
+        .stdout_has("s (24.0h)")
+        .stdout_has("organisationId  userId")
+        .stdout_has("org-a           u-1");
+    run(&["-p", "session=session:nope"])
+        .code(0)
+        .stdout_has("session:nope: does not exist");
+    assert_eq!(server.cli(&["EXISTS", "session:sub-1"]), "1");
+    // Delete it: asks first (no terminal, no --yes: exit 3, nothing deleted), then with --yes.
+    run(&["-p", "session=session:sub-1", "-p", "delete=true"]).code(3);
+    assert_eq!(server.cli(&["EXISTS", "session:sub-1"]), "1");
+    run(&["-p", "session=session:sub-1", "-p", "delete=true", "--yes"]).code(0);
+    assert_eq!(server.keys("*"), ["other", "session:sub-2"]);
+}
+
 fn sessions(server: &RedisServer) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
