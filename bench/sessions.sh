@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seed 001 at the size of a real session store: select (redis.delete with dry_run) the
 # sessions of one organisation among N JSON sessions, flow beside a plain Python client
-# (SCAN pages of 1 000, one pipelined GET per page, json.loads) in one run on the same data,
+# (redis-py with hiredis: SCAN pages of 1 000, one pipelined GET per page, json.loads) in one
+# run on the same data,
 # with the peak memory of flow's run, then one purge of the same selection.
 #
 #   bench/sessions.sh                SIZES="100000 1000000", RUNS=3
@@ -28,10 +29,11 @@ if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if [ ! -x "$WORK/venv/bin/python" ] || ! "$WORK/venv/bin/python" -c 'import redis' 2>/dev/null; then
-  log "python venv with redis in $WORK/venv"
+# redis-py with hiredis (its C reply parser): the fastest plain Python client, the floor.
+if [ ! -x "$WORK/venv/bin/python" ] || ! "$WORK/venv/bin/python" -c 'import redis, hiredis' 2>/dev/null; then
+  log "python venv with redis and hiredis in $WORK/venv"
   python3 -m venv "$WORK/venv"
-  "$WORK/venv/bin/pip" install -q redis
+  "$WORK/venv/bin/pip" install -q redis hiredis
 fi
 PY="$WORK/venv/bin/python"
 

@@ -311,7 +311,11 @@ fn a_long_redis_delete_reports_its_progress() {
     fill(&server, 600);
     let setup = Flow::new().playbook(&delete_playbook(&server, ""));
     let dir = setup.dir.path().to_path_buf();
-    let out = flow(&dir, &["apply", "playbook.yaml", "--yes", "--output", "json"], &[]);
+    let out = flow(
+        &dir,
+        &["apply", "playbook.yaml", "--yes", "--output", "json"],
+        &[],
+    );
     out.code(0);
     let progress: Vec<String> = out
         .events()
@@ -320,7 +324,9 @@ fn a_long_redis_delete_reports_its_progress() {
         .map(|e| e["line"].as_str().unwrap_or_default().to_string())
         .collect();
     let number = |line: &str, word: &str| -> u64 {
-        let at = line.find(word).unwrap_or_else(|| panic!("no {word:?} in {line:?}"));
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("no {word:?} in {line:?}"));
         line[at + word.len()..]
             .split(|c: char| !c.is_ascii_digit() && c != ' ')
             .next()
@@ -343,7 +349,10 @@ fn a_long_redis_delete_reports_its_progress() {
     assert!(deleted.len() >= 2, "{progress:#?}");
     for counts in [&walked, &deleted] {
         assert!(counts.windows(2).all(|w| w[0] < w[1]), "{progress:#?}");
-        assert!(counts.iter().all(|c| (1..=600).contains(c)), "{progress:#?}");
+        assert!(
+            counts.iter().all(|c| (1..=600).contains(c)),
+            "{progress:#?}"
+        );
     }
     assert!(
         progress
@@ -361,7 +370,10 @@ fn a_long_redis_delete_reports_its_progress() {
             .starts_with("deleted 600 of 600 matching keys on"),
         "{lines:#?}"
     );
-    assert!(!lines.iter().any(|l| l.starts_with("scanned ")), "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("scanned ")),
+        "{lines:#?}"
+    );
     assert!(server.keys("k:*").is_empty());
 }
 

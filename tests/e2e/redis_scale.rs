@@ -65,35 +65,38 @@ fn delete_selects_and_deletes_one_organisation_among_100_000_sessions() {
     load_sessions(&redis, 100_000);
     assert_eq!(redis.cli(&["DBSIZE"]), "100001");
 
-    // The dry run counts during plan and deletes nothing.
-    let out = Flow::new()
-        .playbook(&purge_playbook(&redis.url(), true))
-        .args(&["plan", "playbook.yaml"])
-        .run();
-    out.code(0).stdout_has("count 20000 keys matching `session:*`");
-    assert_eq!(redis.cli(&["DBSIZE"]), "100001");
-
     let out = Flow::new()
         .playbook(&purge_playbook(&redis.url(), false))
         .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
         .run();
     out.code(0);
-    let o = finished(&out.events(), "purge")["outputs"].clone();
+    let events = out.events();
+    let o = finished(&events, "purge")["outputs"].clone();
     assert_eq!(o["scanned"], json!(100_000), "{o:#}");
     assert_eq!(o["matched"], json!(20_000), "{o:#}");
     assert_eq!(o["deleted"], json!(20_000), "{o:#}");
     assert_eq!(redis.cli(&["DBSIZE"]), "80001");
     // Every session of org-0 (i % 5 == 0) is gone, the others and the key outside the
     // pattern are there.
-    assert_eq!(redis.cli(&["EXISTS", "session:0000000", "session:0099995"]), "0");
-    assert_eq!(redis.cli(&["EXISTS", "session:0000001", "session:0099999"]), "2");
+    assert_eq!(
+        redis.cli(&["EXISTS", "session:0000000", "session:0099995"]),
+        "0"
+    );
+    assert_eq!(
+        redis.cli(&["EXISTS", "session:0000001", "session:0099999"]),
+        "2"
+    );
     assert_eq!(redis.cli(&["EXISTS", "config:org-0"]), "1");
 }
 
 /// A TCP proxy to `port` that passes everything until the `nth` command containing `word`:
 /// that one it holds back, and says so on the channel, then waits for `release` before
 /// closing the connection. Later connections are passed on (to a server that may be gone).
-fn proxy(port: u16, word: &'static [u8], nth: usize) -> (u16, mpsc::Receiver<()>, mpsc::Sender<()>) {
+fn proxy(
+    port: u16,
+    word: &'static [u8],
+    nth: usize,
+) -> (u16, mpsc::Receiver<()>, mpsc::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let local = listener.local_addr().unwrap().port();
     let (held, held_rx) = mpsc::channel();
@@ -106,13 +109,13 @@ fn proxy(port: u16, word: &'static [u8], nth: usize) -> (u16, mpsc::Receiver<()>
             let Ok(mut server) = TcpStream::connect(("127.0.0.1", port)) else {
                 continue; // the server is gone: the client sees its connection closed
             };
-            let (mut client_r, mut server_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client_r, mut server_w) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut server, &mut client);
             });
             let mut buffer = vec![0; 1 << 16];
-            loop {
-                let Ok(n) = client_r.read(&mut buffer) else { break };
+            while let Ok(n) = client_r.read(&mut buffer) {
                 if n == 0 {
                     break;
                 }

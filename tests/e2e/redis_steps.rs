@@ -244,7 +244,10 @@ steps:
         assert_eq!(action, Some(json!("read")), "{step}: {events:#?}");
     }
     let said = lines_of(&events, "say").join("\n");
-    assert!(said.starts_with("config ['masterauth', '***'], usage "), "{said}");
+    assert!(
+        said.starts_with("config ['masterauth', '***'], usage "),
+        "{said}"
+    );
     assert_nowhere(&out, password);
 }
 
@@ -706,11 +709,18 @@ fn compare_on_a_large_keyspace_samples_only_the_keys_asked_for() {
     assert_eq!(sample["left"], json!("50 of 20000 keys sampled"), "{o:#}");
     assert_eq!(sample["right"], json!("50 identical"), "{o:#}");
     let table = lines_of(&events, "cmp").join("\n");
-    assert!(line_with(&table, "sample keys").contains("50 of 20000"), "{table}");
+    assert!(
+        line_with(&table, "sample keys").contains("50 of 20000"),
+        "{table}"
+    );
     // A sample: the values of 50 keys were read on each side, not 20 000.
     assert_eq!(calls(&left, "get"), 50);
     assert_eq!(calls(&right, "get"), 50);
-    assert!(calls(&left, "randomkey") <= 150, "{}", calls(&left, "randomkey"));
+    assert!(
+        calls(&left, "randomkey") <= 150,
+        "{}",
+        calls(&left, "randomkey")
+    );
     assert_eq!(calls(&right, "randomkey"), 0);
 }
 
@@ -853,17 +863,15 @@ fn backup_waits_for_a_save_already_running_and_saves_after_it() {
         "the cron save is over before the step starts: {info}"
     );
     let began = unix_now();
-    let flow = Flow::new()
-        .file("out/.keep", "")
-        .playbook(&format!(
-            r#"flow: 1
+    let flow = Flow::new().file("out/.keep", "").playbook(&format!(
+        r#"flow: 1
 steps:
   backup:
     type: redis.backup
     with: {{ url: "{url}", timeout: 60s, dest: out }}
 "#,
-            url = redis.url()
-        ));
+        url = redis.url()
+    ));
     let (out, events) = apply_json(flow, &[], 0);
     let o = outputs(&events, "backup");
     assert!(
@@ -918,10 +926,7 @@ steps:
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        files.iter().any(|f| f.ends_with(".manifest")),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f.ends_with(".manifest")), "{files:?}");
     for file in &files {
         assert_eq!(mode_of(&aof.join(file)), 0o600, "{file}");
     }

@@ -395,9 +395,7 @@ impl crate::context::Evaluate for Runner {
             .env
             .compile_expression(text)
             .map_err(|e| e.to_string())?;
-        let value = compiled
-            .eval(context)
-            .map_err(|e| evaluation_error(&e))?;
+        let value = compiled.eval(context).map_err(|e| evaluation_error(&e))?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
     }
 

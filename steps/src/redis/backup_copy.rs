@@ -124,11 +124,19 @@ mod tests {
         assert!(!partial_path(&dest).exists());
         let aof = dir.join("appendonlydir");
         fs::create_dir(&aof).unwrap();
-        fs::write(aof.join("a.aof.manifest"), "file a.aof.1.base.rdb seq 1 type b\n").unwrap();
+        fs::write(
+            aof.join("a.aof.manifest"),
+            "file a.aof.1.base.rdb seq 1 type b\n",
+        )
+        .unwrap();
         fs::write(aof.join("a.aof.1.base.rdb"), "base").unwrap();
         let copied = copy_aof_dir(&aof, &dir.join("copy.aof")).unwrap();
         assert_eq!(copied.len(), 2);
-        let mode = fs::metadata(dir.join("copy.aof")).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(dir.join("copy.aof"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o700);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -156,11 +156,9 @@ impl Connections {
         loop {
             attempt += 1;
             let mut connection = self.get(target).await?;
-            let sent = tokio::time::timeout(
-                limit,
-                connection.req_packed_commands(pipeline, 0, count),
-            )
-            .await;
+            let sent =
+                tokio::time::timeout(limit, connection.req_packed_commands(pipeline, 0, count))
+                    .await;
             let first = pipeline.cmd_iter().next();
             let name = first.map(command_name).unwrap_or_default();
             match sent {

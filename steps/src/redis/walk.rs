@@ -111,7 +111,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
@@ -129,9 +129,9 @@ impl Walk<'_> {
         let reads = match self.condition {
             None => Reads::default(),
             Some(condition) => {
-                let names = ctx.names_read(condition).map_err(|e| {
-                    StepError::failed(format!("`where` failed to compile: {e}"))
-                })?;
+                let names = ctx
+                    .names_read(condition)
+                    .map_err(|e| StepError::failed(format!("`where` failed to compile: {e}")))?;
                 Reads {
                     value: names.contains("value"),
                     ttl: names.contains("ttl"),
@@ -341,7 +341,10 @@ mod tests {
 
     #[test]
     fn a_value_is_json_when_it_parses_else_its_text() {
-        assert_eq!(parse_value(br#"{"a":1}"#).get_attr("a").ok(), Some(Jinja::from(1)));
+        assert_eq!(
+            parse_value(br#"{"a":1}"#).get_attr("a").ok(),
+            Some(Jinja::from(1))
+        );
         assert_eq!(parse_value(b"not json"), Jinja::from("not json"));
         assert_eq!(parse_value(b"12"), Jinja::from(12));
     }
