@@ -264,6 +264,43 @@ fn restore_brings_the_aof_copy_of_a_backup_back() {
     restore_with_aof(true);
 }
 
+#[test]
+fn october_list_backups_shows_them_newest_first_and_warns_when_the_newest_is_old() {
+    let flow = Flow::new()
+        .file("backups/redis-backup-20251024_180500.rdb", "old")
+        .file("backups/redis-backup-20251025_180500.rdb", "newer")
+        .file("backups/notes.txt", "not a backup");
+    let dir = flow.dir.path().to_path_buf();
+    let age = |name: &str, days: &str| {
+        let status = std::process::Command::new("touch")
+            .args([
+                "-d",
+                days,
+                &dir.join("backups").join(name).display().to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    age("redis-backup-20251024_180500.rdb", "3 days ago");
+    age("redis-backup-20251025_180500.rdb", "2 days ago");
+    let list = playbook("october/redis-list-backups.yaml");
+    let out = flow.args(&["apply", &list, "-p", "out_dir=backups"]).run();
+    out.code(0)
+        .stdout_has("2 backups in ")
+        .stderr_has("warning: step `fresh`: no backup in ")
+        .stdout_lacks("notes.txt");
+    let newer = out
+        .stdout
+        .find("redis-backup-20251025")
+        .expect("newer listed");
+    let older = out
+        .stdout
+        .find("redis-backup-20251024")
+        .expect("older listed");
+    assert!(newer < older, "not newest first:\n{}", out.stdout);
+}
+
 fn sessions(server: &RedisServer) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -533,7 +570,8 @@ fn october_backup_and_restore_bring_the_data_back_and_the_workers_too() {
             "go_ahead",
         ])
         .run()
-        .code(0);
+        .code(0)
+        .stdout_has("restored 1 keys, test-backup = original");
     // The server the harness started was shut down; the fake ReplicaSet started another.
     let restored = crate::common::redis::raw_command(cluster.port, None, &["GET", "test-backup"])
         .expect("restored redis answers");
