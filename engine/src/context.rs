@@ -7,6 +7,9 @@ use crate::resources::{Resource, Resources};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The `stream` of a step's progress lines (see [`PlanContext::progress`]).
+pub const PROGRESS_STREAM: &str = "progress";
+
 /// Evaluates an expression of the playbook in the run's context (params, steps, env, run),
 /// with extra names: what a step needs for its deferred fields (`where` per key).
 pub trait Evaluate: Send + Sync {
@@ -15,6 +18,21 @@ pub trait Evaluate: Send + Sync {
         expression: &str,
         names: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, String>;
+
+    /// Compiles `expression` once and judges each row with it (Jinja truthiness): a row is an
+    /// object of the extra names (`key`, `value`, …) of one item. For steps that judge many
+    /// items, the keys of a SCAN walk: no parse per item, no JSON round trip of the values.
+    /// A row that fails to evaluate stops the judging: `Err((its index, why))`; an expression
+    /// that does not compile is `Err((0, why))`.
+    fn judge(
+        &self,
+        expression: &str,
+        rows: &[minijinja::Value],
+    ) -> Result<Vec<bool>, (usize, String)>;
+
+    /// The names `expression` reads that it does not define itself (`value`, `params`, …):
+    /// so a step fetches only what its condition looks at.
+    fn names_read(&self, expression: &str) -> Result<std::collections::BTreeSet<String>, String>;
 }
 
 /// Handed to `describe` and `effect_for`: enough to look (read-only) at what a step would
@@ -49,6 +67,35 @@ impl PlanContext {
         names: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<serde_json::Value, String> {
         self.evaluator.evaluate(expression, names)
+    }
+
+    /// Judges many rows with one compiled expression (see [`Evaluate::judge`]).
+    pub fn judge(
+        &self,
+        expression: &str,
+        rows: &[minijinja::Value],
+    ) -> Result<Vec<bool>, (usize, String)> {
+        self.evaluator.judge(expression, rows)
+    }
+
+    /// The names an expression reads (see [`Evaluate::names_read`]).
+    pub fn names_read(
+        &self,
+        expression: &str,
+    ) -> Result<std::collections::BTreeSet<String>, String> {
+        self.evaluator.names_read(expression)
+    }
+
+    /// Says how far a long piece of work got (`scanned 120 000 keys, 2 300 match`): the live
+    /// view shows it beside the step's spinner, `-v` and `--output json` print it; the journal
+    /// leaves it out. Call it at most about once a second.
+    pub fn progress(&self, line: &str) {
+        self.emitter.emit(Event::StepOutput {
+            step: self.step_id.clone(),
+            element: None,
+            stream: PROGRESS_STREAM.to_string(),
+            line: line.to_string(),
+        });
     }
 
     /// Registers a value found at run time as a secret: masked in everything flow prints.
@@ -119,6 +166,16 @@ impl StepContext {
             step: self.step_id.clone(),
             element: self.element,
             stream: stream.to_string(),
+            line: line.to_string(),
+        });
+    }
+
+    /// As [`PlanContext::progress`], for this element of a `for_each` step.
+    pub fn progress(&self, line: &str) {
+        self.emitter.emit(Event::StepOutput {
+            step: self.step_id.clone(),
+            element: self.element,
+            stream: PROGRESS_STREAM.to_string(),
             line: line.to_string(),
         });
     }

@@ -297,6 +297,12 @@ impl JournalReporter {
 
 impl Reporter for JournalReporter {
     fn event(&self, event: &Event) {
+        // Progress is for the operator watching: what a step found is in its outputs.
+        if let Event::StepOutput { stream, .. } = event
+            && stream == crate::context::PROGRESS_STREAM
+        {
+            return;
+        }
         let note = self.admit(event);
         if let Some(note) = &note {
             self.write(note);

@@ -44,7 +44,8 @@ impl LiveReporter {
     }
 
     fn spinner(&self, label: String) -> ProgressBar {
-        let style = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+        // The prefix holds the step's progress line, when it reports one.
+        let style = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim} {prefix}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner())
             .tick_strings(&["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", "·"]);
         let bar = self.view.add(ProgressBar::new_spinner());
@@ -74,10 +75,18 @@ impl Reporter for LiveReporter {
                     &format!("▶ {}", apply_line(name, run_id, resumed.as_ref())),
                 ),
             },
-            Event::PlanStep(_) => plan_lines(event)
-                .into_iter()
-                .flatten()
-                .for_each(|l| self.print(&mut state, &l)),
+            Event::PlanStep(line) => {
+                if mode == Some(Mode::Plan)
+                    && let Some(bar) = state.running.remove(&(line.step.clone(), None))
+                {
+                    bar.finish_and_clear();
+                    self.view.remove(&bar);
+                }
+                plan_lines(event)
+                    .into_iter()
+                    .flatten()
+                    .for_each(|l| self.print(&mut state, &l))
+            }
             Event::StepStarted {
                 step,
                 type_name,
@@ -107,6 +116,26 @@ impl Reporter for LiveReporter {
                     && let Some(line) = event_line(&state.summary.relabel(event), self.verbosity)
                 {
                     self.print(&mut state, &line);
+                }
+            }
+            Event::StepOutput {
+                step,
+                element,
+                stream,
+                line,
+            } if stream == crate::context::PROGRESS_STREAM => {
+                if self.verbosity == Verbosity::Quiet {
+                    return;
+                }
+                let key = (step.clone(), *element);
+                if !state.running.contains_key(&key) && mode == Some(Mode::Plan) {
+                    // A read that takes long while planning: a spinner until its plan line.
+                    let label = printable::line(&state.summary.label(step)).into_owned();
+                    let bar = self.spinner(label);
+                    state.running.insert(key.clone(), bar);
+                }
+                if let Some(bar) = state.running.get(&key) {
+                    bar.set_prefix(printable::line(line).into_owned());
                 }
             }
             Event::PromptStarted { .. } => {

@@ -729,6 +729,9 @@ impl Loader<'_> {
         let Some(entries) = with.as_map() else { return };
         for (key, value) in entries {
             match (key.name.as_str(), &value.value) {
+                // A whole argv from one expression (`command: "{{ params.stop }}"`, a list)
+                // goes to no shell: each element is one argument, whatever it holds.
+                ("command", NodeValue::Str(text)) if is_one_expression(text) => {}
                 ("shell" | "command", NodeValue::Str(_)) => {
                     self.unquoted(id, &format!("with.{}", key.name), value)
                 }
@@ -915,4 +918,10 @@ fn suggest_id(id: &str) -> String {
         out.insert_str(0, "step_");
     }
     out
+}
+
+/// Whether `text` is exactly one `{{ … }}` (a typed value, not text with values in it).
+fn is_one_expression(text: &str) -> bool {
+    let text = text.trim();
+    text.starts_with("{{") && text.ends_with("}}") && text[2..text.len() - 2].find("}}").is_none()
 }

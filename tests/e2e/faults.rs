@@ -305,23 +305,76 @@ fn purge_lines(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_long_redis_delete_reports_its_progress() {
+    // One key per SCAN page and per UNLINK: 600 keys: hundreds of round trips each way, so progress lines come
+    // (every 100 round trips at the latest) whatever the machine's speed.
     let server = RedisServer::start();
-    fill(&server, 25);
+    fill(&server, 600);
     let setup = Flow::new().playbook(&delete_playbook(&server, ""));
     let dir = setup.dir.path().to_path_buf();
-    flow(&dir, &["apply", "playbook.yaml", "--yes"], &[]).code(0);
+    let out = flow(
+        &dir,
+        &["apply", "playbook.yaml", "--yes", "--output", "json"],
+        &[],
+    );
+    out.code(0);
+    let progress: Vec<String> = out
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "step_output" && e["stream"] == "progress")
+        .map(|e| e["line"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let number = |line: &str, word: &str| -> u64 {
+        let at = line
+            .find(word)
+            .unwrap_or_else(|| panic!("no {word:?} in {line:?}"));
+        line[at + word.len()..]
+            .split(|c: char| !c.is_ascii_digit() && c != ' ')
+            .next()
+            .unwrap()
+            .replace(' ', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("no count after {word:?} in {line:?}"))
+    };
+    let walked: Vec<u64> = progress
+        .iter()
+        .filter(|l| l.starts_with("scanned "))
+        .map(|l| number(l, "scanned "))
+        .collect();
+    let deleted: Vec<u64> = progress
+        .iter()
+        .filter(|l| l.starts_with("deleted "))
+        .map(|l| number(l, "deleted "))
+        .collect();
+    assert!(walked.len() >= 2, "{progress:#?}");
+    assert!(deleted.len() >= 2, "{progress:#?}");
+    for counts in [&walked, &deleted] {
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{progress:#?}");
+        assert!(
+            counts.iter().all(|c| (1..=600).contains(c)),
+            "{progress:#?}"
+        );
+    }
+    assert!(
+        progress
+            .iter()
+            .filter(|l| l.starts_with("deleted "))
+            .all(|l| l.contains(" of 600 matching keys")),
+        "{progress:#?}"
+    );
+    // The end is in the log and the journal; progress is not journalled.
     let lines = purge_lines(&dir);
-    let progress: Vec<&String> = lines.iter().filter(|l| l.contains("so far")).collect();
-    assert_eq!(progress.len(), 2, "{lines:#?}");
-    assert!(progress[0].starts_with("deleted 10 of 25 matching keys so far on redis://"));
-    assert!(progress[1].starts_with("deleted 20 of 25 matching keys so far"));
     assert!(
         lines
             .last()
             .unwrap()
-            .starts_with("deleted 25 of 25 matching keys on"),
+            .starts_with("deleted 600 of 600 matching keys on"),
         "{lines:#?}"
     );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("scanned ")),
+        "{lines:#?}"
+    );
+    assert!(server.keys("k:*").is_empty());
 }
 
 #[test]

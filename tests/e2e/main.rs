@@ -21,6 +21,7 @@ mod output_views;
 mod plan;
 mod playbooks_redis;
 mod processes;
+mod redis_scale;
 mod redis_steps;
 mod regressions;
 mod resume;

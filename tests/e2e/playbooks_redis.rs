@@ -67,8 +67,12 @@ fn health_report_passes_on_a_healthy_server_and_prints_the_figures() {
         .run()
         .code(0)
         .stdout_has("maxmemory_policy")
-        .stdout_has("role         master")
-        .stdout_has("dbsize       1");
+        .stdout_has("role              master")
+        .stdout_has("dbsize            1")
+        .stdout_has("used_memory_peak  ")
+        .stdout_has("latency_p50       ")
+        .stderr_has("warning: step `memory_limit`: maxmemory is not set; the runbook sets 256 MiB")
+        .stderr_lacks("step `role`");
 }
 
 #[test]
@@ -87,8 +91,9 @@ fn health_report_warns_at_70_percent_memory_and_one_blocked_client() {
         ])
         .run()
         .code(0)
-        .stderr_has("warning: step `memory_warning`: memory usage is above 70% of maxmemory")
-        .stderr_has("warning: step `blocked_warning`: clients are blocked");
+        .stderr_has("warning: step `memory_warning`: memory 8")
+        .stderr_has(" MiB is above 70%")
+        .stderr_has("warning: step `blocked_warning`: 1 blocked clients (above 0)");
 }
 
 #[test]
@@ -104,7 +109,196 @@ fn health_report_fails_on_a_critical_threshold_naming_it() {
         ])
         .run()
         .code(1)
-        .stdout_has("a critical threshold is breached (false: `steps.info.blocked_clients <= 10`)");
+        .stdout_has("a critical threshold is breached (memory n/a% of limit, ")
+        .stdout_has(", 11 blocked, ")
+        .stdout_has("(false: `steps.info.blocked_clients <= 10`)");
+}
+
+#[test]
+fn session_inspect_counts_lists_views_and_deletes_one_session() {
+    let server = RedisServer::start();
+    server.cli(&[
+        "SET",
+        "session:sub-1",
+        r#"{"organisationId":"org-a","userId":"u-1"}"#,
+        "EX",
+        "86400",
+    ]);
+    server.cli(&["SET", "session:sub-2", r#"{"organisationId":"org-b"}"#]);
+    server.cli(&["SET", "other", "x"]);
+    let run = |extra: &[&str]| {
+        let inspect = playbook("prospectflow/session-inspect.yaml");
+        let url = format!("url={}", server.url());
+        let mut args = vec!["apply", inspect.as_str(), "-p", url.as_str()];
+        args.extend_from_slice(extra);
+        Flow::new().args(&args).run()
+    };
+    // Count and list.
+    run(&[])
+        .code(0)
+        .stdout_has("2 keys match session:*: session:sub-1, session:sub-2");
+    // One session: its JSON as a table, its TTL in seconds and hours; nothing deleted.
+    run(&["-p", "session=session:sub-1"])
+        .code(0)
+        .stdout_has("session:sub-1: expires in 86")
+        .stdout_has("s (24.0h)")
+        .stdout_has("organisationId  userId")
+        .stdout_has("org-a           u-1");
+    run(&["-p", "session=session:nope"])
+        .code(0)
+        .stdout_has("session:nope: does not exist");
+    assert_eq!(server.cli(&["EXISTS", "session:sub-1"]), "1");
+    // Delete it: asks first (no terminal, no --yes: exit 3, nothing deleted), then with --yes.
+    run(&["-p", "session=session:sub-1", "-p", "delete=true"]).code(3);
+    assert_eq!(server.cli(&["EXISTS", "session:sub-1"]), "1");
+    run(&["-p", "session=session:sub-1", "-p", "delete=true", "--yes"]).code(0);
+    assert_eq!(server.keys("*"), ["other", "session:sub-2"]);
+}
+
+/// A redis-server the restore playbook started (daemonized, its pid in a file): killed when
+/// the test ends.
+struct Daemon(PathBuf);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// Seed 001's Redis (AOF + RDB) with 50 sessions, backed up with redis.backup (RDB and AOF
+/// copies), then changed: a session written after the backup, ten deleted. The restore
+/// playbook (with or without the AOF copy) must bring back exactly the backup.
+fn restore_with_aof(with_aof_copy: bool) {
+    let data = tempfile::tempdir().unwrap();
+    let server = RedisServer::start_in(data.path(), &["--appendonly", "yes"]);
+    for i in 0..50 {
+        server.cli(&[
+            "SET",
+            &format!("session:{i:02}"),
+            r#"{"organisationId":"org-a"}"#,
+        ]);
+    }
+    let backup = Flow::new()
+        .playbook(&format!(
+            "flow: 1\nsteps:\n  backup:\n    type: redis.backup\n    with: {{ url: \"{}\", dest: backups/redis.rdb }}\n",
+            server.url()
+        ))
+        .args(&["apply", "playbook.yaml", "--yes"])
+        .run();
+    backup.code(0);
+    assert!(backup.exists("backups/redis.aof"), "{}", backup.context());
+    server.cli(&["SET", "session:after-backup", "{}"]);
+    for i in 0..10 {
+        server.cli(&["DEL", &format!("session:{i:02}")]);
+    }
+    assert_eq!(server.cli(&["DBSIZE"]), "41");
+
+    let port = server.port().to_string();
+    let dir = data.path().display().to_string();
+    let pidfile = data.path().join("restored.pid");
+    let _daemon = Daemon(pidfile.clone());
+    let stop = format!("stop=[redis-cli, -p, '{port}', shutdown, nosave]");
+    let start = format!(
+        "start=[redis-server, --port, '{port}', --bind, 127.0.0.1, --dir, '{dir}', --appendonly, 'yes', --save, '', --daemonize, 'yes', --pidfile, '{}']",
+        pidfile.display()
+    );
+    let rdb = backup.path("backups/redis.rdb").display().to_string();
+    let aof = if with_aof_copy {
+        backup.path("backups/redis.aof").display().to_string()
+    } else {
+        String::new()
+    };
+    let restore = playbook("prospectflow/redis-restore.yaml");
+    let args = [
+        "apply",
+        restore.as_str(),
+        "--yes",
+        "-p",
+        &format!("url={}", server.url()),
+        "-p",
+        &format!("backup={rdb}"),
+        "-p",
+        &format!("aof={aof}"),
+        "-p",
+        &stop,
+        "-p",
+        &start,
+        "-p",
+        "present_key=session:00",
+        "-p",
+        "absent_key=session:after-backup",
+    ];
+    let out = Flow::new().args(&args).run();
+    out.code(0)
+        .stdout_has("restored ")
+        .stdout_has(": 41 keys before, 50 now (AOF on)");
+    // The server serves the backup: 50 sessions, session:00 back, the later one gone …
+    assert_eq!(server.cli(&["DBSIZE"]), "50");
+    assert_eq!(
+        server.cli(&["EXISTS", "session:00", "session:after-backup"]),
+        "1"
+    );
+    // … and keeps serving it after another restart (it is in its AOF now).
+    server.cli(&["SET", "session:after-restore", "{}"]);
+    std::process::Command::new("redis-cli")
+        .args(["-p", &port, "shutdown"])
+        .status()
+        .unwrap();
+    let again = RedisServer::start_on(server.port(), &["--dir", &dir, "--appendonly", "yes"]);
+    assert_eq!(again.cli(&["DBSIZE"]), "51");
+    assert_eq!(
+        again.cli(&["EXISTS", "session:00", "session:after-restore"]),
+        "2"
+    );
+}
+
+#[test]
+fn restore_brings_an_rdb_backup_back_into_a_redis_running_aof() {
+    restore_with_aof(false);
+}
+
+#[test]
+fn restore_brings_the_aof_copy_of_a_backup_back() {
+    restore_with_aof(true);
+}
+
+#[test]
+fn october_list_backups_shows_them_newest_first_and_warns_when_the_newest_is_old() {
+    let flow = Flow::new()
+        .file("backups/redis-backup-20251024_180500.rdb", "old")
+        .file("backups/redis-backup-20251025_180500.rdb", "newer")
+        .file("backups/notes.txt", "not a backup");
+    let dir = flow.dir.path().to_path_buf();
+    let age = |name: &str, days: &str| {
+        let status = std::process::Command::new("touch")
+            .args([
+                "-d",
+                days,
+                &dir.join("backups").join(name).display().to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    age("redis-backup-20251024_180500.rdb", "3 days ago");
+    age("redis-backup-20251025_180500.rdb", "2 days ago");
+    let list = playbook("october/redis-list-backups.yaml");
+    let out = flow.args(&["apply", &list, "-p", "out_dir=backups"]).run();
+    out.code(0)
+        .stdout_has("2 backups in ")
+        .stderr_has("warning: step `fresh`: no backup in ")
+        .stdout_lacks("notes.txt");
+    let newer = out
+        .stdout
+        .find("redis-backup-20251025")
+        .expect("newer listed");
+    let older = out
+        .stdout
+        .find("redis-backup-20251024")
+        .expect("older listed");
+    assert!(newer < older, "not newest first:\n{}", out.stdout);
 }
 
 fn sessions(server: &RedisServer) {
@@ -376,7 +570,8 @@ fn october_backup_and_restore_bring_the_data_back_and_the_workers_too() {
             "go_ahead",
         ])
         .run()
-        .code(0);
+        .code(0)
+        .stdout_has("restored 1 keys, test-backup = original");
     // The server the harness started was shut down; the fake ReplicaSet started another.
     let restored = crate::common::redis::raw_command(cluster.port, None, &["GET", "test-backup"])
         .expect("restored redis answers");

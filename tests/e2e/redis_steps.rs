@@ -214,6 +214,44 @@ steps:
 }
 
 #[test]
+fn command_diagnostic_reads_run_during_plan_and_a_config_password_is_masked() {
+    // Seed 001's incident reads: SLOWLOG GET, CONFIG GET, CLIENT LIST, MEMORY USAGE, LATENCY.
+    // The replication password is in no param and no URL: only the reply holds it.
+    let password = "pw-in-config-7f3";
+    let redis = RedisServer::start();
+    redis.cli(&["CONFIG", "SET", "masterauth", password]);
+    redis.cli(&["SET", "session:1", "{}"]);
+    let url = redis.url();
+    let playbook = format!(
+        r#"flow: 1
+defaults:
+  redis: {{ url: "{url}" }}
+steps:
+  slowlog: {{ type: redis.command, with: {{ command: [SLOWLOG, GET, "10"] }} }}
+  config: {{ type: redis.command, with: {{ command: [CONFIG, GET, masterauth] }} }}
+  clients: {{ type: redis.command, with: {{ command: [CLIENT, LIST] }} }}
+  usage: {{ type: redis.command, with: {{ command: [MEMORY, USAGE, "session:1"] }} }}
+  latency: {{ type: redis.command, with: {{ command: [LATENCY, LATEST] }} }}
+  say: {{ type: log, with: {{ message: "config {{{{ steps.config.reply }}}}, usage {{{{ steps.usage.reply }}}}" }} }}
+"#
+    );
+    let (out, events) = plan_json(Flow::new().playbook(&playbook), &[]);
+    for step in ["slowlog", "config", "clients", "usage", "latency"] {
+        let action = events
+            .iter()
+            .find(|e| e["event"] == "plan_step" && e["step"] == step)
+            .map(|e| e["action"].clone());
+        assert_eq!(action, Some(json!("read")), "{step}: {events:#?}");
+    }
+    let said = lines_of(&events, "say").join("\n");
+    assert!(
+        said.starts_with("config ['masterauth', '***'], usage "),
+        "{said}"
+    );
+    assert_nowhere(&out, password);
+}
+
+#[test]
 fn command_effect_override_decides_what_runs_in_plan() {
     let redis = RedisServer::start();
     redis.cli(&["SET", "a", "1"]);
@@ -634,6 +672,58 @@ fn compare_sample_keys_finds_a_changed_value() {
     assert_eq!(right.cli(&["GET", "config:flag"]), r#"{"enabled":false}"#);
 }
 
+/// `calls` of one command in INFO commandstats (0 when never called).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn compare_on_a_large_keyspace_samples_only_the_keys_asked_for() {
+    let left = RedisServer::start();
+    let right = RedisServer::start();
+    for server in [&left, &right] {
+        for start in (0..20_000).step_by(5_000) {
+            let mut args = vec!["MSET".to_string()];
+            for i in start..start + 5_000 {
+                args.push(format!("session:{i:05}"));
+                args.push(format!(r#"{{"n":{i}}}"#));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            server.cli(&args);
+        }
+        server.cli(&["CONFIG", "RESETSTAT"]);
+    }
+    let (_, events) = apply_json(
+        Flow::new().playbook(&compare_playbook(&left, &right, "      sample_keys: 50\n")),
+        &[],
+        0,
+    );
+    let o = outputs(&events, "cmp");
+    assert_eq!(o["equal"], json!(true), "{o:#}");
+    let sample = row(&o["rows"], "sample keys");
+    assert_eq!(sample["left"], json!("50 of 20000 keys sampled"), "{o:#}");
+    assert_eq!(sample["right"], json!("50 identical"), "{o:#}");
+    let table = lines_of(&events, "cmp").join("\n");
+    assert!(
+        line_with(&table, "sample keys").contains("50 of 20000"),
+        "{table}"
+    );
+    // A sample: the values of 50 keys were read on each side, not 20 000.
+    assert_eq!(calls(&left, "get"), 50);
+    assert_eq!(calls(&right, "get"), 50);
+    assert!(
+        calls(&left, "randomkey") <= 150,
+        "{}",
+        calls(&left, "randomkey")
+    );
+    assert_eq!(calls(&right, "randomkey"), 0);
+}
+
 #[test]
 fn compare_tolerance_lets_dbsize_differ() {
     let left = RedisServer::start();
@@ -736,6 +826,130 @@ steps:
     );
     assert_eq!(restored.cli(&["LRANGE", "queue", "0", "-1"]), "j1\nj2\nj3");
     assert_eq!(restored.cli(&["SCARD", "tags"]), "2");
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn backup_waits_for_a_save_already_running_and_saves_after_it() {
+    // A "cron" BGSAVE is running when the step starts (each key takes 0.4s to write: about
+    // 2.4s for six keys). A key written after it began is in no file but a save started after
+    // that one: the step's.
+    let redis = RedisServer::start_with(&["--rdb-key-save-delay", "400000"]);
+    for i in 0..5 {
+        redis.cli(&["SET", &format!("k{i}"), "v"]);
+    }
+    assert_eq!(redis.cli(&["BGSAVE"]), "Background saving started");
+    redis.cli(&["SET", "late", "written after the cron save began"]);
+    // The step's own save need not be slow (the running child keeps its own setting).
+    redis.cli(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let info = redis.cli(&["INFO", "persistence"]);
+    assert!(
+        info.contains("rdb_bgsave_in_progress:1"),
+        "the cron save is over before the step starts: {info}"
+    );
+    let began = unix_now();
+    let flow = Flow::new().file("out/.keep", "").playbook(&format!(
+        r#"flow: 1
+steps:
+  backup:
+    type: redis.backup
+    with: {{ url: "{url}", timeout: 60s, dest: out }}
+"#,
+        url = redis.url()
+    ));
+    let (out, events) = apply_json(flow, &[], 0);
+    let o = outputs(&events, "backup");
+    assert!(
+        lines_of(&events, "backup")
+            .iter()
+            .any(|l| l.contains("already running")),
+        "{events:#?}"
+    );
+    assert!(o["lastsave"].as_i64().unwrap() >= began, "{o:#}");
+    // `dest` is a folder: a timestamped file inside it, private to its owner.
+    // Relative paths stay as written: relative to where flow ran.
+    let path = out.path(o["path"].as_str().unwrap());
+    assert_eq!(path.parent().unwrap(), out.path("out"));
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        regex::Regex::new(r"^dump-\d{8}-\d{6}\.rdb$")
+            .unwrap()
+            .is_match(&name),
+        "{name}"
+    );
+    assert_eq!(mode_of(&path), 0o600);
+    let restored = RedisServer::start_in(&out.path("out"), &["--dbfilename", &name]);
+    assert_eq!(
+        restored.cli(&["GET", "late"]),
+        "written after the cron save began"
+    );
+    assert_eq!(restored.cli(&["DBSIZE"]), "6");
+}
+
+#[test]
+fn backup_with_aof_on_copies_the_aof_files_too() {
+    let redis = RedisServer::start_with(&["--appendonly", "yes"]);
+    redis.cli(&["SET", "session:1", r#"{"organisationId":"org-a"}"#]);
+    let flow = Flow::new().playbook(&format!(
+        r#"flow: 1
+steps:
+  backup:
+    type: redis.backup
+    with: {{ url: "{url}", dest: backups/redis.rdb }}
+"#,
+        url = redis.url()
+    ));
+    let (out, events) = apply_json(flow, &[], 0);
+    let o = outputs(&events, "backup");
+    let aof = out.path("backups/redis.aof");
+    assert_eq!(o["aof_path"], json!("backups/redis.aof"), "{o:#}");
+    assert_eq!(mode_of(&out.path("backups")), 0o700);
+    assert_eq!(mode_of(&out.path("backups/redis.rdb")), 0o600);
+    assert_eq!(mode_of(&aof), 0o700);
+    let files: Vec<String> = std::fs::read_dir(&aof)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f.ends_with(".manifest")), "{files:?}");
+    for file in &files {
+        assert_eq!(mode_of(&aof.join(file)), 0o600, "{file}");
+    }
+    assert!(
+        lines_of(&events, "backup")
+            .iter()
+            .any(|l| l.starts_with("AOF is on: copied")),
+        "{events:#?}"
+    );
+    // The copied AOF folder is one a server starts from, with the data.
+    let restored_dir = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap().flatten() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    copy(&aof, &restored_dir.path().join("appendonlydir"));
+    let restored = RedisServer::start_in(restored_dir.path(), &["--appendonly", "yes"]);
+    assert_eq!(
+        restored.cli(&["GET", "session:1"]),
+        r#"{"organisationId":"org-a"}"#
+    );
 }
 
 #[test]

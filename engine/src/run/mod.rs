@@ -442,11 +442,47 @@ impl crate::context::Evaluate for Runner {
             .env
             .compile_expression(text)
             .map_err(|e| e.to_string())?;
-        let value = compiled.eval(context).map_err(|e| match e.detail() {
-            Some(detail) => format!("{}: {detail}", e.kind()),
-            None => e.kind().to_string(),
-        })?;
+        let value = compiled.eval(context).map_err(|e| evaluation_error(&e))?;
         serde_json::to_value(&value).map_err(|e| e.to_string())
+    }
+
+    fn judge(
+        &self,
+        expression: &str,
+        rows: &[minijinja::Value],
+    ) -> Result<Vec<bool>, (usize, String)> {
+        let text = crate::template::strip_braces(expression);
+        let compiled = self
+            .env
+            .compile_expression(text)
+            .map_err(|e| (0, e.to_string()))?;
+        rows.iter()
+            .enumerate()
+            .map(|(index, row)| {
+                let context = minijinja::value::merge_maps([row.clone(), self.base.clone()]);
+                compiled
+                    .eval(context)
+                    .map(|verdict| verdict.is_true())
+                    .map_err(|e| (index, evaluation_error(&e)))
+            })
+            .collect()
+    }
+
+    fn names_read(&self, expression: &str) -> Result<std::collections::BTreeSet<String>, String> {
+        let text = crate::template::strip_braces(expression);
+        let compiled = self
+            .env
+            .compile_expression(text)
+            .map_err(|e| e.to_string())?;
+        Ok(compiled.undeclared_variables(false).into_iter().collect())
+    }
+}
+
+/// A failed evaluation as one line: its kind and, when MiniJinja has one, the detail.
+fn evaluation_error(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
     }
 }
 

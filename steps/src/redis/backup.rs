@@ -1,10 +1,13 @@
-//! `redis.backup`: BGSAVE, wait until LASTSAVE moves, and copy the RDB file out when the
-//! server's data folder is on this machine.
+//! `redis.backup`: BGSAVE, wait until it is done, and copy the RDB file (and the AOF files,
+//! when AOF is on) out when the server's data folder is on this machine. A save already
+//! running when the step starts (a cron backup) holds data from before the step: it is waited
+//! out and ours runs after it, so the backup is at least as new as the step.
 
+use super::backup_copy::{copy_aof_dir, copy_private, private_dir};
 use super::{Connections, RedisTarget, reply};
 use flow_engine::duration::format_duration;
 use flow_engine::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub struct Backup;
@@ -16,7 +19,10 @@ pub struct BackupParams {
     /// How long BGSAVE may take (default 60s); past it the step fails.
     pub timeout: Option<FlowDuration>,
     /// Where to copy the RDB file; strftime patterns name it by time, e.g.
-    /// `backups/redis-backup-%Y%m%d_%H%M%S.rdb`. Needs the server's `dir` on this machine.
+    /// `backups/redis-backup-%Y%m%d_%H%M%S.rdb`; a folder (existing, or written with a
+    /// trailing `/`) gets a timestamped file inside, like `cp`. The copy is private (0600).
+    /// With AOF on, the AOF files are copied beside it (`<name>.aof`). Needs the server's
+    /// `dir` on this machine.
     pub dest: Option<String>,
 }
 
@@ -31,6 +37,10 @@ pub struct BackupOutputs {
     pub path: Option<String>,
     /// Size of the RDB file (when it is readable here).
     pub bytes: Option<u64>,
+    /// The copy of the AOF files (a folder for Redis 7's `appendonlydir`, else a file), when
+    /// AOF is on and they were copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aof_path: Option<String>,
     /// How long the save took.
     pub seconds: f64,
 }
@@ -62,6 +72,133 @@ impl Backup {
                 .and_then(|v| v.as_str())
                 .map(str::to_string),
         })
+    }
+
+    /// Waits until no background save runs (one started by someone else: a cron backup).
+    async fn wait_idle(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+        began: Instant,
+        timeout: Duration,
+    ) -> Result<SaveState, StepError> {
+        loop {
+            let state = self.save_state(connections, target).await?;
+            if !state.in_progress {
+                return Ok(state);
+            }
+            if began.elapsed() > timeout {
+                return Err(StepError::failed(format!(
+                    "a background save already running on {} did not finish within {} \
+                     (timeout); ours was not started",
+                    target.display(),
+                    format_duration(timeout),
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// BGSAVE once no other save runs. `SCHEDULE`: during an AOF rewrite the save starts
+    /// when the rewrite ends instead of being refused.
+    async fn start_save(
+        &self,
+        ctx: &StepContext,
+        connections: &Connections,
+        target: &RedisTarget,
+        began: Instant,
+        timeout: Duration,
+    ) -> Result<SaveState, StepError> {
+        let mut announced = false;
+        loop {
+            let before = self.save_state(connections, target).await?;
+            let before = if before.in_progress {
+                if !announced {
+                    announced = true;
+                    ctx.output(
+                        "log",
+                        &format!(
+                            "a background save is already running on {} (started elsewhere): \
+                             waiting for it, then saving again",
+                            target.display()
+                        ),
+                    );
+                }
+                self.wait_idle(connections, target, began, timeout).await?
+            } else {
+                before
+            };
+            match connections
+                .query(target, redis::cmd("BGSAVE").arg("SCHEDULE"))
+                .await
+            {
+                Ok(_) => return Ok(before),
+                // Another save started between our look and our BGSAVE: wait for it too.
+                Err(error) if error.message().contains("already in progress") => continue,
+                // A server older than 3.2 knows no SCHEDULE.
+                Err(error) if error.message().contains("syntax") => {
+                    connections.query(target, &redis::cmd("BGSAVE")).await?;
+                    return Ok(before);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// With AOF on, copies the AOF files beside the RDB copy `dest` (`<name>.aof`): the
+    /// `appendonlydir` folder of Redis 7, the single `appendonly.aof` before. Says so plainly
+    /// when they cannot be copied from here.
+    async fn copy_aof(
+        &self,
+        ctx: &StepContext,
+        connections: &Connections,
+        target: &RedisTarget,
+        dest: &Path,
+    ) -> Result<Option<String>, StepError> {
+        if self.config(connections, target, "appendonly").await? != "yes" {
+            return Ok(None);
+        }
+        let data_dir = PathBuf::from(self.config(connections, target, "dir").await?);
+        let aof_dest = dest.with_extension("aof");
+        let (src, folder) = match self.config(connections, target, "appenddirname").await {
+            Ok(name) => (data_dir.join(name), true),
+            Err(_) => (
+                data_dir.join(self.config(connections, target, "appendfilename").await?),
+                false,
+            ),
+        };
+        let (from, to) = (src.clone(), aof_dest.clone());
+        let copied = tokio::task::spawn_blocking(move || {
+            if folder {
+                copy_aof_dir(&from, &to).map(|files| files.len())
+            } else {
+                copy_private(&from, &to).map(|_| 1)
+            }
+        })
+        .await
+        .map_err(|e| StepError::failed(format!("the AOF copy stopped: {e}")))?;
+        match copied {
+            Ok(files) => {
+                ctx.output(
+                    "log",
+                    &format!(
+                        "AOF is on: copied {} ({files} file{}) to {}",
+                        src.display(),
+                        if files == 1 { "" } else { "s" },
+                        aof_dest.display()
+                    ),
+                );
+                Ok(Some(aof_dest.display().to_string()))
+            }
+            Err(error) => {
+                ctx.warn(&format!(
+                    "AOF is on but its files were not copied ({}: {error}): the backup is the \
+                     RDB snapshot only",
+                    src.display()
+                ));
+                Ok(None)
+            }
+        }
     }
 
     async fn lastsave(
@@ -139,17 +276,14 @@ impl StepType for Backup {
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(60));
         let began = Instant::now();
-        let before = self.save_state(&connections, target).await?;
-        if let Err(error) = connections.query(target, &redis::cmd("BGSAVE")).await
-            && !error.message().contains("already in progress")
-        {
-            return Err(error);
-        }
+        let before = self
+            .start_save(ctx, &connections, target, began, timeout)
+            .await?;
         let lastsave = loop {
             let now = self.save_state(&connections, target).await?;
             let saved = match (before.saves, now.saves) {
                 (Some(b), Some(n)) => n > b && !now.in_progress,
-                _ => now.lastsave > before.lastsave,
+                _ => now.lastsave > before.lastsave && !now.in_progress,
             };
             if saved {
                 if now.last_status.as_deref().is_some_and(|s| s != "ok") {
@@ -163,17 +297,17 @@ impl StepType for Backup {
             }
             if began.elapsed() > timeout {
                 return Err(StepError::failed(format!(
-                    "BGSAVE on {} did not finish within {} (LASTSAVE still {})",
+                    "BGSAVE on {} did not finish within {} (timeout; LASTSAVE still {})",
                     target.display(),
                     format_duration(timeout),
-                    before.lastsave
+                    now.lastsave
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = began.elapsed().as_secs_f64();
-        let rdb_path = PathBuf::from(self.config(&connections, target, "dir").await?)
-            .join(self.config(&connections, target, "dbfilename").await?);
+        let data_dir = PathBuf::from(self.config(&connections, target, "dir").await?);
+        let rdb_path = data_dir.join(self.config(&connections, target, "dbfilename").await?);
         let shown = rdb_path.display().to_string();
         let bytes = tokio::fs::metadata(&rdb_path).await.ok().map(|m| m.len());
         if bytes == Some(0) {
@@ -181,35 +315,56 @@ impl StepType for Backup {
                 "the backup is empty: {shown} has 0 bytes"
             )));
         }
-        let mut path = None;
+        let (mut path, mut aof_path) = (None, None);
         if let Some(dest) = &params.dest {
             let bytes = bytes.ok_or_else(|| {
                 StepError::failed(format!("cannot copy the backup: {shown} is not readable on this machine (is Redis remote?)"))
             })?;
-            let dest = ctx.resolve_path(&stamped(dest));
+            let dbfilename = self.config(&connections, target, "dbfilename").await?;
+            let dest = destination(&ctx.resolve_path(&stamped(dest)), dest, &dbfilename);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-                tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                private_dir(parent).map_err(|e| {
                     StepError::failed(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
-            let copied = tokio::fs::copy(&rdb_path, &dest).await.map_err(|e| {
-                StepError::failed(format!("cannot copy {shown} to {}: {e}", dest.display()))
-            })?;
-            if copied != bytes || copied == 0 {
+            let (from, to) = (rdb_path.clone(), dest.clone());
+            let copied = tokio::task::spawn_blocking(move || copy_private(&from, &to))
+                .await
+                .map_err(|e| StepError::failed(format!("the copy stopped: {e}")))?
+                .map_err(|e| {
+                    StepError::failed(format!("cannot copy {shown} to {}: {e}", dest.display()))
+                })?;
+            if copied == 0 {
                 return Err(StepError::failed(format!(
-                    "the copy {} has {copied} bytes, the RDB file {bytes}",
+                    "the copy {} is empty (the RDB file had {bytes} bytes)",
                     dest.display()
                 )));
             }
             path = Some(dest.display().to_string());
+            aof_path = self.copy_aof(ctx, &connections, target, &dest).await?;
         }
         Ok(BackupOutputs {
             lastsave,
             rdb_path: shown,
             path,
             bytes,
+            aof_path,
             seconds,
         })
+    }
+}
+
+/// Where the copy goes: `dest` itself, or inside it when it is a folder (an existing one, or
+/// one written with a trailing `/`), named after the server's file and the time, like `cp`.
+fn destination(resolved: &Path, written: &str, dbfilename: &str) -> PathBuf {
+    if written.ends_with('/') || resolved.is_dir() {
+        let stem = Path::new(dbfilename)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dump".into());
+        resolved.join(stamped(&format!("{stem}-%Y%m%d-%H%M%S.rdb")))
+    } else {
+        resolved.to_path_buf()
     }
 }
 

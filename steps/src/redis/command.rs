@@ -11,6 +11,32 @@ const HARMLESS: &[&str] = &[
     "PING", "ECHO", "INFO", "TIME", "LASTSAVE", "ROLE", "COMMAND",
 ];
 
+/// Subcommands that only look, of commands that also change things (so that the server flags
+/// neither `readonly`): what a health check or an incident reads (seed 001).
+const HARMLESS_SUBCOMMANDS: &[(&str, &str)] = &[
+    ("SLOWLOG", "GET"),
+    ("SLOWLOG", "LEN"),
+    ("CONFIG", "GET"),
+    ("CLIENT", "LIST"),
+    ("CLIENT", "INFO"),
+    ("CLIENT", "GETNAME"),
+    ("CLIENT", "ID"),
+    ("MEMORY", "USAGE"),
+    ("MEMORY", "STATS"),
+    ("MEMORY", "DOCTOR"),
+    ("LATENCY", "LATEST"),
+    ("LATENCY", "HISTORY"),
+    ("LATENCY", "DOCTOR"),
+    ("LATENCY", "GRAPH"),
+    ("ACL", "WHOAMI"),
+    ("OBJECT", "ENCODING"),
+    ("OBJECT", "FREQ"),
+    ("OBJECT", "IDLETIME"),
+];
+
+/// CONFIG GET names whose values are credentials: masked wherever the reply goes.
+const SECRET_CONFIG: &[&str] = &["requirepass", "masterauth"];
+
 pub struct Command;
 
 /// What a run learned about commands: asked once per run, forgotten when it ends (the server
@@ -46,6 +72,19 @@ impl CommandParams {
             .first()
             .map(|c| c.0.to_uppercase())
             .unwrap_or_default()
+    }
+
+    /// Whether this is a subcommand known to only look (`SLOWLOG GET`, `CONFIG GET`, …).
+    fn harmless_subcommand(&self) -> bool {
+        let sub = self
+            .command
+            .get(1)
+            .map(|c| c.0.to_uppercase())
+            .unwrap_or_default();
+        let name = self.name();
+        HARMLESS_SUBCOMMANDS
+            .iter()
+            .any(|(n, s)| *n == name && *s == sub)
     }
 
     fn shown(&self) -> String {
@@ -107,6 +146,9 @@ count_sessions:
     }
 
     async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
+        if params.harmless_subcommand() {
+            return Some(Effect::Read);
+        }
         let connections = super::connections(ctx);
         let name = params.name();
         if ctx.offline {
@@ -186,8 +228,24 @@ count_sessions:
             };
         }
         let value = connections.query(&params.target, &cmd).await?;
-        Ok(CommandOutputs {
-            reply: reply::to_json(value),
-        })
+        let reply = reply::to_json(value);
+        if params.name() == "CONFIG" {
+            learn_config_secrets(ctx, &reply);
+        }
+        Ok(CommandOutputs { reply })
+    }
+}
+
+/// A CONFIG GET reply (`[name, value, …]` or a mapping) that holds a password: the password
+/// becomes a secret of the run, masked in everything flow prints.
+fn learn_config_secrets(ctx: &StepContext, reply: &serde_json::Value) {
+    if let serde_json::Value::Object(map) = reply::pairs_to_map(reply.clone()) {
+        for (name, value) in map {
+            if SECRET_CONFIG.contains(&name.to_lowercase().as_str())
+                && value.as_str().is_some_and(|v| !v.is_empty())
+            {
+                ctx.add_secret(&value);
+            }
+        }
     }
 }

@@ -38,7 +38,8 @@ pub struct CompareParams {
     pub labels: Option<[String; 2]>,
     /// What to compare (default: ping, dbsize, keyspace, role).
     pub checks: Option<Vec<Check>>,
-    /// Compare N random keys of the left side by type, expiry and value digest.
+    /// Compare N random keys of the left side by type, expiry and value digest: a sample
+    /// (pipelined, a few round trips whatever the size of the keyspace), its size in the table.
     pub sample_keys: Option<u32>,
     /// How far counts and memory may differ: `1%`, or an absolute number (default: 0).
     pub tolerance: Option<Text>,
@@ -86,75 +87,44 @@ fn row(check: &str, left: impl Into<Value>, right: impl Into<Value>, matches: bo
     json!({ "check": check, "left": left.into(), "right": right.into(), "match": matches })
 }
 
-impl Compare {
-    /// A digest of a key: its type, whether it expires, and a hash of its value.
-    async fn key_digest(
-        &self,
-        connections: &Connections,
-        target: &RedisTarget,
-        key: &str,
-    ) -> Result<(String, bool, String), StepError> {
-        let kind = reply::as_text(
-            &connections
-                .query(target, redis::cmd("TYPE").arg(key))
-                .await?,
-        )
-        .unwrap_or_default();
-        let ttl = reply::as_int(
-            &connections
-                .query(target, redis::cmd("PTTL").arg(key))
-                .await?,
-        )
-        .unwrap_or(-2);
-        let mut value = match kind.as_str() {
-            "string" => reply::to_json(
-                connections
-                    .query(target, redis::cmd("GET").arg(key))
-                    .await?,
-            ),
-            "hash" => reply::to_json(
-                connections
-                    .query(target, redis::cmd("HGETALL").arg(key))
-                    .await?,
-            ),
-            "list" => reply::to_json(
-                connections
-                    .query(target, redis::cmd("LRANGE").arg(key).arg(0).arg(-1))
-                    .await?,
-            ),
-            "set" => reply::to_json(
-                connections
-                    .query(target, redis::cmd("SMEMBERS").arg(key))
-                    .await?,
-            ),
-            "zset" => reply::to_json(
-                connections
-                    .query(
-                        target,
-                        redis::cmd("ZRANGE")
-                            .arg(key)
-                            .arg(0)
-                            .arg(-1)
-                            .arg("WITHSCORES"),
-                    )
-                    .await?,
-            ),
-            "stream" => reply::to_json(
-                connections
-                    .query(target, redis::cmd("XRANGE").arg(key).arg("-").arg("+"))
-                    .await?,
-            ),
-            _ => Value::Null,
-        };
-        if kind == "set"
-            && let Value::Array(members) = &mut value
-        {
-            members.sort_by_key(|m| m.to_string());
+/// The command that reads a key's whole value, by type; none for a type without one.
+fn value_command(kind: &str, key: &str) -> Option<redis::Cmd> {
+    let mut cmd = match kind {
+        "string" => redis::cmd("GET"),
+        "hash" => redis::cmd("HGETALL"),
+        "list" => {
+            let mut cmd = redis::cmd("LRANGE");
+            cmd.arg(key).arg(0).arg(-1);
+            return Some(cmd);
         }
-        if kind == "hash"
-            && let Value::Array(fields) = &value
-        {
-            let mut pairs: Vec<(String, String)> = fields
+        "set" => redis::cmd("SMEMBERS"),
+        "zset" => {
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(key).arg(0).arg(-1).arg("WITHSCORES");
+            return Some(cmd);
+        }
+        "stream" => {
+            let mut cmd = redis::cmd("XRANGE");
+            cmd.arg(key).arg("-").arg("+");
+            return Some(cmd);
+        }
+        _ => return None,
+    };
+    cmd.arg(key);
+    Some(cmd)
+}
+
+/// A short digest of a value: the order a set or hash happens to be stored in is not part of
+/// the value.
+fn digest(kind: &str, mut value: Value) -> String {
+    if kind == "set"
+        && let Value::Array(members) = &mut value
+    {
+        members.sort_by_key(|m| m.to_string());
+    }
+    if kind == "hash" {
+        let mut pairs: Vec<(String, String)> = match &value {
+            Value::Array(fields) => fields
                 .chunks(2)
                 .map(|p| {
                     (
@@ -162,13 +132,102 @@ impl Compare {
                         p.get(1).map(Value::to_string).unwrap_or_default(),
                     )
                 })
-                .collect();
-            pairs.sort();
-            value = json!(pairs);
+                .collect(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (Value::String(k.clone()).to_string(), v.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        pairs.sort();
+        value = json!(pairs);
+    }
+    let digest = sha2::Sha256::digest(value.to_string().as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// How many times the sample asks for random keys before it settles for fewer.
+const SAMPLE_ROUNDS: usize = 3;
+
+impl Compare {
+    /// Each key's type, whether it expires, and a digest of its value: two pipelined round
+    /// trips for the whole sample (types and expiries, then values).
+    async fn digests(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+        keys: &[String],
+    ) -> Result<Vec<(String, bool, String)>, StepError> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("TYPE").arg(key);
+            pipe.cmd("PTTL").arg(key);
         }
-        let digest = sha2::Sha256::digest(value.to_string().as_bytes());
-        let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        Ok((kind, ttl >= 0, short))
+        let replies = connections.pipeline(target, &pipe, true).await?;
+        let facts: Vec<(String, bool)> = replies
+            .chunks(2)
+            .map(|pair| {
+                (
+                    reply::as_text(&pair[0]).unwrap_or_default(),
+                    pair.get(1).and_then(reply::as_int).unwrap_or(-2) >= 0,
+                )
+            })
+            .collect();
+        let mut pipe = redis::pipe();
+        let mut read = Vec::new();
+        for (key, (kind, _)) in keys.iter().zip(&facts) {
+            let command = value_command(kind, key);
+            read.push(command.is_some());
+            if let Some(command) = command {
+                pipe.add_command(command);
+            }
+        }
+        let mut values = if read.iter().any(|r| *r) {
+            connections.pipeline(target, &pipe, true).await?.into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
+        Ok(facts
+            .into_iter()
+            .zip(read)
+            .map(|((kind, expires), read)| {
+                let value = if read {
+                    values.next().map(reply::to_json).unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
+                let digest = digest(&kind, value);
+                (kind, expires, digest)
+            })
+            .collect())
+    }
+
+    /// Up to `count` distinct random keys of the left side: RANDOMKEY pipelined, a few rounds.
+    async fn sample_keys(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+        count: u32,
+    ) -> Result<Vec<String>, StepError> {
+        let mut keys = std::collections::BTreeSet::new();
+        for _ in 0..SAMPLE_ROUNDS {
+            let wanted = (count as usize).saturating_sub(keys.len());
+            if wanted == 0 {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for _ in 0..wanted {
+                pipe.cmd("RANDOMKEY");
+            }
+            let replies = connections.pipeline(target, &pipe, true).await?;
+            let before = keys.len();
+            keys.extend(replies.iter().filter_map(reply::as_text));
+            // An empty database, or one whose few keys are all in the sample already.
+            if keys.len() == before {
+                break;
+            }
+        }
+        Ok(keys.into_iter().collect())
     }
 
     async fn sample(
@@ -178,26 +237,17 @@ impl Compare {
         count: u32,
         rows: &mut Vec<Value>,
     ) -> Result<(), StepError> {
-        let mut keys: Vec<String> = Vec::new();
-        for _ in 0..count.saturating_mul(3) {
-            if keys.len() as u32 >= count {
-                break;
-            }
-            match reply::as_text(
-                &connections
-                    .query(&params.left, &redis::cmd("RANDOMKEY"))
-                    .await?,
-            ) {
-                Some(key) if !keys.contains(&key) => keys.push(key),
-                Some(_) => {}
-                None => break,
-            }
-        }
-        keys.sort();
+        let keys = self.sample_keys(connections, &params.left, count).await?;
+        let total = reply::as_int(
+            &connections
+                .query(&params.left, &redis::cmd("DBSIZE"))
+                .await?,
+        )
+        .unwrap_or(0);
+        let left = self.digests(connections, &params.left, &keys).await?;
+        let right = self.digests(connections, &params.right, &keys).await?;
         let mut same = 0;
-        for key in &keys {
-            let left = self.key_digest(connections, &params.left, key).await?;
-            let right = self.key_digest(connections, &params.right, key).await?;
+        for ((key, left), right) in keys.iter().zip(left).zip(right) {
             if left == right {
                 same += 1;
             } else {
@@ -216,7 +266,7 @@ impl Compare {
         }
         rows.push(row(
             "sample keys",
-            format!("{} sampled", keys.len()),
+            format!("{} of {total} keys sampled", keys.len()),
             format!("{same} identical"),
             same == keys.len(),
         ));

@@ -2,9 +2,9 @@
 //! `where` holds — an expression over `key`, `value` (parsed JSON when it is JSON), `ttl` and
 //! `type`. Plan counts them and shows a sample; apply decides every key before deleting any.
 
-use super::{Connections, RedisTarget, reply};
+use super::walk::{self, Walk, Walked};
+use super::{RedisTarget, reply};
 use flow_engine::prelude::*;
-use serde_json::{Map, Value, json};
 
 pub struct Delete;
 
@@ -19,7 +19,7 @@ pub struct DeleteParams {
     #[serde(rename = "where")]
     #[schemars(rename = "where", extend("x-flow-deferred" = ["key", "value", "ttl", "type"]))]
     pub condition: Option<String>,
-    /// Keys per SCAN round and per DEL (default 500).
+    /// Keys per SCAN page (read in one pipelined round trip) and per UNLINK (default 1000).
     pub batch: Option<u32>,
     /// Only count and sample the matching keys; delete nothing (the step is then a read, so it
     /// also runs during plan): to show an operator the count before a `confirm`.
@@ -33,12 +33,11 @@ pub struct DeleteOutputs {
     pub matched: u64,
     /// Keys deleted (fewer than matched if some expired meanwhile); 0 with `dry_run`.
     pub deleted: u64,
+    /// Keys the pattern matched (SCAN), before `where`.
+    pub scanned: u64,
     /// Up to 20 of the matching keys.
     pub sample: Vec<String>,
 }
-
-/// A long delete says how far it got every this many DEL batches.
-const PROGRESS_EVERY: usize = 10;
 
 /// How far a delete got; if it is stopped half way (its `timeout`, Ctrl-C), dropping it says
 /// how many keys were deleted before.
@@ -64,152 +63,83 @@ impl Drop for Progress<'_> {
     }
 }
 
-/// Evaluates `where` through whichever context is at hand.
-type Evaluate<'a> = &'a (dyn Fn(&str, &Map<String, Value>) -> Result<Value, String> + Sync);
-
 impl Delete {
-    /// Every key matching the pattern and the condition.
+    /// Every key matching the pattern and the condition, sorted.
     async fn matches(
         &self,
-        connections: &Connections,
         params: &DeleteParams,
-        evaluate: Evaluate<'_>,
-    ) -> Result<Vec<String>, StepError> {
-        let target = &params.target;
-        let batch = params.batch.unwrap_or(500).max(1);
-        let needs_value = params
-            .condition
-            .as_deref()
-            .is_some_and(|c| c.contains("value"));
-        let needs_ttl = params
-            .condition
-            .as_deref()
-            .is_some_and(|c| c.contains("ttl"));
-        let needs_type = needs_value
-            || params
-                .condition
-                .as_deref()
-                .is_some_and(|c| c.contains("type"));
-        let mut cursor: u64 = 0;
-        let mut matched = Vec::new();
-        loop {
-            let page = connections
-                .query(
-                    target,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&params.pattern)
-                        .arg("COUNT")
-                        .arg(batch),
-                )
-                .await?;
-            let (next, keys) = scan_page(page).ok_or_else(|| {
-                StepError::failed(format!(
-                    "SCAN on {} gave an unexpected reply",
-                    target.display()
-                ))
-            })?;
-            for key in keys {
-                let Some(condition) = &params.condition else {
-                    matched.push(key);
-                    continue;
-                };
-                let mut names = Map::new();
-                names.insert("key".into(), json!(key));
-                let kind = if needs_type {
-                    self.text(connections, target, redis::cmd("TYPE").arg(&key))
-                        .await?
-                } else {
-                    String::new()
-                };
-                if needs_type {
-                    names.insert("type".into(), json!(kind));
+        ctx: &PlanContext,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Walked, StepError> {
+        let connections = super::connections(ctx);
+        let walk = Walk {
+            connections: &connections,
+            target: &params.target,
+            pattern: &params.pattern,
+            batch: params.batch(),
+            condition: params.condition.as_deref(),
+        };
+        walk.run(ctx, progress).await
+    }
+
+    /// Deletes `keys` with UNLINK (freed in the background, so the server does not stall on a
+    /// large value), `batch` keys per command. One command per round trip on purpose: the
+    /// count of deleted keys stays exact if the server goes away half way. A server older
+    /// than Redis 4 (no UNLINK) gets DEL.
+    async fn unlink(
+        &self,
+        params: &DeleteParams,
+        ctx: &StepContext,
+        keys: &[String],
+        progress: &mut Progress<'_>,
+    ) -> Result<(), StepError> {
+        let connections = super::connections(ctx);
+        let mut verb = "UNLINK";
+        let mut ticker = walk::Ticker::new();
+        for chunk in keys.chunks(params.batch() as usize) {
+            let command = |verb: &str| {
+                let mut command = redis::cmd(verb);
+                for key in chunk {
+                    command.arg(key);
                 }
-                if needs_ttl {
-                    names.insert(
-                        "ttl".into(),
-                        json!(reply::as_int(
-                            &connections
-                                .query(target, redis::cmd("TTL").arg(&key))
-                                .await?
-                        )),
-                    );
-                }
-                if needs_value {
-                    names.insert(
-                        "value".into(),
-                        self.value(connections, target, &key, &kind).await?,
-                    );
-                }
-                let verdict = evaluate(condition, &names).map_err(|e| {
-                    StepError::failed(format!(
-                        "`where` failed on key `{key}` of {}: {e}",
-                        target.display()
-                    ))
-                })?;
-                if flow_engine::evaluate::to_jinja(&verdict).is_true() {
-                    matched.push(key);
+                command
+            };
+            let mut reply = connections.query(&params.target, &command(verb)).await;
+            if verb == "UNLINK"
+                && let Err(error) = &reply
+                && error.message().contains("unknown command")
+            {
+                verb = "DEL";
+                reply = connections.query(&params.target, &command(verb)).await;
+            }
+            match reply {
+                Ok(reply) => progress.deleted += reply::as_int(&reply).unwrap_or(0) as u64,
+                Err(error) => {
+                    progress.finished = true;
+                    return Err(StepError::failed(format!(
+                        "{}; {} of {} matching keys were deleted before it",
+                        error.message(),
+                        progress.deleted,
+                        progress.matched
+                    )));
                 }
             }
-            cursor = next;
-            if cursor == 0 {
-                break;
+            if ticker.due() {
+                ctx.progress(&format!(
+                    "deleted {} of {} matching keys",
+                    walk::grouped(progress.deleted),
+                    walk::grouped(progress.matched as u64)
+                ));
             }
         }
-        matched.sort();
-        matched.dedup();
-        Ok(matched)
-    }
-
-    async fn text(
-        &self,
-        connections: &Connections,
-        target: &RedisTarget,
-        cmd: &redis::Cmd,
-    ) -> Result<String, StepError> {
-        Ok(reply::as_text(&connections.query(target, cmd).await?).unwrap_or_default())
-    }
-
-    /// A string value parsed as JSON when it is JSON; a hash as a mapping; else null.
-    async fn value(
-        &self,
-        connections: &Connections,
-        target: &RedisTarget,
-        key: &str,
-        kind: &str,
-    ) -> Result<Value, StepError> {
-        Ok(match kind {
-            "string" => {
-                let text = self
-                    .text(connections, target, redis::cmd("GET").arg(key))
-                    .await?;
-                serde_json::from_str(&text).unwrap_or(Value::String(text))
-            }
-            "hash" => reply::pairs_to_map(reply::to_json(
-                connections
-                    .query(target, redis::cmd("HGETALL").arg(key))
-                    .await?,
-            )),
-            _ => Value::Null,
-        })
+        Ok(())
     }
 }
 
-fn scan_page(page: redis::Value) -> Option<(u64, Vec<String>)> {
-    let redis::Value::Array(mut parts) = page else {
-        return None;
-    };
-    if parts.len() != 2 {
-        return None;
+impl DeleteParams {
+    fn batch(&self) -> u32 {
+        self.batch.unwrap_or(1000).max(1)
     }
-    let keys = parts.pop()?;
-    let cursor = reply::as_int(&parts.pop()?)? as u64;
-    let keys = match keys {
-        redis::Value::Array(keys) => keys.iter().filter_map(reply::as_text).collect(),
-        _ => return None,
-    };
-    Some((cursor, keys))
 }
 
 impl StepType for Delete {
@@ -227,7 +157,6 @@ impl StepType for Delete {
     type Outputs = DeleteOutputs;
 
     async fn describe(&self, params: &DeleteParams, ctx: &PlanContext) -> Description {
-        let connections = super::connections(ctx);
         let what = match &params.condition {
             Some(condition) => format!(
                 "keys matching `{}` where {}",
@@ -249,9 +178,9 @@ impl StepType for Delete {
             )
             .detail("not counted: --offline");
         }
-        let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
-        match self.matches(&connections, params, &evaluate).await {
-            Ok(keys) => {
+        let progress = |line: &str| ctx.progress(line);
+        match self.matches(params, ctx, &progress).await {
+            Ok(Walked { matched: keys, .. }) => {
                 let (action, verb) = if params.dry_run {
                     (Action::Read, "count")
                 } else {
@@ -275,7 +204,7 @@ impl StepType for Delete {
             }
             // A `where` that fails now will fail at apply: the plan fails. A server out of
             // reach now may be reachable at apply: the plan says so and goes on.
-            Err(error) if error.message().contains("`where` failed") => {
+            Err(error) if error.message().starts_with("`where` failed") => {
                 Description::new(Action::Delete, format!("error: {error}"))
             }
             Err(error) => Description::new(
@@ -295,26 +224,29 @@ impl StepType for Delete {
         params: DeleteParams,
         ctx: &StepContext,
     ) -> Result<DeleteOutputs, StepError> {
-        let connections = super::connections(ctx);
-        let evaluate = |e: &str, n: &Map<String, Value>| ctx.evaluate(e, n);
-        let keys = self.matches(&connections, &params, &evaluate).await?;
+        let progress = |line: &str| ctx.progress(line);
+        let Walked {
+            matched: keys,
+            scanned,
+        } = self.matches(&params, ctx, &progress).await?;
         let sample: Vec<String> = keys.iter().take(20).cloned().collect();
         if params.dry_run {
             ctx.output(
                 "log",
                 &format!(
-                    "{} keys match on {} (dry run: nothing deleted)",
+                    "{} of {} keys match on {} (dry run: nothing deleted)",
                     keys.len(),
+                    scanned,
                     params.target.display()
                 ),
             );
             return Ok(DeleteOutputs {
                 matched: keys.len() as u64,
                 deleted: 0,
+                scanned,
                 sample,
             });
         }
-        let batch = params.batch.unwrap_or(500).max(1) as usize;
         let mut progress = Progress {
             ctx,
             target: params.target.display(),
@@ -322,34 +254,7 @@ impl StepType for Delete {
             deleted: 0,
             finished: false,
         };
-        let rounds = keys.len().div_ceil(batch);
-        for (round, chunk) in keys.chunks(batch).enumerate() {
-            let mut del = redis::cmd("DEL");
-            for key in chunk {
-                del.arg(key);
-            }
-            match connections.query(&params.target, &del).await {
-                Ok(reply) => progress.deleted += reply::as_int(&reply).unwrap_or(0) as u64,
-                Err(error) => {
-                    progress.finished = true;
-                    return Err(StepError::failed(format!(
-                        "{}; {} of {} matching keys were deleted before it",
-                        error.message(),
-                        progress.deleted,
-                        progress.matched
-                    )));
-                }
-            }
-            if (round + 1) % PROGRESS_EVERY == 0 && round + 1 < rounds {
-                ctx.output(
-                    "log",
-                    &format!(
-                        "deleted {} of {} matching keys so far on {}",
-                        progress.deleted, progress.matched, progress.target
-                    ),
-                );
-            }
-        }
+        self.unlink(&params, ctx, &keys, &mut progress).await?;
         progress.finished = true;
         let deleted = progress.deleted;
         ctx.output(
@@ -364,6 +269,7 @@ impl StepType for Delete {
             sample,
             matched: keys.len() as u64,
             deleted,
+            scanned,
         })
     }
 }

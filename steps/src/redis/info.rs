@@ -13,6 +13,8 @@ pub struct InfoParams {
     pub target: RedisTarget,
     /// INFO sections to return in `info` (default: all); the other outputs are always filled.
     pub sections: Option<Vec<String>>,
+    /// How many PINGs measure the round-trip latency (default 10; 0: none).
+    pub pings: Option<u32>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -24,8 +26,18 @@ pub struct InfoOutputs {
     pub dbsize: i64,
     /// Bytes.
     pub used_memory: i64,
+    /// Bytes: the most used since the server started.
+    pub used_memory_peak: i64,
     /// Bytes; 0 means no limit.
     pub maxmemory: i64,
+    /// `used_memory` as a percentage of `maxmemory`; null without a limit.
+    pub used_memory_percent: Option<f64>,
+    /// What the server evicts when full: `allkeys-lru`, `noeviction`, …
+    pub maxmemory_policy: String,
+    /// Round-trip time of a PING from here, in milliseconds: the median of `pings` PINGs.
+    pub latency_p50_ms: Option<f64>,
+    /// The slowest of those PINGs, in milliseconds.
+    pub latency_max_ms: Option<f64>,
     /// Per database: `{ db0: { keys, expires, avg_ttl } }`.
     pub keyspace: IndexMap<String, Value>,
     pub connected_clients: i64,
@@ -45,6 +57,22 @@ pub async fn read_info(
         .query(target, redis::cmd("INFO").arg("everything"))
         .await?;
     Ok(info_text::parse(&reply::as_text(&text).unwrap_or_default()))
+}
+
+/// Round trips of `count` PINGs, one after the other, in milliseconds, sorted.
+async fn ping_times(
+    connections: &Connections,
+    target: &RedisTarget,
+    count: u32,
+) -> Result<Vec<f64>, StepError> {
+    let mut times = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let began = std::time::Instant::now();
+        connections.query(target, &redis::cmd("PING")).await?;
+        times.push(began.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
 }
 
 impl StepType for Info {
@@ -78,6 +106,10 @@ impl StepType for Info {
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
         };
+        let times = ping_times(&connections, &params.target, params.pings.unwrap_or(10)).await?;
+        let rounded = |ms: f64| (ms * 1000.0).round() / 1000.0;
+        let used_memory = int("used_memory");
+        let maxmemory = int("maxmemory");
         let hits = int("keyspace_hits") as f64;
         let misses = int("keyspace_misses") as f64;
         let info = match &params.sections {
@@ -96,8 +128,17 @@ impl StepType for Info {
                 .unwrap_or("unknown")
                 .to_string(),
             dbsize,
-            used_memory: int("used_memory"),
-            maxmemory: int("maxmemory"),
+            used_memory,
+            used_memory_peak: int("used_memory_peak"),
+            maxmemory,
+            used_memory_percent: (maxmemory > 0)
+                .then(|| (used_memory as f64 * 10000.0 / maxmemory as f64).round() / 100.0),
+            maxmemory_policy: info_text::field(&all, "maxmemory_policy")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+            latency_p50_ms: times.get(times.len() / 2).copied().map(rounded),
+            latency_max_ms: times.last().copied().map(rounded),
             keyspace: all.get("keyspace").cloned().unwrap_or_default(),
             connected_clients: int("connected_clients"),
             blocked_clients: int("blocked_clients"),

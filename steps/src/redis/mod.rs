@@ -2,6 +2,7 @@
 //! declarative deletes. All share one connection per target for the whole run.
 
 pub mod backup;
+mod backup_copy;
 pub mod command;
 pub mod compare;
 pub mod delete;
@@ -10,6 +11,7 @@ mod info_text;
 mod reply;
 pub mod target;
 pub mod wait;
+mod walk;
 
 pub use target::{Connections, RedisTarget};
 

@@ -139,6 +139,56 @@ impl Connections {
         }
     }
 
+    /// Runs a pipeline (many commands, one round trip) as `query` runs one command: each
+    /// command's reply in order, a command the server refused as `Value::ServerError` in its
+    /// place. A dropped connection is reopened once only when the pipeline holds nothing but
+    /// reads (`reads_only`): a write may have run before the drop.
+    pub async fn pipeline(
+        &self,
+        target: &RedisTarget,
+        pipeline: &redis::Pipeline,
+        reads_only: bool,
+    ) -> Result<Vec<redis::Value>, StepError> {
+        use redis::aio::ConnectionLike as _;
+        let count = pipeline.cmd_iter().count();
+        let limit = target.response_timeout();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut connection = self.get(target).await?;
+            let sent =
+                tokio::time::timeout(limit, connection.req_packed_commands(pipeline, 0, count))
+                    .await;
+            let first = pipeline.cmd_iter().next();
+            let name = first.map(command_name).unwrap_or_default();
+            match sent {
+                Ok(Ok(replies)) => return Ok(replies),
+                Ok(Err(error)) if is_disconnect(&error) && reads_only && attempt == 1 => {
+                    self.forget(target).await;
+                }
+                Ok(Err(error)) => {
+                    if is_disconnect(&error) {
+                        self.forget(target).await;
+                    }
+                    return Err(StepError::failed(format!(
+                        "{name} (a pipeline of {count} commands) on {} failed: {error}",
+                        target.display()
+                    )));
+                }
+                Err(_) => {
+                    self.forget(target).await;
+                    return Err(StepError::failed(format!(
+                        "{name} (a pipeline of {count} commands) on {} got no reply within {} \
+                         (response_timeout): the server is not answering (paused, stopped or \
+                         overloaded?)",
+                        target.display(),
+                        flow_engine::duration::format_duration(limit)
+                    )));
+                }
+            }
+        }
+    }
+
     /// One command on `connection`, waiting for the reply at most the target's
     /// `response_timeout`: `Ok` with what Redis said, or `Err` when it said nothing in time.
     pub async fn timed(

@@ -1,0 +1,143 @@
+//! Copying a Redis server's persistence files out for `redis.backup`: the RDB snapshot and,
+//! when AOF is on, the AOF files. Backups may hold sessions, tokens, personal data (seed 002:
+//! "backups may contain sensitive data"), so every copy is private to its owner — files 0600,
+//! folders 0700 — and appears whole or not at all (written beside, then renamed).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Copies `src` to `dest` as a 0600 file; returns the bytes copied.
+pub fn copy_private(src: &Path, dest: &Path) -> io::Result<u64> {
+    let partial = partial_path(dest);
+    let written = (|| {
+        let mut from = fs::File::open(src)?;
+        let mut to = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        // An older partial file keeps its mode through `create`: set it.
+        to.set_permissions(fs::Permissions::from_mode(0o600))?;
+        let bytes = io::copy(&mut from, &mut to)?;
+        to.sync_all()?;
+        Ok(bytes)
+    })();
+    match written {
+        Ok(bytes) => {
+            fs::rename(&partial, dest)?;
+            Ok(bytes)
+        }
+        Err(error) => {
+            let _ = fs::remove_file(&partial);
+            Err(error)
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) as 0700 folders where they do not exist yet.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Copies the Redis 7 AOF folder (`appendonlydir`: a manifest, a base file and incremental
+/// files) to `dest`, a 0700 folder of 0600 files. The server may rewrite its AOF meanwhile
+/// (the files change): the manifest is read before and after, and a copy that straddled a
+/// rewrite is made again, up to three times. Returns the files copied.
+pub fn copy_aof_dir(src: &Path, dest: &Path) -> io::Result<Vec<PathBuf>> {
+    for _ in 0..3 {
+        let before = manifest(src)?;
+        let partial = partial_path(dest);
+        let _ = fs::remove_dir_all(&partial);
+        private_dir(&partial)?;
+        let mut copied = Vec::new();
+        let mut vanished = false;
+        for entry in fs::read_dir(src)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            match copy_private(&entry.path(), &partial.join(entry.file_name())) {
+                Ok(_) => copied.push(dest.join(entry.file_name())),
+                // Removed by a rewrite between the listing and the copy.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => vanished = true,
+                Err(error) => {
+                    let _ = fs::remove_dir_all(&partial);
+                    return Err(error);
+                }
+            }
+        }
+        if !vanished && manifest(src)? == before {
+            let _ = fs::remove_dir_all(dest);
+            fs::rename(&partial, dest)?;
+            copied.sort();
+            return Ok(copied);
+        }
+        let _ = fs::remove_dir_all(&partial);
+    }
+    Err(io::Error::other(
+        "the server rewrote its AOF during each of three copies",
+    ))
+}
+
+/// The manifest of an AOF folder (`*.manifest`), as text.
+fn manifest(dir: &Path) -> io::Result<String> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "manifest") {
+            return fs::read_to_string(path);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no AOF manifest in {}", dir.display()),
+    ))
+}
+
+/// `dest.partial`, beside `dest`.
+fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    dest.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_private_and_whole() {
+        let dir = std::env::temp_dir().join(format!("flow-backup-copy-{}", std::process::id()));
+        private_dir(&dir).unwrap();
+        let src = dir.join("dump.rdb");
+        fs::write(&src, b"REDIS0011...").unwrap();
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).unwrap();
+        let dest = dir.join("copy.rdb");
+        assert_eq!(copy_private(&src, &dest).unwrap(), 12);
+        let mode = fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!partial_path(&dest).exists());
+        let aof = dir.join("appendonlydir");
+        fs::create_dir(&aof).unwrap();
+        fs::write(
+            aof.join("a.aof.manifest"),
+            "file a.aof.1.base.rdb seq 1 type b\n",
+        )
+        .unwrap();
+        fs::write(aof.join("a.aof.1.base.rdb"), "base").unwrap();
+        let copied = copy_aof_dir(&aof, &dir.join("copy.aof")).unwrap();
+        assert_eq!(copied.len(), 2);
+        let mode = fs::metadata(dir.join("copy.aof"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
