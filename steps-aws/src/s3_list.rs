@@ -89,10 +89,36 @@ impl StepType for S3List {
             .unwrap_or(Value::Null);
         let count = objects.len();
         let limit = params.limit.map(|l| l as usize).unwrap_or(usize::MAX);
+        print_table(ctx, &objects[..objects.len().min(limit)], count);
         Ok(S3ListOutputs {
             objects: objects.iter().take(limit).map(as_json).collect(),
             count,
             latest,
         })
+    }
+}
+
+/// The listing as the operator reads it: at most 20 rows, and how many more there are.
+fn print_table(ctx: &StepContext, shown: &[Listed], count: usize) {
+    if count == 0 {
+        ctx.output("log", "no objects");
+        return;
+    }
+    let mut rows = vec![vec![
+        "key".to_string(),
+        "size".to_string(),
+        "last modified".to_string(),
+    ]];
+    rows.extend(
+        shown
+            .iter()
+            .take(20)
+            .map(|o| vec![o.key.clone(), o.size.to_string(), o.last_modified.clone()]),
+    );
+    for line in flow_engine::table::render_rows(&rows, true).lines() {
+        ctx.output("log", line);
+    }
+    if count > rows.len() - 1 {
+        ctx.output("log", &format!("… {} objects in all", count));
     }
 }

@@ -22,6 +22,14 @@ fn a_secret_is_created_once_read_back_by_key_and_never_shown() {
         false,
         "the same value is no change"
     );
+    // What moto holds: the mapping as JSON, in one version.
+    let stored = moto.boto(
+        "sm = boto3.client('secretsmanager', **kw)\n\
+         value = json.loads(sm.get_secret_value(SecretId='blot/production')['SecretString'])\n\
+         versions = sm.list_secret_version_ids(SecretId='blot/production')['Versions']\n\
+         print(value['DB_PASSWORD'], value['DB_USER'], len(versions))",
+    );
+    assert_eq!(stored, "pw-7h1s-1s-s3cret blot 1");
     let get = "flow: 1\nsteps:\n  pw:\n    type: secrets.get\n    with: { name: blot/production, json_key: DB_PASSWORD }\n  show:\n    type: log\n    with: { message: \"password is {{ steps.pw.value }}\" }\n  check:\n    type: assert\n    with: { that: \"steps.pw.value == 'pw-7h1s-1s-s3cret'\" }\n";
     let (out, events) = run(&moto, get, 0);
     assert_eq!(outputs(&events, "pw")["value"], "***");
@@ -40,12 +48,22 @@ fn a_parameter_is_written_once_and_a_securestring_is_masked_when_read() {
     assert!(!out.both().contains("t0k3n-v4lu3-9"), "{}", out.both());
     let (_, events) = run(&moto, put, 0);
     assert_eq!(outputs(&events, "plain")["changed"], false);
+    let version = |name: &str| {
+        moto.boto(&format!(
+            "p = ssm.get_parameter(Name='{name}', WithDecryption=True)['Parameter']\n\
+             print(p['Version'], p['Type'], p['Value'])"
+        ))
+    };
+    assert_eq!(version("/blot/redis/endpoint"), "1 String 10.0.0.5");
+    assert_eq!(version("/blot/token"), "1 SecureString t0k3n-v4lu3-9");
     let get = "flow: 1\nsteps:\n  plain:\n    type: ssm.get\n    with: { name: /blot/redis/endpoint }\n  hidden:\n    type: ssm.get\n    with: { name: /blot/token }\n";
     let (out, events) = run(&moto, get, 0);
     assert_eq!(outputs(&events, "plain")["value"], "10.0.0.5");
     assert_eq!(outputs(&events, "hidden")["type"], "SecureString");
     assert_eq!(outputs(&events, "hidden")["value"], "***");
     assert!(!out.both().contains("t0k3n-v4lu3-9"));
+    run(&moto, &put.replace("10.0.0.5", "10.0.0.6"), 0);
+    assert_eq!(version("/blot/redis/endpoint"), "2 String 10.0.0.6");
 }
 
 #[test]

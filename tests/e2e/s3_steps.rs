@@ -22,6 +22,12 @@ fn a_file_goes_up_is_listed_and_comes_back_verified() {
     );
     assert_eq!(moto.keys("backups"), vec!["redis/dump-1.rdb"]);
     assert_eq!(outputs(&events, "list")["count"], 1);
+    // The listing as a table, as the operator reads it.
+    assert!(
+        out.stdout.contains("redis/dump-1.rdb  14"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(outputs(&events, "down")["verified"], true);
     assert_eq!(
         outputs(&events, "down")["sha256"],
