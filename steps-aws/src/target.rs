@@ -157,18 +157,29 @@ where
             }
         }
         other => {
-            let detail = format!("{}", aws_sdk_s3::error::DisplayErrorContext(other));
-            if detail.contains("no credentials")
-                || detail.contains("credentials provider")
-                || detail.contains("CredentialsNotLoaded")
+            // The causes, outermost first, each in its own words (not the debug dump that
+            // DisplayErrorContext ends with).
+            let mut causes: Vec<String> = Vec::new();
+            let mut cause: Option<&dyn std::error::Error> = Some(other);
+            while let Some(error) = cause {
+                causes.push(error.to_string());
+                cause = error.source();
+            }
+            let all = causes.join(": ");
+            let last = causes.last().cloned().unwrap_or_default();
+            if all.contains("no credentials")
+                || all.contains("loading credentials")
+                || all.contains("credentials provider")
+                || all.contains("CredentialsNotLoaded")
             {
                 format!(
-                    "{what}: no AWS credentials: the standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, SSO, credential_process, the instance role) found none"
+                    "{what}: no AWS credentials: the standard chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws, SSO, credential_process, the instance role) found none (last: {last})"
                 )
-            } else if detail.contains("region") && detail.contains("not") {
+            } else if all.to_lowercase().contains("missing")
+                && all.to_lowercase().contains("region")
+            {
                 format!("{what}: no AWS region: set `region` in the AWS block, or AWS_REGION")
             } else {
-                let last = detail.rsplit(": ").next().unwrap_or(&detail).to_string();
                 format!("{what} could not reach AWS: {last}")
             }
         }

@@ -62,6 +62,22 @@ fn an_html_500_and_a_closed_port_are_each_one_line() {
         .stdout_has("ec2 DescribeInstances could not reach AWS");
 }
 
+/// No region anywhere (no block, no AWS_REGION, no profile): one line that says where to set it.
+#[test]
+fn a_missing_region_says_where_to_set_it() {
+    let home = tempfile::tempdir().expect("home");
+    let out = dummy_credentials(
+        Flow::new().playbook("flow: 1\nsteps:\n  found:\n    type: ec2.find\n    with: {}\n"),
+    )
+    .env("HOME", home.path().to_str().expect("utf-8"))
+    .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    .args(&["plan", "playbook.yaml"])
+    .run();
+    out.code(1).stdout_has(
+        "ec2 DescribeInstances: no AWS region: set `region` in the AWS block, or AWS_REGION",
+    );
+}
+
 /// moto's IAM mode: after the first few calls (which set up a user whose policy allows only
 /// S3 listing), every call is checked against IAM.
 #[test]
