@@ -29,6 +29,7 @@ pub mod playbook_schema;
 pub mod prelude;
 pub mod printable;
 pub mod prompt;
+pub mod read_result;
 pub mod recorded;
 pub mod registry;
 pub mod resources;

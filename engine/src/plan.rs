@@ -272,7 +272,18 @@ impl Runner {
             } else {
                 all_known = false;
             }
-            descriptions.push(self.describe(step, params, params_known, effect).await);
+            let mut description = self.describe(step, params, params_known, effect).await;
+            // A read shows what it returned (an element of a `for_each` is one line of many:
+            // its result stays in the journal of the apply).
+            if runs_now
+                && step.for_each.is_none()
+                && let Some((_, outputs)) = results.last()
+            {
+                description
+                    .details
+                    .extend(crate::read_result::brief(outputs));
+            }
+            descriptions.push(description);
         }
         if all_known && !results.is_empty() {
             let entry = match &step.for_each {
