@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod evaluate;
 pub mod event;
+pub mod expected;
 pub mod github;
 pub mod graph_view;
 pub mod headless;

@@ -180,11 +180,37 @@ impl<T: StepType> Erased<T> {
     }
 }
 
-/// Deserializes rendered params, naming the field that does not fit.
-pub fn params_from_json<P: DeserializeOwned>(value: serde_json::Value) -> Result<P, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string().as_str() {
-        "." => format!("invalid `with`: {}", e.inner()),
-        path => format!("invalid `with.{path}`: {}", e.inner()),
+/// Deserializes rendered params, naming the field that does not fit — in the user's terms
+/// where serde has none ("expected a text, or a list of texts; found a mapping" instead of
+/// "did not match any variant of untagged enum").
+pub fn params_from_json<P: DeserializeOwned + JsonSchema>(
+    value: serde_json::Value,
+) -> Result<P, String> {
+    let error = match serde_path_to_error::deserialize::<_, P>(&value) {
+        Ok(params) => return Ok(params),
+        Err(error) => error,
+    };
+    let mut message = error.inner().to_string();
+    if message.contains("did not match any variant of untagged enum") {
+        use crate::expected::Segment;
+        use serde_path_to_error::Segment as At;
+        let path: Vec<Segment> = error
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                At::Map { key } => Some(Segment::Key(key.as_str())),
+                At::Seq { index } => Some(Segment::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let schema = crate::schema::schema_of::<P>();
+        if let Some(explained) = crate::expected::explain(&schema, &value, &path) {
+            message = explained;
+        }
+    }
+    Err(match error.path().to_string().as_str() {
+        "." => format!("invalid `with`: {message}"),
+        path => format!("invalid `with.{path}`: {message}"),
     })
 }
 

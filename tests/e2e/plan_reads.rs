@@ -57,3 +57,17 @@ fn a_listing_is_a_table_in_the_plan_and_a_secret_read_stays_masked() {
     saved.code(0);
     assert!(!saved.file("plan.json").contains("s3cr3t-t0k3n-value"));
 }
+
+/// A templated value of the wrong shape is said in the user's terms, not serde's.
+#[test]
+fn a_templated_value_of_the_wrong_shape_says_what_the_field_takes() {
+    let out = Flow::new()
+        .playbook(
+            "flow: 1\nsteps:\n  pick:\n    type: choose\n    with:\n      prompt: Which?\n      options: \"{{ [{'x': 2}] }}\"\n",
+        )
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    out.code(1)
+        .stdout_has("invalid `with.options[0]`: expected a mapping with `label` and `value`, or a text or a number or true or false; found a mapping")
+        .stdout_lacks("untagged enum");
+}
