@@ -19,6 +19,7 @@ mod interrupt;
 mod journal;
 mod output_views;
 mod plan;
+mod playbooks_blot;
 mod playbooks_redis;
 mod processes;
 mod redis_scale;
