@@ -40,9 +40,7 @@ impl Drop for World {
     fn drop(&mut self) {
         let pidfile = self.redis_dir().join("redis.pid");
         if let Ok(pid) = std::fs::read_to_string(pidfile) {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.trim())
-                .status();
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
         }
     }
 }
@@ -148,7 +146,12 @@ impl World {
     fn provision(&self, command: &[&str], extra: &[&str]) -> Outcome {
         let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         args.insert(1, playbook("provision-and-restore.yaml"));
-        for p in self.params().iter().map(String::as_str).chain(extra.iter().copied()) {
+        for p in self
+            .params()
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+        {
             args.push("-p".into());
             args.push(p.to_string());
         }
@@ -186,9 +189,14 @@ fn provision_restores_compares_and_switches_the_main_host_to_the_new_instance() 
     assert_eq!(instance["id"], id);
     assert_eq!(instance["state"], "running");
     assert_eq!(instance["groups"], serde_json::json!([world.group]));
-    assert_eq!(instance["tags"]["RedisProvisionedBy"], "redis-restore-script");
+    assert_eq!(
+        instance["tags"]["RedisProvisionedBy"],
+        "redis-restore-script"
+    );
     assert_eq!(instance["tags"]["RedisSnapshot"], SNAPSHOT);
-    let at = instance["tags"]["ProvisionedAt"].as_str().expect("time tag");
+    let at = instance["tags"]["ProvisionedAt"]
+        .as_str()
+        .expect("time tag");
     assert!(
         at.len() == 20 && at.ends_with('Z') && at.as_bytes()[10] == b'T',
         "not ISO 8601: {at}"
@@ -227,8 +235,14 @@ fn provision_restores_compares_and_switches_the_main_host_to_the_new_instance() 
         calls.contains("docker ps -q --filter name=^blot-container-\n"),
         "{calls}"
     );
-    assert!(calls.contains("docker restart c0ffee1 c0ffee2\n"), "{calls}");
-    assert!(calls.contains("openresty -t (as root)\nopenresty -s reload (as root)\n"), "{calls}");
+    assert!(
+        calls.contains("docker restart c0ffee1 c0ffee2\n"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("openresty -t (as root)\nopenresty -s reload (as root)\n"),
+        "{calls}"
+    );
     // The local copy of the snapshot is gone.
     assert!(!out.both().contains("panicked"));
     let leftovers: Vec<_> = std::fs::read_dir(out.dir.path())
@@ -244,20 +258,27 @@ fn a_restore_that_differs_from_production_changes_no_configuration_and_terminate
     let world = World::start();
     // Production moved on after the snapshot: the comparison cannot match.
     world.production.cli(&["SET", "blog:2:title", "Later"]);
-    let out = world.provision(
-        &["apply", "--yes"],
-        &[&format!("snapshot={SNAPSHOT}")],
-    );
+    let out = world.provision(&["apply", "--yes"], &[&format!("snapshot={SNAPSHOT}")]);
     out.code(1)
         .stdout_has("the restored Redis differs from production")
         .stdout_has("production")
         .stdout_has("restored");
-    assert!(world.env_file().contains("BLOT_REDIS_HOST=old-redis.internal\n"));
+    assert!(
+        world
+            .env_file()
+            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
+    );
     assert_eq!(world.calls(), "", "nothing restarted or reloaded");
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!(all[0]["state"], "terminated", "undo terminates the instance");
-    assert!(out.file("provisioned-instances.log").contains("launched i-"));
+    assert_eq!(
+        all[0]["state"], "terminated",
+        "undo terminates the instance"
+    );
+    assert!(
+        out.file("provisioned-instances.log")
+            .contains("launched i-")
+    );
 }
 
 #[test]
@@ -269,7 +290,11 @@ fn without_an_approval_nothing_is_switched_and_keep_instance_keeps_it_for_debugg
         &[&format!("snapshot={SNAPSHOT}"), "keep_instance=true"],
     );
     out.code(3).stdout_has("approve");
-    assert!(world.env_file().contains("BLOT_REDIS_HOST=old-redis.internal\n"));
+    assert!(
+        world
+            .env_file()
+            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
+    );
     assert_eq!(world.calls(), "");
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
@@ -282,7 +307,10 @@ fn the_plan_is_the_runbooks_dry_run_every_aws_call_and_ssh_command_nothing_creat
     let out = world.provision(&["plan"], &[&format!("snapshot={SNAPSHOT}")]);
     out.code(0)
         .stdout_has(SNAPSHOT)
-        .stdout_has(&format!("launch 1 instance from launch template {}", world.template))
+        .stdout_has(&format!(
+            "launch 1 instance from launch template {}",
+            world.template
+        ))
         .stdout_has("RedisProvisionedBy=redis-restore-script")
         .stdout_has(&world.group)
         .stdout_has("restore-from-backup.sh")
@@ -291,7 +319,11 @@ fn the_plan_is_the_runbooks_dry_run_every_aws_call_and_ssh_command_nothing_creat
         .stdout_has("-s reload")
         .stdout_has("(known after apply: steps.launch.private_ip)");
     assert!(instances(&world).is_empty(), "the plan launched something");
-    assert!(world.env_file().contains("BLOT_REDIS_HOST=old-redis.internal\n"));
+    assert!(
+        world
+            .env_file()
+            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
+    );
     assert_eq!(world.calls(), "");
     assert!(!out.exists("provisioned-instances.log"));
 }
