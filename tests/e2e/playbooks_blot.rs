@@ -281,6 +281,45 @@ fn a_restore_that_differs_from_production_changes_no_configuration_and_terminate
     );
 }
 
+/// On a terminal: the snapshot question (preselected by the param), then the approval with
+/// the side-by-side comparison shown, declined.
+#[test]
+fn an_operator_who_declines_after_the_comparison_changes_nothing_and_the_instance_goes() {
+    let world = World::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut args = format!(
+        "apply {} -p snapshot={SNAPSHOT}",
+        playbook("provision-and-restore.yaml")
+    );
+    for p in world.params() {
+        args.push_str(&format!(" -p '{}'", p.replace('\'', "'\\''")));
+    }
+    let mut terminal =
+        crate::common::pty::Terminal::start_with_env(dir.path(), &args, &world.moto.env());
+    terminal.answer("Which snapshot to restore?", "\r");
+    terminal.wait_for("Point BLOT_REDIS_HOST");
+    terminal.wait_for("keyspace");
+    terminal.type_keys("n\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 3, "{screen}");
+    assert!(
+        screen.contains("production") && screen.contains("restored"),
+        "{screen}"
+    );
+    assert!(
+        world
+            .env_file()
+            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
+    );
+    assert_eq!(world.calls(), "", "nothing restarted or reloaded");
+    let all = instances(&world);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        all[0]["state"], "terminated",
+        "undo terminates the instance"
+    );
+}
+
 #[test]
 fn without_an_approval_nothing_is_switched_and_keep_instance_keeps_it_for_debugging() {
     let world = World::start();
