@@ -281,16 +281,14 @@ fn a_restore_that_differs_from_production_changes_no_configuration_and_terminate
     );
 }
 
-/// On a terminal: the snapshot question (preselected by the param), then the approval with
+/// On a terminal: the snapshot question (the newest first), then the approval with
 /// the side-by-side comparison shown, declined.
 #[test]
 fn an_operator_who_declines_after_the_comparison_changes_nothing_and_the_instance_goes() {
     let world = World::start();
     let dir = tempfile::tempdir().expect("dir");
-    let mut args = format!(
-        "apply {} -p snapshot={SNAPSHOT}",
-        playbook("provision-and-restore.yaml")
-    );
+    // No `snapshot` param: the question is asked, the newest snapshot first.
+    let mut args = format!("apply {}", playbook("provision-and-restore.yaml"));
     for p in world.params() {
         args.push_str(&format!(" -p '{}'", p.replace('\'', "'\\''")));
     }
@@ -345,7 +343,9 @@ fn the_plan_is_the_runbooks_dry_run_every_aws_call_and_ssh_command_nothing_creat
     let world = World::start();
     let out = world.provision(&["plan"], &[&format!("snapshot={SNAPSHOT}")]);
     out.code(0)
-        .stdout_has(SNAPSHOT)
+        .stdout_has(&format!(
+            "choose: Which snapshot to restore? → {SNAPSHOT} (given, not asked)"
+        ))
         .stdout_has(&format!(
             "launch 1 instance from launch template {}",
             world.template
@@ -455,4 +455,21 @@ fn cleanup_refuses_to_stop_a_stopped_instance_and_plans_without_acting() {
     assert!(!states.contains(&&Value::from("terminated")), "{all:#}");
     assert_eq!(states.iter().filter(|s| **s == "stopped").count(), 1);
     assert_eq!(out.file("provisioned-instances.log"), "");
+}
+
+/// What `ask: "{{ params.snapshot is none }}"` relies on: `ask: false` takes the default
+/// without a question, on a terminal too.
+#[test]
+fn a_choose_with_ask_false_takes_its_default_without_asking_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("playbook.yaml"),
+        "flow: 1\nsteps:\n  pick:\n    type: choose\n    with: { prompt: Which backup?, options: [a, b], default: b, ask: false }\n  out:\n    type: file.write\n    with: { path: chosen.txt, content: \"{{ steps.pick.value }}\" }\n",
+    )
+    .expect("write playbook");
+    let terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("Which backup?"), "{screen}");
+    assert_eq!(crate::common::read(&dir.path().join("chosen.txt")), "b");
 }
