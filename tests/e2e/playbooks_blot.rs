@@ -318,6 +318,32 @@ fn an_operator_who_declines_after_the_comparison_changes_nothing_and_the_instanc
     );
 }
 
+/// After the switch the env file names the instance: a failed restart fails the run but
+/// never terminates the instance the main host now points at.
+#[test]
+fn a_failed_restart_after_the_switch_fails_the_run_and_keeps_the_instance() {
+    let world = World::start();
+    // No container runs on the main host.
+    write_script(&world.remote.path().join("docker"), "#!/bin/sh\nexit 0\n");
+    let out = world.provision(&["apply", "--yes"], &[&format!("snapshot={SNAPSHOT}")]);
+    out.code(1)
+        .stdout_has("no running container is named blot-container-*")
+        .stdout_has("finish by hand; the instance is kept");
+    let all = instances(&world);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["state"], "running");
+    assert!(
+        !world.env_file().contains("old-redis.internal"),
+        "{}",
+        world.env_file()
+    );
+    assert!(
+        world.calls().contains("openresty -s reload"),
+        "{}",
+        world.calls()
+    );
+}
+
 #[test]
 fn without_an_approval_nothing_is_switched_and_keep_instance_keeps_it_for_debugging() {
     let world = World::start();
