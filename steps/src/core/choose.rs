@@ -49,6 +49,14 @@ pub struct ChooseParams {
     pub options: Vec<ChoiceOption>,
     /// The value (or label) taken without a terminal, and preselected with one.
     pub default: Option<Value>,
+    /// `false`: take `default` without asking, also on a terminal (e.g. `ask: "{{ params.snapshot
+    /// is none }}"`: a param given on the command line answers the question). Default true.
+    #[serde(default = "asks")]
+    pub ask: bool,
+}
+
+fn asks() -> bool {
+    true
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -98,6 +106,18 @@ impl StepType for Choose {
             Ok(None) => String::new(),
             Err(e) => format!(" ({e})"),
         };
+        if !params.ask
+            && let Ok(Some(i)) = params.default_index()
+        {
+            return Description::new(
+                Action::Read,
+                format!(
+                    "choose: {} → {} (given, not asked)",
+                    params.prompt,
+                    params.options[i].label()
+                ),
+            );
+        }
         let mut d = Description::new(Action::Ask, format!("choose: {}{default}", params.prompt));
         for option in params.options.iter().take(10) {
             d = d.detail(format!("- {}", option.label()));
@@ -121,7 +141,16 @@ impl StepType for Choose {
         }
         let default = params.default_index().map_err(StepError::Failed)?;
         let labels: Vec<String> = params.options.iter().map(ChoiceOption::label).collect();
-        let index = ctx.choose(&params.prompt, &labels, default).await?;
+        let index = match default {
+            Some(index) if !params.ask => index,
+            None if !params.ask => {
+                return Err(StepError::failed(format!(
+                    "`ask: false` needs a `default` to take for \"{}\"",
+                    params.prompt
+                )));
+            }
+            _ => ctx.choose(&params.prompt, &labels, default).await?,
+        };
         let value = params
             .options
             .get(index)

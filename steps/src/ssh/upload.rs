@@ -59,6 +59,13 @@ impl StepType for SshUpload {
 
     async fn describe(&self, params: &SshUploadParams, _: &PlanContext) -> Description {
         let host = params.target.display();
+        // A file another step makes first (a download): nothing to list until apply.
+        if flow_engine::evaluate::mentions_unknown(&params.src) {
+            return Description::new(
+                Action::Create,
+                format!("upload {} to {host}:{}", params.src, params.dest),
+            );
+        }
         match params.plan() {
             Ok(files) => {
                 let mut d = Description::new(

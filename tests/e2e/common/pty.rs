@@ -16,6 +16,11 @@ pub struct Terminal {
 impl Terminal {
     /// Starts `flow ARGS` in `dir` on a pseudo-terminal.
     pub fn start(dir: &std::path::Path, args: &str) -> Self {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// As `start`, with variables added to flow's environment (e.g. `Moto::env()`).
+    pub fn start_with_env(dir: &std::path::Path, args: &str, env: &[(String, String)]) -> Self {
         let script = which("script").unwrap_or_else(|| {
             panic!("`script` is missing: install it with `apt-get install bsdutils`")
         });
@@ -30,6 +35,7 @@ impl Terminal {
             .env_remove("FLOW_STATE_DIR")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_STEP_SUMMARY")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
