@@ -90,6 +90,9 @@ fn syntax_env() -> &'static Environment<'static> {
 /// Compiles a node into a `Tmpl`, checking template syntax.
 pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
     Ok(match &node.value {
+        NodeValue::Str(text) if text.contains(DYNAMIC_REFERENCE) && !text.contains("{% raw") => {
+            Tmpl::Text(compile_text_source(node, &literal_dynamic_references(text))?)
+        }
         NodeValue::Str(text) if text.contains("{{") || text.contains("{%") => {
             match whole_expression(text) {
                 Some(expr) => Tmpl::Expr(compile_expression_source(node, expr)?),
@@ -116,6 +119,28 @@ pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
         ),
         _ => Tmpl::Literal(node.to_json()),
     })
+}
+
+/// How a CloudFormation dynamic reference starts: `{{resolve:secretsmanager:name}}`.
+const DYNAMIC_REFERENCE: &str = "{{resolve:";
+
+/// Text with each CloudFormation dynamic reference (`{{resolve:…}}`, no space after the
+/// braces: never a valid expression) kept as written: wrapped in `{% raw %}`.
+fn literal_dynamic_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text;
+    while let Some(start) = rest.find(DYNAMIC_REFERENCE) {
+        let Some(len) = rest[start..].find("}}").map(|end| end + 2) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str("{% raw %}");
+        out.push_str(&rest[start..start + len]);
+        out.push_str("{% endraw %}");
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Compiles a bare expression (`when`, `retry.until`, `assert.that`); `{{ }}` around it is
