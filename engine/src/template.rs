@@ -125,19 +125,42 @@ pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
 const DYNAMIC_REFERENCE: &str = "{{resolve:";
 
 /// Text with each CloudFormation dynamic reference (`{{resolve:…}}`, no space after the
-/// braces: never a valid expression) kept as written: wrapped in `{% raw %}`.
+/// braces: never a valid expression) kept as written: its braces become literal text, and
+/// what is inside stays a template (`{{resolve:ssm:{{ params.name }}}}` names a param).
 fn literal_dynamic_references(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 32);
+    let mut out = String::with_capacity(text.len() + 64);
     let mut rest = text;
     while let Some(start) = rest.find(DYNAMIC_REFERENCE) {
-        let Some(len) = rest[start..].find("}}").map(|end| end + 2) else {
+        let inner = &rest[start + DYNAMIC_REFERENCE.len()..];
+        // The `}}` that closes the reference: nested `{{ … }}` are templates inside it.
+        let mut depth = 1;
+        let mut end = None;
+        let mut i = 0;
+        while i + 1 < inner.len() {
+            match &inner.as_bytes()[i..i + 2] {
+                b"{{" => {
+                    depth += 1;
+                    i += 2;
+                }
+                b"}}" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        let Some(end) = end else {
             break;
         };
         out.push_str(&rest[..start]);
-        out.push_str("{% raw %}");
-        out.push_str(&rest[start..start + len]);
-        out.push_str("{% endraw %}");
-        rest = &rest[start + len..];
+        out.push_str("{% raw %}{{resolve:{% endraw %}");
+        out.push_str(&inner[..end]);
+        out.push_str("{% raw %}}}{% endraw %}");
+        rest = &inner[end + 2..];
     }
     out.push_str(rest);
     out
