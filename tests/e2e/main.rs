@@ -19,6 +19,7 @@ mod interrupt;
 mod journal;
 mod output_views;
 mod plan;
+mod playbooks_aws;
 mod playbooks_redis;
 mod processes;
 mod redis_scale;
