@@ -91,7 +91,10 @@ fn syntax_env() -> &'static Environment<'static> {
 pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
     Ok(match &node.value {
         NodeValue::Str(text) if text.contains(DYNAMIC_REFERENCE) && !text.contains("{% raw") => {
-            Tmpl::Text(compile_text_source(node, &literal_dynamic_references(text))?)
+            Tmpl::Text(compile_text_source(
+                node,
+                &literal_dynamic_references(text),
+            )?)
         }
         NodeValue::Str(text) if text.contains("{{") || text.contains("{%") => {
             match whole_expression(text) {

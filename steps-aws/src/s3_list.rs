@@ -82,9 +82,7 @@ impl StepType for S3List {
         if params.allow_missing_bucket {
             let head = client.head_bucket().bucket(&params.bucket).send().await;
             if let Err(e) = head {
-                let missing = e
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 404);
+                let missing = e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
                 if missing {
                     return Ok(S3ListOutputs {
                         objects: Vec::new(),

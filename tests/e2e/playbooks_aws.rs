@@ -23,7 +23,11 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .filter(|p| p.is_file())
         .map(|p| {
-            let name = p.strip_prefix(dir).expect("under dir").display().to_string();
+            let name = p
+                .strip_prefix(dir)
+                .expect("under dir")
+                .display()
+                .to_string();
             (name, std::fs::read(&p).expect("read"))
         })
         .collect();
@@ -49,7 +53,11 @@ impl Cluster {
     fn with_redis_files(self) -> Self {
         let data = self.data.path();
         std::fs::create_dir_all(data.join("appendonlydir")).expect("mkdir");
-        std::fs::write(data.join("dump.rdb"), b"REDIS0011\xfa\x09redis-ver\x057.2.4").expect("w");
+        std::fs::write(
+            data.join("dump.rdb"),
+            b"REDIS0011\xfa\x09redis-ver\x057.2.4",
+        )
+        .expect("w");
         std::fs::write(
             data.join("appendonlydir/appendonly.aof.1.incr.aof"),
             "*3\r\n$3\r\nSET\r\n$25\r\ncloudradar:photo:v1:4242\r\n$2\r\n{}\r\n",
@@ -125,7 +133,9 @@ fn cloudradar_backup_uploads_the_archive_and_its_checksum_and_keeps_the_last_3_b
         .stdout_has("verdict          RUN")
         .stdout_has("removed_backups  [\"redis-backups/20250101T000000Z\"]");
     assert!(
-        cluster.calls().contains("-n data exec redis-0 -- tar czf - -C /data ."),
+        cluster
+            .calls()
+            .contains("-n data exec redis-0 -- tar czf - -C /data ."),
         "{}",
         cluster.calls()
     );
@@ -212,8 +222,9 @@ fn cloudradar_restore_of_the_latest_backup_gives_back_the_data_of_the_backup() {
         "cloudradar/redis-restore.yaml",
         &["bucket=radar-backups", "work_dir=work"],
     );
-    out.code(1)
-        .stdout_has("the restore wipes Redis /data: pass -p force=true to acknowledge the data loss");
+    out.code(1).stdout_has(
+        "the restore wipes Redis /data: pass -p force=true to acknowledge the data loss",
+    );
     assert!(files(target.data.path()).is_empty());
 
     let out = cloudradar(
@@ -278,7 +289,9 @@ fn cloudradar_restore_from_a_local_archive_verifies_its_checksum_before_touching
     let source = Cluster::new().with_redis_files();
     let target = Cluster::new();
     let work = tempfile::tempdir().expect("work");
-    let archive = work.path().join("cloudradar-redis-data-20250101T000000Z.tgz");
+    let archive = work
+        .path()
+        .join("cloudradar-redis-data-20250101T000000Z.tgz");
     let made = std::process::Command::new("tar")
         .arg("czf")
         .arg(&archive)
@@ -449,8 +462,15 @@ fn math_visuals_bootstrap_publishes_the_redis_settings_and_checks_kv_mode() {
     // The token is in no output, journal or summary.
     let summary = read(&out.path("summary.md"));
     assert!(summary.contains("| api_mode | kv |"), "{summary}");
-    assert!(!out.both().contains(TOKEN), "the token leaked:\n{}", out.both());
-    assert!(!summary.contains(TOKEN), "the token leaked into the summary");
+    assert!(
+        !out.both().contains(TOKEN),
+        "the token leaked:\n{}",
+        out.both()
+    );
+    assert!(
+        !summary.contains(TOKEN),
+        "the token leaked into the summary"
+    );
     assert!(
         !read_tree(&out.path(".flow")).contains(TOKEN),
         "the token leaked into the journal"
@@ -466,7 +486,13 @@ fn math_visuals_bootstrap_fails_when_the_api_does_not_report_kv_mode() {
     let yaml = std::fs::read_to_string(&book)
         .expect("playbook")
         .replace("attempts: 20, delay: 15s", "attempts: 2, delay: 100ms")
-        .replace("run.playbook_dir ~ '/infra", &format!("'{}/infra", Path::new(&book).parent().expect("dir").display()));
+        .replace(
+            "run.playbook_dir ~ '/infra",
+            &format!(
+                "'{}/infra",
+                Path::new(&book).parent().expect("dir").display()
+            ),
+        );
     let mut args = vec!["apply", "playbook.yaml", "--yes"];
     let params = math_visuals_params();
     for p in &params {
@@ -502,8 +528,12 @@ fn math_visuals_offline_plan_shows_every_step_without_credentials() {
         .stdout_has("parameter EnvironmentName = prod")
         .stdout_has("create or update secret math-visuals/prod/redis/auth")
         .stdout_has("create or update stack math-visuals-data from ")
-        .stdout_has("parameter RedisAuthToken = {{resolve:secretsmanager:math-visuals/prod/redis/auth}}")
-        .stdout_has("write parameter (known after apply: steps.shared.outputs.RedisEndpointParameterName)")
+        .stdout_has(
+            "parameter RedisAuthToken = {{resolve:secretsmanager:math-visuals/prod/redis/auth}}",
+        )
+        .stdout_has(
+            "write parameter (known after apply: steps.shared.outputs.RedisEndpointParameterName)",
+        )
         .stdout_has("skipped (when: params.set_github_secrets)")
         .stdout_has("search /aws/lambda/math-visuals-api for mode kv in the last 10m00s");
     assert!(!out.both().contains(TOKEN));
