@@ -7,7 +7,7 @@ use crate::template::{Reference, Tmpl};
 use std::collections::{BTreeSet, BinaryHeap, HashSet};
 
 /// Outputs every step has, whatever its type.
-pub const COMMON_OUTPUTS: &[&str] = &["status", "error"];
+pub const COMMON_OUTPUTS: &[&str] = &["status", "error", "reason"];
 
 /// A playbook that passed every static check, with its graph.
 pub struct Checked {

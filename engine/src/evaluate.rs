@@ -63,6 +63,13 @@ pub fn display_value(value: &Value) -> String {
     }
 }
 
+/// What a `when` decided.
+pub enum When {
+    Run,
+    Skip(String),
+    Unknown(String),
+}
+
 /// A template that failed to render: which expression and why.
 #[derive(Debug, Clone)]
 pub struct RenderError {
@@ -106,6 +113,40 @@ impl Evaluator<'_> {
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(Value::Object),
         }
+    }
+
+    /// What a step's `when` decides: run, skip (with the reason: the check that failed, and
+    /// its `reason` when it has one), or not known before apply (in a plan).
+    pub fn when(&self, when: &crate::playbook::Condition) -> Result<When, RenderError> {
+        if when.checks.is_empty() {
+            return Ok(match self.truthy(&when.expr)? {
+                None => When::Unknown(when.text.clone()),
+                Some(true) => When::Run,
+                Some(false) => When::Skip(format!("when: {}", when.text)),
+            });
+        }
+        let mut unknown = false;
+        for check in &when.checks {
+            match self.truthy(&check.expr)? {
+                Some(true) => {}
+                None => unknown = true,
+                Some(false) => {
+                    return Ok(When::Skip(match &check.reason {
+                        Some(reason) => format!(
+                            "{} (when: {})",
+                            display_value(&self.render(reason)?),
+                            check.text
+                        ),
+                        None => format!("when: {}", check.text),
+                    }));
+                }
+            }
+        }
+        Ok(if unknown {
+            When::Unknown(when.text.clone())
+        } else {
+            When::Run
+        })
     }
 
     /// Evaluates a condition to a boolean with Jinja truthiness (empty list, 0, "" are false).

@@ -3,7 +3,7 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::param::{self, ParamSpec};
-use crate::playbook::{Body, Condition, Playbook, Retry, Step};
+use crate::playbook::{Body, Check, Condition, Playbook, Retry, Step};
 use crate::registry::Registry;
 use crate::source::{SourceFile, Span};
 use crate::step_type::Effect;
@@ -184,7 +184,92 @@ impl Loader<'_> {
         let expr = template::compile_condition(node)
             .map_err(|d| self.diags.push(d))
             .ok()?;
-        Some(Condition { text, expr })
+        Some(Condition {
+            text,
+            expr,
+            checks: Vec::new(),
+        })
+    }
+
+    /// `when`: an expression, a list of checks (all must hold; each an expression or
+    /// `{ if: expr, reason: text }`), or one `{ if, reason }`.
+    fn when(&mut self, node: &Node) -> Option<Condition> {
+        let items: Vec<&Node> = match &node.value {
+            NodeValue::List(items) => items.iter().collect(),
+            NodeValue::Map(_) => vec![node],
+            _ => return self.condition(node),
+        };
+        if items.is_empty() {
+            self.diags
+                .error(Some(&node.span), "`when` lists no condition".to_string());
+            return None;
+        }
+        let mut checks = Vec::new();
+        let mut failed = false;
+        for item in items {
+            let (cond, reason) = match &item.value {
+                NodeValue::Map(entries) => {
+                    for (k, _) in entries {
+                        if k.name != "if" && k.name != "reason" {
+                            self.diags.error(
+                                Some(&k.span),
+                                format!(
+                                    "unknown key `{}` in a `when` check (expected `if` and `reason`)",
+                                    k.name
+                                ),
+                            );
+                            failed = true;
+                        }
+                    }
+                    let Some(cond) = item.get("if") else {
+                        self.diags.error(
+                            Some(&item.span),
+                            "a `when` check needs `if: <expression>`".to_string(),
+                        );
+                        failed = true;
+                        continue;
+                    };
+                    (cond, item.get("reason"))
+                }
+                _ => (item, None),
+            };
+            let Some(cond) = self.condition(cond) else {
+                failed = true;
+                continue;
+            };
+            let reason = match reason.map(template::compile) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(d)) => {
+                    self.diags.push(d);
+                    failed = true;
+                    continue;
+                }
+                None => None,
+            };
+            checks.push(Check {
+                text: cond.text,
+                expr: cond.expr,
+                reason,
+            });
+        }
+        if failed {
+            return None;
+        }
+        let text = checks
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let mut all = Vec::new();
+        for check in &checks {
+            all.push(check.expr.clone());
+            all.extend(check.reason.clone());
+        }
+        Some(Condition {
+            text,
+            expr: Tmpl::List(all),
+            checks,
+        })
     }
 
     fn playbook(&mut self, file: &Arc<SourceFile>, root: &Node) -> Option<Playbook> {
@@ -465,7 +550,7 @@ impl Loader<'_> {
             .get("name")
             .and_then(|n| self.string(n, &format!("`name` of {what}")));
         let needs = node.get("needs").and_then(|n| self.needs(n, &what));
-        let when = node.get("when").and_then(|n| self.condition(n));
+        let when = node.get("when").and_then(|n| self.when(n));
         let for_each = node.get("for_each").and_then(|n| self.for_each(n, &what));
         let concurrency = match node.get("concurrency") {
             None => 1,

@@ -170,11 +170,10 @@ impl Runner {
         let plain = Scope::default();
         let mut condition = None;
         if let Some(when) = &step.when {
-            match self.evaluator(&plain, &is_unknown).truthy(&when.expr) {
-                Ok(None) => condition = Some(when.text.clone()),
-                Ok(Some(true)) => {}
-                Ok(Some(false)) => {
-                    let reason = format!("when: {}", when.text);
+            match self.evaluator(&plain, &is_unknown).when(when) {
+                Ok(crate::evaluate::When::Unknown(text)) => condition = Some(text),
+                Ok(crate::evaluate::When::Run) => {}
+                Ok(crate::evaluate::When::Skip(reason)) => {
                     self.record(step, Status::Skipped, json!({ "reason": reason }));
                     return (
                         Description::new(Action::Skip, "skipped"),
@@ -388,6 +387,7 @@ impl Runner {
         let mut entry = entry;
         if let Some(map) = entry.as_object_mut() {
             map.insert("status".into(), json!(status.as_str()));
+            map.entry("reason").or_insert(Value::Null);
         }
         self.table.set(&step.id, &entry);
     }

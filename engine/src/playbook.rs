@@ -84,6 +84,21 @@ impl Step {
 pub struct Condition {
     pub text: String,
     pub expr: Tmpl,
+    /// `when` written as a list (or one `{ if, reason }`): each check in order, with the
+    /// reason an operator reads when it skips the step. Empty for a plain expression.
+    pub checks: Vec<Check>,
+}
+
+/// One check of a `when` list: its expression and the reason given when it is false.
+pub struct Check {
+    pub text: String,
+    pub expr: Tmpl,
+    pub reason: Option<Tmpl>,
+}
+
+/// Whether a skip reason was given by a `when` (not by a failed or skipped step before).
+pub fn is_when_reason(reason: &str) -> bool {
+    reason.starts_with("when: ") || reason.contains(" (when: ")
 }
 
 pub struct Retry {

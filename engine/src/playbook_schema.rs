@@ -33,7 +33,14 @@ pub fn playbook_schema(registry: &Registry) -> Value {
             "name": { "type": "string", "description": "display name (default: the id)" },
             "with": body["with"],
             "needs": { "type": "array", "items": { "type": "string" }, "description": "step ids this step waits for" },
-            "when": { "type": ["string", "boolean"], "description": "expression; false skips the step" },
+            "when": {
+                "description": "expression; false skips the step. Or a list of checks, all of which must hold, each an expression or `{ if: expr, reason: text }`: the first false one skips the step with its reason",
+                "anyOf": [
+                    { "type": ["string", "boolean"] },
+                    { "$ref": "#/$defs/when_check" },
+                    { "type": "array", "minItems": 1, "items": { "anyOf": [ { "type": ["string", "boolean"] }, { "$ref": "#/$defs/when_check" } ] } }
+                ]
+            },
             "for_each": { "description": "expression giving a list; the step runs once per element (item, item_index)" },
             "concurrency": { "type": "integer", "minimum": 1, "description": "with for_each: at most N elements at once" },
             "retry": {
@@ -113,7 +120,18 @@ pub fn playbook_schema(registry: &Registry) -> Value {
             "finally": steps,
             "outputs": { "type": "object" }
         },
-        "$defs": { "step": step }
+        "$defs": {
+            "step": step,
+            "when_check": {
+                "type": "object",
+                "required": ["if"],
+                "additionalProperties": false,
+                "properties": {
+                    "if": { "type": ["string", "boolean"], "description": "expression; false skips the step" },
+                    "reason": { "type": "string", "description": "what the skip means to an operator; templated" }
+                }
+            }
+        }
     })
 }
 

@@ -110,7 +110,9 @@ impl Recorded {
             !o.undone
                 && (o.status == Status::Succeeded
                     || (o.status == Status::Skipped
-                        && o.reason.as_deref().is_some_and(|r| r.starts_with("when: "))))
+                        && o.reason
+                            .as_deref()
+                            .is_some_and(crate::playbook::is_when_reason)))
         })
     }
 

@@ -90,6 +90,12 @@ fn syntax_env() -> &'static Environment<'static> {
 /// Compiles a node into a `Tmpl`, checking template syntax.
 pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
     Ok(match &node.value {
+        NodeValue::Str(text) if text.contains(DYNAMIC_REFERENCE) && !text.contains("{% raw") => {
+            Tmpl::Text(compile_text_source(
+                node,
+                &literal_dynamic_references(text),
+            )?)
+        }
         NodeValue::Str(text) if text.contains("{{") || text.contains("{%") => {
             match whole_expression(text) {
                 Some(expr) => Tmpl::Expr(compile_expression_source(node, expr)?),
@@ -116,6 +122,51 @@ pub fn compile(node: &Node) -> Result<Tmpl, Diagnostic> {
         ),
         _ => Tmpl::Literal(node.to_json()),
     })
+}
+
+/// How a CloudFormation dynamic reference starts: `{{resolve:secretsmanager:name}}`.
+const DYNAMIC_REFERENCE: &str = "{{resolve:";
+
+/// Text with each CloudFormation dynamic reference (`{{resolve:…}}`, no space after the
+/// braces: never a valid expression) kept as written: its braces become literal text, and
+/// what is inside stays a template (`{{resolve:ssm:{{ params.name }}}}` names a param).
+fn literal_dynamic_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(start) = rest.find(DYNAMIC_REFERENCE) {
+        let inner = &rest[start + DYNAMIC_REFERENCE.len()..];
+        // The `}}` that closes the reference: nested `{{ … }}` are templates inside it.
+        let mut depth = 1;
+        let mut end = None;
+        let mut i = 0;
+        while i + 1 < inner.len() {
+            match &inner.as_bytes()[i..i + 2] {
+                b"{{" => {
+                    depth += 1;
+                    i += 2;
+                }
+                b"}}" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        let Some(end) = end else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str("{% raw %}{{resolve:{% endraw %}");
+        out.push_str(&inner[..end]);
+        out.push_str("{% raw %}}}{% endraw %}");
+        rest = &inner[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Compiles a bare expression (`when`, `retry.until`, `assert.that`); `{{ }}` around it is

@@ -31,6 +31,10 @@ pub struct S3ListParams {
     pub sort: Sort,
     /// At most this many objects in `objects` (after sorting).
     pub limit: Option<u32>,
+    /// A bucket that does not exist gives an empty listing and `bucket_exists: false`
+    /// instead of failing (default false).
+    #[serde(default)]
+    pub allow_missing_bucket: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -41,6 +45,8 @@ pub struct S3ListOutputs {
     pub count: usize,
     /// The newest object, or null when there is none.
     pub latest: Value,
+    /// Whether the bucket exists (false only with `allow_missing_bucket`).
+    pub bucket_exists: bool,
 }
 
 impl StepType for S3List {
@@ -73,6 +79,21 @@ impl StepType for S3List {
         ctx: &StepContext,
     ) -> Result<S3ListOutputs, StepError> {
         let client = clients(ctx).s3(&params.aws).await;
+        if params.allow_missing_bucket {
+            let head = client.head_bucket().bucket(&params.bucket).send().await;
+            if let Err(e) = head {
+                let missing = e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                if missing {
+                    return Ok(S3ListOutputs {
+                        objects: Vec::new(),
+                        count: 0,
+                        latest: Value::Null,
+                        bucket_exists: false,
+                    });
+                }
+                return Err(crate::target::aws_error("s3", "HeadBucket", e));
+            }
+        }
         let mut objects = list_objects(&client, &params.bucket, params.prefix.as_deref()).await?;
         // LastModified has one-second precision: a tie is broken by key.
         match params.sort {
@@ -94,6 +115,7 @@ impl StepType for S3List {
             objects: objects.iter().take(limit).map(as_json).collect(),
             count,
             latest,
+            bucket_exists: true,
         })
     }
 }

@@ -61,9 +61,13 @@ impl StepType for S3Put {
     type Outputs = S3PutOutputs;
 
     async fn describe(&self, params: &S3PutParams, _: &PlanContext) -> Description {
-        let size = std::fs::metadata(&params.path)
-            .map(|m| format!("{} bytes", m.len()))
-            .unwrap_or_else(|e| format!("will fail: {e}"));
+        let size = if flow_engine::evaluate::mentions_unknown(&params.path) {
+            "size known after apply".to_string()
+        } else {
+            std::fs::metadata(&params.path)
+                .map(|m| format!("{} bytes", m.len()))
+                .unwrap_or_else(|e| format!("will fail: {e}"))
+        };
         Description::new(
             Action::Create,
             format!(

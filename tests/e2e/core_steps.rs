@@ -618,12 +618,25 @@ steps:
 }
 
 #[test]
-fn file_write_into_a_missing_folder_fails_with_the_path() {
-    let (_, events) = apply_json(
+fn file_write_creates_missing_folders_and_fails_with_the_path_when_it_cannot() {
+    let (out, events) = apply_json(
         Flow::new().playbook(
             r#"flow: 1
 steps:
   write: { type: file.write, with: { path: no/such/dir/f.txt, content: x } }
+"#,
+        ),
+        0,
+    );
+    assert_eq!(finished(&events, "write")["outputs"]["changed"], true);
+    assert_eq!(crate::common::read(&out.path("no/such/dir/f.txt")), "x");
+
+    // A folder on the way that is a file: the error names the path.
+    let (_, events) = apply_json(
+        Flow::new().file("blocker", "a file").playbook(
+            r#"flow: 1
+steps:
+  write: { type: file.write, with: { path: blocker/dir/f.txt, content: x } }
 "#,
         ),
         1,
@@ -632,7 +645,7 @@ steps:
         .as_str()
         .unwrap_or("")
         .to_string();
-    assert!(error.contains("no/such/dir/f.txt"), "{error}");
+    assert!(error.contains("blocker/dir/f.txt"), "{error}");
 }
 
 // ---------------------------------------------------------------- envfile.set

@@ -20,6 +20,7 @@ mod journal;
 mod output_views;
 mod plan;
 mod plan_reads;
+mod playbooks_aws;
 mod playbooks_blot;
 mod playbooks_redis;
 mod processes;

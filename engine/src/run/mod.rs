@@ -174,6 +174,14 @@ impl Runner {
         self.evaluator(scope, &never_unknown).render(tmpl)
     }
 
+    pub(crate) fn when(
+        &self,
+        when: &crate::playbook::Condition,
+        scope: &Scope,
+    ) -> Result<crate::evaluate::When, RenderError> {
+        self.evaluator(scope, &never_unknown).when(when)
+    }
+
     /// Runs a render on a thread of its own, so that a long template (bounded by its fuel)
     /// neither blocks the runtime — other steps, timeouts, Ctrl-C — nor holds up its step:
     /// a step that times out or is interrupted stops waiting for it, and the thread ends
@@ -335,9 +343,8 @@ impl Runner {
                 "error".into(),
                 json!(outcome.error.as_ref().map(StepError::message)),
             );
-            if let Some(reason) = &outcome.reason {
-                entry.insert("reason".into(), json!(reason));
-            }
+            // Always present too (none unless skipped): a verdict can say why.
+            entry.insert("reason".into(), json!(outcome.reason));
             self.table.set(&step.id, &Value::Object(entry));
         }
         let continued = outcome.status == Status::Failed && step.continue_on_error;

@@ -16,17 +16,17 @@ impl Runner {
     pub(crate) async fn run_step(self: &Arc<Self>, index: usize) -> (StepOutcome, Vec<Element>) {
         let step = self.step(index);
         let began = Instant::now();
-        if let Some(when) = &step.when {
-            let rendered = self
+        if step.when.is_some() {
+            let decided = self
                 .off_thread(move |runner| match &runner.step(index).when {
-                    Some(when) => runner.render(&when.expr, &Scope::default()),
-                    None => Ok(Value::Bool(true)),
+                    Some(when) => runner.when(when, &Scope::default()),
+                    None => Ok(crate::evaluate::When::Run),
                 })
                 .await;
-            match rendered.map(|v| crate::evaluate::to_jinja(&v).is_true()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let outcome = StepOutcome::skipped(format!("when: {}", when.text));
+            match decided {
+                Ok(crate::evaluate::When::Run | crate::evaluate::When::Unknown(_)) => {}
+                Ok(crate::evaluate::When::Skip(reason)) => {
+                    let outcome = StepOutcome::skipped(reason);
                     self.finish(index, None, &outcome, began);
                     return (outcome, Vec::new());
                 }

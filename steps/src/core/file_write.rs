@@ -57,7 +57,19 @@ impl StepType for FileWrite {
                 .detail(format!("will fail: {e}"));
         }
         match std::fs::read(&path) {
-            Err(_) => Description::new(Action::Create, format!("create {} ({bytes})", params.path)),
+            Err(_) => {
+                let missing = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty() && !p.exists());
+                let folders = match missing {
+                    Some(dir) => format!(", creating the folder {}", dir.display()),
+                    None => String::new(),
+                };
+                Description::new(
+                    Action::Create,
+                    format!("create {} ({bytes}{folders})", params.path),
+                )
+            }
             Ok(_) if params.append => {
                 Description::new(Action::Change, format!("append {bytes} to {}", params.path))
             }
@@ -86,6 +98,12 @@ impl StepType for FileWrite {
             ..
         } = params;
         let mode = mode.map(|m| m.0);
+        // Missing folders on the way are created, as the plan's "create" promised.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
         let changed = edit_locked(&path, move |real| {
             check_regular(real)?;
             if append {
