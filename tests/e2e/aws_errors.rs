@@ -155,10 +155,7 @@ fn rolled_back_cloudformation() -> u16 {
 fn read_request(stream: &mut std::net::TcpStream) -> String {
     let mut data = Vec::new();
     let mut buffer = [0u8; 8192];
-    loop {
-        let Ok(n) = stream.read(&mut buffer) else {
-            break;
-        };
+    while let Ok(n) = stream.read(&mut buffer) {
         if n == 0 {
             break;
         }
