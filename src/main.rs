@@ -160,6 +160,8 @@ enum GraphFormat {
 }
 
 fn main() {
+    #[cfg(feature = "aws")]
+    flow_steps_aws::target::forget_empty_settings();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

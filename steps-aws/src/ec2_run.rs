@@ -75,6 +75,9 @@ pub struct Ec2RunOutputs {
     pub launched: bool,
 }
 
+/// More instances than this in one step is a typo, not a plan.
+const MAX_COUNT: u32 = 100;
+
 /// The tags flow adds, by which a retried or resumed step finds what it launched.
 const RUN_TAG: &str = "flow:run";
 const STEP_TAG: &str = "flow:step";
@@ -103,6 +106,13 @@ impl Ec2RunParams {
     }
 
     fn check(&self) -> Result<(), StepError> {
+        if let Some(count) = self.count
+            && !(1..=MAX_COUNT).contains(&count)
+        {
+            return Err(StepError::failed(format!(
+                "`count` is {count}: give 1 to {MAX_COUNT} instances"
+            )));
+        }
         match &self.launch_template {
             Some(LaunchTemplate {
                 id: Some(_),
@@ -169,7 +179,7 @@ impl StepType for Ec2Run {
             ),
         );
         if let Err(problem) = params.check() {
-            description = description.detail(problem.message().to_string());
+            return Description::new(Action::Failed, problem.message().to_string());
         }
         let optional = [
             ("instance type", params.instance_type.clone()),

@@ -1,7 +1,7 @@
 //! `s3.delete`: deletes named keys, or the objects under a prefix except the newest
 //! `keep_latest` — the retention of a backup bucket. The plan lists exactly the keys.
 
-use crate::target::{AwsTarget, aws_error, clients, list_objects};
+use crate::target::{AwsTarget, aws_error, check_s3_names, clients, list_objects};
 use flow_engine::prelude::*;
 
 pub struct S3Delete;
@@ -102,6 +102,15 @@ impl StepType for S3Delete {
         params: S3DeleteParams,
         ctx: &StepContext,
     ) -> Result<S3DeleteOutputs, StepError> {
+        check_s3_names(
+            &params.bucket,
+            params
+                .keys
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .chain(params.prefix.as_deref()),
+        )?;
         let client = clients(ctx).s3(&params.aws).await;
         let (deleted, kept) = params.choose(&client).await?;
         for batch in deleted.chunks(1000) {

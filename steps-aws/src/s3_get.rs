@@ -2,7 +2,7 @@
 //! given, or the one `s3.put` recorded. A mismatch fails and leaves no file at the destination.
 
 use crate::s3_put::hex;
-use crate::target::{AwsTarget, aws_error, clients};
+use crate::target::{AwsTarget, aws_error, check_s3_names, clients};
 use flow_engine::prelude::*;
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};
@@ -83,6 +83,7 @@ impl StepType for S3Get {
         params: S3GetParams,
         ctx: &StepContext,
     ) -> Result<S3GetOutputs, StepError> {
+        check_s3_names(&params.bucket, [params.key.as_str()])?;
         let client = clients(ctx).s3(&params.aws).await;
         let object = client
             .get_object()

@@ -1,7 +1,7 @@
 //! `s3.list`: the objects under a prefix, newest first by default, with the latest one —
 //! "which backup do we restore?" as a read that runs during plan.
 
-use crate::target::{AwsTarget, Listed, clients, list_objects};
+use crate::target::{AwsTarget, Listed, check_s3_names, clients, list_objects};
 use flow_engine::prelude::*;
 use serde_json::{Value, json};
 
@@ -78,6 +78,7 @@ impl StepType for S3List {
         params: S3ListParams,
         ctx: &StepContext,
     ) -> Result<S3ListOutputs, StepError> {
+        check_s3_names(&params.bucket, params.prefix.as_deref())?;
         let client = clients(ctx).s3(&params.aws).await;
         if params.allow_missing_bucket {
             let head = client.head_bucket().bucket(&params.bucket).send().await;

@@ -1,7 +1,7 @@
 //! `s3.put`: uploads a local file, streamed, recording its sha256 in the object's metadata so
 //! `s3.get` can verify the copy it brings back.
 
-use crate::target::{AwsTarget, aws_error, clients};
+use crate::target::{AwsTarget, aws_error, check_s3_names, clients};
 use flow_engine::prelude::*;
 use sha2::Digest as _;
 use tokio::io::AsyncReadExt;
@@ -90,6 +90,7 @@ impl StepType for S3Put {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
             .await
             .map_err(|e| StepError::failed(format!("cannot read {}: {e}", params.path)))?;
+        check_s3_names(&params.bucket, [params.key.as_str()])?;
         let client = clients(ctx).s3(&params.aws).await;
         let put = client
             .put_object()

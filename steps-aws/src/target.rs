@@ -41,14 +41,22 @@ impl AwsClients {
         if let Some(config) = configs.get(target) {
             return config.clone();
         }
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(region) = &target.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
+        // An endpoint that accepts and never answers must not hold a run forever: 10 s to
+        // connect, 30 s to the first byte of an answer (a large download then streams on).
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(30))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        // An empty setting (a CI template's `endpoint_url: ""`) means "not set".
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        if let Some(region) = given(&target.region) {
+            loader = loader.region(aws_config::Region::new(region));
         }
-        if let Some(profile) = &target.profile {
+        if let Some(profile) = given(&target.profile) {
             loader = loader.profile_name(profile);
         }
-        if let Some(url) = &target.endpoint_url {
+        if let Some(url) = given(&target.endpoint_url) {
             loader = loader.endpoint_url(url);
         }
         let config = loader.load().await;
@@ -74,7 +82,10 @@ impl AwsClients {
     /// The run's S3 client for `target` (path-style addressing when an endpoint is set: a
     /// stand-in on 127.0.0.1 has no `bucket.host` names).
     pub async fn s3(&self, target: &AwsTarget) -> aws_sdk_s3::Client {
-        let explicit = target.endpoint_url.is_some();
+        let explicit = target
+            .endpoint_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty());
         self.client(&self.s3, target, |config| {
             let path_style = explicit || config.endpoint_url().is_some();
             aws_sdk_s3::Client::from_conf(
@@ -113,6 +124,23 @@ impl AwsClients {
     pub async fn logs(&self, target: &AwsTarget) -> aws_sdk_cloudwatchlogs::Client {
         self.client(&self.logs, target, aws_sdk_cloudwatchlogs::Client::new)
             .await
+    }
+}
+
+/// Environment variables of the AWS SDK that are set but empty mean "not set": CI templates
+/// often write `AWS_ENDPOINT_URL: ""`, and the SDK would take the empty text as a URL (and
+/// stop on it). Call before any thread starts.
+pub fn forget_empty_settings() {
+    for name in [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+    ] {
+        if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+            // SAFETY: called from `main` before the runtime or any other thread exists.
+            unsafe { std::env::remove_var(name) };
+        }
     }
 }
 
@@ -187,6 +215,30 @@ where
     StepError::failed(message)
 }
 
+/// S3 refuses keys over 1024 bytes and bucket names over 63 characters; flow says so before
+/// the SDK is handed a URL it cannot build.
+pub fn check_s3_names<'a>(
+    bucket: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StepError> {
+    if bucket.is_empty() || bucket.len() > 63 {
+        return Err(StepError::failed(format!(
+            "`bucket` is {} characters: S3 bucket names have 3 to 63",
+            bucket.chars().count()
+        )));
+    }
+    for key in keys {
+        if key.len() > 1024 {
+            return Err(StepError::failed(format!(
+                "a key of {} bytes (starting `{}`): S3 keys have at most 1024",
+                key.len(),
+                key.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An object of a listing: key, size, LastModified (text, and whole seconds for sorting).
 pub struct Listed {
     pub key: String,
@@ -201,6 +253,7 @@ pub async fn list_objects(
     bucket: &str,
     prefix: Option<&str>,
 ) -> Result<Vec<Listed>, StepError> {
+    check_s3_names(bucket, prefix)?;
     let mut objects = Vec::new();
     let mut pages = client
         .list_objects_v2()

@@ -194,3 +194,56 @@ fn a_deploy_that_rolled_back_names_the_resource_that_failed_and_why() {
         "stack app ended UPDATE_ROLLBACK_COMPLETE: Cache (AWS::ElastiCache::ReplicationGroup) UPDATE_FAILED: AuthToken must be at least 16 characters",
     );
 }
+
+/// Inputs the SDK would stop on (an empty endpoint, a key longer than S3 takes) and a
+/// launch of zero instances are each one clear line, and nothing is launched.
+#[test]
+fn empty_endpoints_overlong_keys_and_a_zero_count_are_refused_clearly() {
+    let moto = Moto::start();
+    moto.create_bucket("backups");
+    // An empty `endpoint_url` is "not set": AWS_ENDPOINT_URL (moto) is used.
+    let (out, _) = moto.apply(
+        Flow::new().playbook(
+            "flow: 1\nsteps:\n  list:\n    type: s3.list\n    with: { bucket: backups, endpoint_url: \"\" }\n",
+        ),
+        0,
+    );
+    out.stdout_lacks("panicked");
+    // An empty AWS_ENDPOINT_URL too: the block's endpoint is used.
+    let out = moto
+        .reach(Flow::new().playbook(&format!(
+            "flow: 1\ndefaults:\n  aws: {{ endpoint_url: \"{}\" }}\nsteps:\n  list:\n    type: s3.list\n    with: {{ bucket: backups }}\n",
+            moto.endpoint()
+        )))
+        .env("AWS_ENDPOINT_URL", "")
+        .args(&["apply", "playbook.yaml", "--yes"])
+        .run();
+    out.code(0);
+    let long = "k".repeat(2000);
+    let (out, _) = moto.apply(
+        Flow::new().file("f", "x").playbook(&format!(
+            "flow: 1\nsteps:\n  up:\n    type: s3.put\n    continue_on_error: true\n    with: {{ bucket: backups, key: {long}, path: f }}\n  after:\n    type: log\n    needs: [up]\n    with: {{ message: still here }}\n"
+        )),
+        0,
+    );
+    out.stdout_has("a key of 2000 bytes (starting `kkkk")
+        .stdout_has("S3 keys have at most 1024")
+        .stdout_has("still here");
+    let template = moto.launch_template("redis");
+    let plan = moto
+        .reach(Flow::new().playbook(&format!(
+            "flow: 1\nsteps:\n  launch:\n    type: ec2.run\n    with: {{ launch_template: {{ id: {template} }}, count: 0 }}\n"
+        )))
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(1)
+        .stdout_has("`count` is 0: give 1 to 100 instances");
+    let (out, _) = moto.apply(
+        Flow::new().playbook(&format!(
+            "flow: 1\nsteps:\n  launch:\n    type: ec2.run\n    with: {{ launch_template: {{ id: {template} }}, count: 0 }}\n"
+        )),
+        1,
+    );
+    out.stdout_has("`count` is 0");
+    assert_eq!(moto.instances().as_array().map(Vec::len), Some(0));
+}
