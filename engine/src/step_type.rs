@@ -32,6 +32,9 @@ pub trait StepType: Send + Sync + 'static {
     const RUNS_IN_PLAN: bool = true;
     /// A YAML example of the step, shown by `flow steps TYPE` and checked by a test.
     const EXAMPLE: &'static str;
+    /// Whether the plan line names exactly what apply acts on (the keys a delete would
+    /// remove): applying a saved plan then refuses when that line would read differently now.
+    const PLAN_IS_BINDING: bool = false;
 
     type Params: DeserializeOwned + JsonSchema + Send + 'static;
     type Outputs: Serialize + JsonSchema + Send + 'static;
@@ -75,6 +78,8 @@ pub struct StepMeta {
     /// The `defaults:` key merged at the top of `with`, if any (see `StepType::DEFAULTS`).
     pub defaults: Option<&'static str>,
     pub runs_in_plan: bool,
+    /// See `StepType::PLAN_IS_BINDING`.
+    pub plan_is_binding: bool,
     pub exactly_one_of: &'static [&'static [&'static str]],
     pub example: &'static str,
     pub params_schema: serde_json::Value,
@@ -147,6 +152,7 @@ impl<T: StepType> Erased<T> {
             effect_overridable: T::EFFECT_OVERRIDABLE,
             defaults: T::DEFAULTS,
             runs_in_plan: T::RUNS_IN_PLAN,
+            plan_is_binding: T::PLAN_IS_BINDING,
             exactly_one_of: T::EXACTLY_ONE_OF,
             example: T::EXAMPLE,
             sensitive_outputs: marked_fields(&outputs_schema, SECRET_MARK)

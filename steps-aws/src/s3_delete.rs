@@ -62,6 +62,8 @@ impl StepType for S3Delete {
     const SUMMARY: &'static str = "Delete S3 objects: named keys, or a prefix but the newest N";
     const EFFECT: Effect = Effect::Write;
     const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[&["keys", "prefix"]];
+    // The plan lists exactly the keys: a saved plan deletes those or refuses.
+    const PLAN_IS_BINDING: bool = true;
     const EXAMPLE: &'static str = r#"retention:
   type: s3.delete
   with:

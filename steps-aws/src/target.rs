@@ -207,6 +207,10 @@ where
                 && all.to_lowercase().contains("region")
             {
                 format!("{what}: no AWS region: set `region` in the AWS block, or AWS_REGION")
+            } else if all.contains("timed out") {
+                format!(
+                    "{what}: the endpoint did not answer in time ({last}; flow waits 10 s to connect and 30 s for an answer, 3 attempts)"
+                )
             } else {
                 format!("{what} could not reach AWS: {last}")
             }

@@ -126,3 +126,37 @@ fn offline_plans_need_no_credentials_and_reads_without_them_say_so() {
         .run();
     online.code(1).stdout_has("no AWS credentials");
 }
+
+/// A saved plan's `s3.delete` deletes the keys it listed or nothing: an object that appeared
+/// under the prefix since is drift (exit 2), and the bucket is left as it is.
+#[test]
+fn a_saved_plan_refuses_to_delete_keys_it_did_not_list() {
+    let moto = Moto::start();
+    moto.create_bucket("backups");
+    moto.boto(
+        "s3.put_object(Bucket='backups', Key='dir/a.rdb', Body=b'a')\n\
+         s3.put_object(Bucket='backups', Key='dir/b.rdb', Body=b'b')",
+    );
+    let flow = Flow::new().playbook(
+        "flow: 1\nsteps:\n  retention:\n    type: s3.delete\n    with: { bucket: backups, prefix: dir/, keep_latest: 1 }\n",
+    );
+    let dir = flow.path("");
+    let plan = moto
+        .reach(flow)
+        .args(&["plan", "playbook.yaml", "--out", "plan.json"])
+        .run();
+    plan.code(0).stdout_has("dir/a.rdb");
+    moto.boto("s3.put_object(Bucket='backups', Key='dir/c.rdb', Body=b'c')");
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = crate::common::run::flow(&dir, &["apply", "plan.json", "--yes"], &env);
+    out.code(2)
+        .stderr_has("what step `retention` would act on changed since the plan");
+    let mut keys = moto.keys("backups");
+    keys.sort();
+    assert_eq!(keys, vec!["dir/a.rdb", "dir/b.rdb", "dir/c.rdb"]);
+    // The world back as planned: the plan applies, deleting what it listed.
+    moto.boto("s3.delete_object(Bucket='backups', Key='dir/c.rdb')");
+    crate::common::run::flow(&dir, &["apply", "plan.json", "--yes"], &env).code(0);
+    assert_eq!(moto.keys("backups"), vec!["dir/b.rdb"]);
+}

@@ -91,6 +91,12 @@ pub(crate) async fn check_drift(
             })
             .collect();
         drifts.extend(compare_reads(saved, &now));
+        drifts.extend(compare_binding_lines(
+            saved,
+            checked,
+            &fresh.lines,
+            &runner.emitter.masker,
+        ));
     }
     if drifts.is_empty() {
         return Ok(());
@@ -107,4 +113,47 @@ pub(crate) async fn check_drift(
     }
     eprintln!("  = help: run `flow plan` again to see what apply would do now");
     Err(exit::INVALID)
+}
+
+/// The plan lines of steps whose line names exactly what apply acts on (`s3.delete`'s keys):
+/// what moved between the saved plan and now.
+fn compare_binding_lines(
+    saved: &SavedPlan,
+    checked: &Checked,
+    fresh: &[crate::kinds::PlanLine],
+    masker: &Masker,
+) -> Vec<Drift> {
+    let binding = |step: &str| {
+        checked
+            .playbook
+            .ids
+            .get(step)
+            .and_then(|i| checked.playbook.steps.get(*i))
+            .is_some_and(|s| s.body.step_type.meta().plan_is_binding)
+    };
+    let text = |line: &crate::kinds::PlanLine| {
+        std::iter::once(line.summary.clone())
+            .chain(line.details.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut drifts = Vec::new();
+    for before in saved.lines.iter().filter(|l| binding(&l.step)) {
+        let now = fresh
+            .iter()
+            .find(|l| l.step == before.step)
+            .map(|l| text(&l.masked(masker)))
+            .unwrap_or_default();
+        let then = text(before);
+        if now != then {
+            drifts.push(Drift {
+                what: format!(
+                    "what step `{}` would act on changed since the plan",
+                    before.step
+                ),
+                diff: crate::saved_plan::diff_lines(&then, &now),
+            });
+        }
+    }
+    drifts
 }
