@@ -11,6 +11,9 @@ pub struct Scheduler<'a> {
     waiting_on: Vec<usize>,
     ready: BTreeSet<usize>,
     started: Vec<bool>,
+    /// Steps done before (a resume keeps them): they never run, and pass once what they
+    /// need is settled.
+    kept: Vec<bool>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -23,10 +26,20 @@ impl<'a> Scheduler<'a> {
             waiting_on: checked.deps.iter().take(count).map(Vec::len).collect(),
             ready: BTreeSet::new(),
             started: vec![false; count],
+            kept: vec![false; count],
         };
-        for index in done.iter().copied().filter(|i| *i < count) {
-            scheduler.started[index] = true;
-            scheduler.release_dependants(index);
+        // A step done before lets its dependants start only once everything it needs is
+        // settled too: one downstream of a step that runs again (it was undone) waits for it,
+        // then passes at once (see `passed`). In execution order, so `waiting_on` is 0
+        // exactly when all a step needs is settled.
+        for index in checked.order.iter().copied().filter(|i| *i < count) {
+            if done.contains(&index) {
+                scheduler.started[index] = true;
+                scheduler.kept[index] = true;
+                if scheduler.waiting_on[index] == 0 {
+                    scheduler.release_dependants(index);
+                }
+            }
         }
         scheduler.ready = (0..count)
             .filter(|i| scheduler.waiting_on[*i] == 0 && !scheduler.started[*i])
@@ -44,7 +57,12 @@ impl<'a> Scheduler<'a> {
     /// `index` finished and lets its dependants run.
     pub fn passed(&mut self, index: usize) {
         for dependant in self.release_dependants(index) {
-            self.ready.insert(dependant);
+            if self.kept[dependant] {
+                // Done before, now all it needs is settled: it passes without running.
+                self.passed(dependant);
+            } else {
+                self.ready.insert(dependant);
+            }
         }
     }
 
@@ -62,7 +80,9 @@ impl<'a> Scheduler<'a> {
         let mut freed = Vec::new();
         for dependant in &self.checked.dependents[index] {
             self.waiting_on[*dependant] -= 1;
-            if self.waiting_on[*dependant] == 0 && !self.started[*dependant] {
+            if self.waiting_on[*dependant] == 0
+                && (!self.started[*dependant] || self.kept[*dependant])
+            {
                 freed.push(*dependant);
             }
         }
@@ -99,6 +119,22 @@ mod tests {
         scheduler.passed(2);
         assert_eq!(scheduler.start_next(), Some(3));
         assert_eq!(scheduler.unstarted().count(), 0);
+    }
+
+    #[test]
+    fn a_kept_step_after_one_that_runs_again_waits_for_it() {
+        let checked = checked(DIAMOND);
+        // a runs again (it was undone); b and c were kept: d must wait for a.
+        let done: BTreeSet<usize> = [1, 2].into();
+        let mut scheduler = Scheduler::new(&checked, &done);
+        assert_eq!(scheduler.start_next(), Some(0));
+        assert_eq!(
+            scheduler.start_next(),
+            None,
+            "d waits for a, through b and c"
+        );
+        scheduler.passed(0);
+        assert_eq!(scheduler.start_next(), Some(3));
     }
 
     #[test]
