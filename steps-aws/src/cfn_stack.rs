@@ -65,13 +65,14 @@ pub async fn settle(
         if !status.ends_with("_IN_PROGRESS") || status == "REVIEW_IN_PROGRESS" {
             return Ok(stack);
         }
-        if Instant::now() + pause > deadline {
+        if Instant::now() >= deadline {
             return Err(StepError::failed(format!(
                 "stack {name} is still {status} after {}: flow stopped waiting, CloudFormation goes on (see its events)",
                 flow_engine::duration::format_duration(timeout)
             )));
         }
-        tokio::time::sleep(pause).await;
+        // The last pause ends at the deadline: one more look, then the verdict.
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }

@@ -161,7 +161,7 @@ pub async fn wait_for(
         {
             return Ok(instances);
         }
-        if Instant::now() + pause > deadline {
+        if Instant::now() >= deadline {
             let states: Vec<String> = instances
                 .iter()
                 .map(|i| format!("{} {}", i.instance_id().unwrap_or_default(), state_of(i)))
@@ -174,7 +174,8 @@ pub async fn wait_for(
                 states.join(", ")
             )));
         }
-        tokio::time::sleep(pause).await;
+        // The last pause ends at the deadline: one more look, then the verdict.
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }

@@ -56,7 +56,12 @@ impl StepType for SecretsGet {
             .send()
             .await
             .map_err(|e| aws_error("secretsmanager", "GetSecretValue", e))?;
-        let text = secret.secret_string().unwrap_or_default().to_string();
+        let Some(text) = secret.secret_string().map(str::to_string) else {
+            return Err(StepError::failed(format!(
+                "secret {} holds binary data (SecretBinary): secrets.get reads text secrets only",
+                params.name
+            )));
+        };
         // The whole value is a secret before any of it is looked at.
         ctx.add_secret(&serde_json::Value::String(text.clone()));
         let value = match &params.json_key {

@@ -33,6 +33,21 @@ pub struct SsmPutOutputs {
     pub changed: bool,
 }
 
+/// A warning when a write would turn a SecureString into a plain parameter: readable then
+/// without decryption, and no longer masked when read.
+fn downgrade(
+    now: Option<&aws_sdk_ssm::types::ParameterType>,
+    new: ParameterType,
+) -> Option<String> {
+    (now == Some(&aws_sdk_ssm::types::ParameterType::SecureString)
+        && new != ParameterType::SecureString)
+        .then(|| {
+            format!(
+                "replaces a SecureString with a plain {new:?}: its value will be readable without decryption"
+            )
+        })
+}
+
 impl StepType for SsmPut {
     const NAME: &'static str = "ssm.put";
     const SUMMARY: &'static str = "Write an SSM parameter (String, SecureString or StringList)";
@@ -45,11 +60,34 @@ impl StepType for SsmPut {
     type Params = SsmPutParams;
     type Outputs = SsmPutOutputs;
 
-    async fn describe(&self, params: &SsmPutParams, _: &PlanContext) -> Description {
-        Description::new(
+    async fn describe(&self, params: &SsmPutParams, ctx: &PlanContext) -> Description {
+        let mut description = Description::new(
             Action::Change,
             format!("write parameter {} ({:?})", params.name, params.r#type),
-        )
+        );
+        if ctx.offline {
+            return description;
+        }
+        let client = clients(ctx).ssm(&params.aws).await;
+        match client.get_parameter().name(&params.name).send().await {
+            Ok(found) => {
+                let now = found.parameter().and_then(|p| p.r#type()).cloned();
+                if let Some(warning) = downgrade(now.as_ref(), params.r#type) {
+                    description = description.detail(warning);
+                }
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                description.action = Action::Create;
+                description.summary =
+                    format!("create parameter {} ({:?})", params.name, params.r#type);
+            }
+            Err(_) => {}
+        }
+        description
     }
 
     async fn apply(
@@ -61,12 +99,19 @@ impl StepType for SsmPut {
             ctx.add_secret(&serde_json::Value::String(params.value.0.clone()));
         }
         let client = clients(ctx).ssm(&params.aws).await;
-        if let Ok(current) = client
+        let current = client
             .get_parameter()
             .name(&params.name)
             .with_decryption(true)
             .send()
-            .await
+            .await;
+        if let Ok(current) = &current
+            && let Some(warning) =
+                downgrade(current.parameter().and_then(|p| p.r#type()), params.r#type)
+        {
+            ctx.warn(&warning);
+        }
+        if let Ok(current) = current
             && let Some(parameter) = current.parameter()
             && parameter.value() == Some(params.value.0.as_str())
         {

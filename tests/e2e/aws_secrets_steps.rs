@@ -76,3 +76,36 @@ fn a_missing_secret_is_one_clear_line() {
     );
     out.stdout_has("secretsmanager GetSecretValue failed: ResourceNotFoundException");
 }
+
+/// Writing a plain String over a SecureString is said in the plan and warned at apply; a
+/// new parameter is planned as a create; a binary secret is one clear line.
+#[test]
+fn a_securestring_downgrade_is_warned_and_a_binary_secret_is_refused() {
+    let moto = Moto::start();
+    moto.boto(
+        "ssm.put_parameter(Name='/app/token', Value='t0k3n-s3cr3t-1', Type='SecureString')\n\
+         boto3.client('secretsmanager', **kw).create_secret(Name='blob', SecretBinary=b'\\x00\\x01')",
+    );
+    let playbook = "flow: 1\nsteps:\n  token:\n    type: ssm.put\n    with: { name: /app/token, value: plain-now, type: String }\n  fresh:\n    type: ssm.put\n    with: { name: /app/new, value: one }\n";
+    let plan = moto
+        .reach(Flow::new().playbook(playbook))
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0)
+        .stdout_has("replaces a SecureString with a plain String")
+        .stdout_has("+ fresh  (ssm.put)  create parameter /app/new (String)")
+        .stdout_lacks("t0k3n-s3cr3t-1");
+    let (out, _) = run(&moto, playbook, 0);
+    assert!(
+        out.both()
+            .contains("replaces a SecureString with a plain String"),
+        "{}",
+        out.both()
+    );
+    let (out, _) = run(
+        &moto,
+        "flow: 1\nsteps:\n  blob:\n    type: secrets.get\n    with: { name: blob }\n",
+        1,
+    );
+    out.stdout_has("secret blob holds binary data (SecretBinary)");
+}
