@@ -18,6 +18,8 @@ pub struct Checked {
     pub dependents: Vec<Vec<usize>>,
     /// Main steps in execution order (dependencies first, then written order).
     pub order: Vec<usize>,
+    /// For each step (main and `finally`), the steps whose skip skips it.
+    pub needed: Vec<Vec<usize>>,
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -126,11 +128,24 @@ pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked,
     if !errors.is_empty() {
         return Err(errors);
     }
+    let needed = crate::skip_propagation::needed_steps(&playbook);
+    let every_step: Vec<usize> = order
+        .iter()
+        .copied()
+        .chain(playbook.finally_steps().map(|s| s.index))
+        .collect();
+    let mut warnings = warnings;
+    warnings.extend(crate::skip_propagation::warnings(
+        &playbook,
+        &needed,
+        &every_step,
+    ));
     Ok(Checked {
         playbook,
         deps,
         dependents,
         order,
+        needed,
         warnings,
     })
 }

@@ -6,6 +6,9 @@ use serde_json::Value;
 
 /// The marker a value carries in a plan when it depends on a write that has not happened yet.
 pub const UNKNOWN_KEY: &str = "$known_after_apply";
+/// Beside it, how a text that is only partly unknown reads in a plan (its known parts
+/// rendered).
+pub const SHOWN_KEY: &str = "$shown";
 
 pub fn unknown(path: &str) -> Value {
     serde_json::json!({ UNKNOWN_KEY: path })
@@ -45,20 +48,18 @@ pub fn mentions_unknown(text: &str) -> bool {
 /// Displays a value for plan and log lines: strings bare, unknowns as
 /// `(known after apply: steps.x.y)`, anything else as compact JSON.
 pub fn display_value(value: &Value) -> String {
-    if let Some(path) = find_unknown(value)
-        && value.get(UNKNOWN_KEY).is_some()
-    {
-        return format!("(known after apply: {path})");
+    if let Some(Value::String(path)) = value.get(UNKNOWN_KEY) {
+        return match value.get(SHOWN_KEY) {
+            Some(Value::String(shown)) => shown.clone(),
+            _ => format!("(known after apply: {path})"),
+        };
     }
     match value {
         Value::String(s) => s.clone(),
-        Value::Object(_) | Value::Array(_) => {
-            let text = serde_json::to_string(value).unwrap_or_default();
-            text.replace(
-                &format!("{{\"{UNKNOWN_KEY}\":"),
-                "{\"(known after apply)\":",
-            )
+        Value::Object(_) | Value::Array(_) if find_unknown(value).is_some() => {
+            serde_json::to_string(&unknowns_as_text(value)).unwrap_or_default()
         }
+        Value::Object(_) | Value::Array(_) => serde_json::to_string(value).unwrap_or_default(),
         other => other.to_string(),
     }
 }
@@ -75,6 +76,9 @@ pub enum When {
 pub struct RenderError {
     pub expression: String,
     pub message: String,
+    /// When it failed on the outputs of a step that was skipped: the reason to skip this one
+    /// too (`needs `restore`, which was skipped: …`).
+    pub skip: Option<String>,
 }
 
 impl std::fmt::Display for RenderError {
@@ -89,19 +93,23 @@ pub struct Evaluator<'a> {
     pub env: &'a Environment<'static>,
     pub context: minijinja::Value,
     pub is_unknown: &'a (dyn Fn(&Reference) -> bool + Sync),
+    /// In a plan, a `for_each` over a list not known yet: `item` is not known either.
+    pub item_unknown: bool,
 }
 
 impl Evaluator<'_> {
     pub fn render(&self, tmpl: &Tmpl) -> Result<Value, RenderError> {
         match tmpl {
             Tmpl::Literal(value) => Ok(value.clone()),
-            Tmpl::Expr(source) => self.with_known(source, |s| self.eval_expression(s)),
-            Tmpl::Text(source) => self.with_known(source, |s| {
-                self.env
-                    .render_str(&s.text, &self.context)
-                    .map(Value::String)
-                    .map_err(|e| self.explain(s, &e))
-            }),
+            Tmpl::Expr(source) => self.expression(source),
+            Tmpl::Text(source) if source.references.iter().any(|r| self.unknown(r)) => {
+                self.render_around(source)
+            }
+            Tmpl::Text(source) => self
+                .env
+                .render_str(&source.text, &self.context)
+                .map(Value::String)
+                .map_err(|e| self.explain(source, &e)),
             Tmpl::List(items) => items
                 .iter()
                 .map(|i| self.render(i))
@@ -149,8 +157,27 @@ impl Evaluator<'_> {
         })
     }
 
-    /// Evaluates a condition to a boolean with Jinja truthiness (empty list, 0, "" are false).
+    /// Evaluates a condition to a boolean with Jinja truthiness (empty list, 0, "" are false);
+    /// `None` when it is not known before apply. A condition reading an unknown is decided
+    /// by its known operands when they suffice (`false and unknown` is false).
     pub fn truthy(&self, tmpl: &Tmpl) -> Result<Option<bool>, RenderError> {
+        if let Tmpl::Expr(source) = tmpl
+            && source.references.iter().any(|r| self.unknown(r))
+        {
+            let tree = crate::three_valued::parse(&source.text);
+            if !matches!(tree, crate::three_valued::Bool::Leaf(_)) {
+                return crate::three_valued::decide(&tree, &mut |operand| {
+                    match crate::template::expression_source(operand, &source.span) {
+                        Some(part) => self.truthy_whole(&Tmpl::Expr(part)),
+                        None => Ok(None),
+                    }
+                });
+            }
+        }
+        self.truthy_whole(tmpl)
+    }
+
+    fn truthy_whole(&self, tmpl: &Tmpl) -> Result<Option<bool>, RenderError> {
         let value = self.render(tmpl)?;
         if find_unknown(&value).is_some() {
             return Ok(None);
@@ -158,14 +185,48 @@ impl Evaluator<'_> {
         Ok(Some(crate::evaluate::to_jinja(&value).is_true()))
     }
 
-    fn with_known(
-        &self,
-        source: &Source,
-        render: impl FnOnce(&Source) -> Result<Value, RenderError>,
-    ) -> Result<Value, RenderError> {
-        match source.references.iter().find(|r| (self.is_unknown)(r)) {
-            Some(reference) => Ok(unknown(&reference.dotted())),
-            None => render(source),
+    /// An expression's value; in a plan, unknown when it reads an unknown, shown as the
+    /// expression it waits on (`steps.x.stdout.split('/')`, not only the path it reads).
+    fn expression(&self, source: &Source) -> Result<Value, RenderError> {
+        let Some(reference) = source.references.iter().find(|r| self.unknown(r)) else {
+            return self.eval_expression(source);
+        };
+        let path = reference.dotted();
+        let text = crate::template::strip_braces(&source.text);
+        Ok(if text == path || text.len() > 120 {
+            unknown(&path)
+        } else {
+            serde_json::json!({ UNKNOWN_KEY: path, SHOWN_KEY: crate::partial_render::shown_expression(text) })
+        })
+    }
+
+    /// Whether a reference is not known until apply (only ever in a plan).
+    fn unknown(&self, reference: &Reference) -> bool {
+        (self.is_unknown)(reference)
+            || (self.item_unknown && matches!(reference.root(), "item" | "item_index"))
+    }
+
+    /// A text with unknowns: rendered around them when it can be, else unknown whole.
+    fn render_around(&self, source: &Source) -> Result<Value, RenderError> {
+        let is_unknown = |r: &Reference| self.unknown(r);
+        let render = |text: &str| {
+            self.env
+                .render_str(text, &self.context)
+                .map_err(|e| self.explain(source, &e))
+        };
+        match crate::partial_render::render_around(source, &is_unknown, render) {
+            Some(partial) => {
+                let partial = partial?;
+                Ok(serde_json::json!({ UNKNOWN_KEY: partial.waits_for, SHOWN_KEY: partial.shown }))
+            }
+            None => Ok(unknown(
+                &source
+                    .references
+                    .iter()
+                    .find(|r| self.unknown(r))
+                    .map(Reference::dotted)
+                    .unwrap_or_default(),
+            )),
         }
     }
 
@@ -186,6 +247,7 @@ impl Evaluator<'_> {
         serde_json::to_value(&value).map_err(|e| RenderError {
             expression: format!("{{{{ {} }}}}", source.text),
             message: format!("value cannot be used as data: {e}"),
+            skip: None,
         })
     }
 
@@ -196,6 +258,7 @@ impl Evaluator<'_> {
         } else {
             format!("{{{{ {} }}}}", source.text)
         };
+        let mut skip = None;
         let message = if error.kind() == minijinja::ErrorKind::OutOfFuel {
             format!(
                 "the template does more work than flow allows one template (about {} million \
@@ -207,6 +270,7 @@ impl Evaluator<'_> {
             match self.first_undefined(source) {
                 Some(path) => match self.skipped_step(&path) {
                     Some((step, reason)) => {
+                        skip = Some(crate::skip_propagation::because_skipped(&step, &reason));
                         format!("`{path}` is undefined: step `{step}` was skipped ({reason})")
                     }
                     None => format!("`{path}` is undefined"),
@@ -222,6 +286,7 @@ impl Evaluator<'_> {
         RenderError {
             expression,
             message,
+            skip,
         }
     }
 

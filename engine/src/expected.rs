@@ -124,10 +124,16 @@ pub fn value_at<'a>(value: &'a Value, path: &[Segment]) -> Option<&'a Value> {
 /// "expected a text, or a mapping with `value` and `label`; found a number".
 pub fn explain(schema: &Value, value: &Value, path: &[Segment]) -> Option<String> {
     let node = node_at(schema, path)?;
-    let found = value_at(value, path)
-        .map(kind_of)
-        .map(|k| format!("; found {k}"))
-        .unwrap_or_default();
+    let found = match value_at(value, path) {
+        // Its keys tell a mapping of the wrong shape from the one expected.
+        Some(Value::Object(map)) if !map.is_empty() => {
+            let keys: Vec<String> = map.keys().take(5).map(|k| format!("`{k}`")).collect();
+            let more = if map.len() > 5 { " …" } else { "" };
+            format!("; found a mapping with {}{more}", keys.join(", "))
+        }
+        Some(found) => format!("; found {}", kind_of(found)),
+        None => String::new(),
+    };
     Some(format!("expected {}{found}", describe(node)))
 }
 
@@ -155,7 +161,7 @@ mod tests {
         let path = [Segment::Key("ids")];
         assert_eq!(
             explain(&schema, &json!({ "ids": { "a": 1 } }), &path).as_deref(),
-            Some("expected a text, or a list of texts; found a mapping")
+            Some("expected a text, or a list of texts; found a mapping with `a`")
         );
     }
 }

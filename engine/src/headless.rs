@@ -33,6 +33,7 @@ pub fn runner(checked: Checked, mode: Mode) -> Result<Arc<Runner>, Vec<Diagnosti
         mode,
         concurrency: 8,
         offline: false,
+        whole_reads: false,
     };
     let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
     let emitter = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));

@@ -255,11 +255,7 @@ impl Loader<'_> {
         if failed {
             return None;
         }
-        let text = checks
-            .iter()
-            .map(|c| c.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" and ");
+        let text = crate::three_valued::all_of(checks.iter().map(|c| c.text.as_str()));
         let mut all = Vec::new();
         for check in &checks {
             all.push(check.expr.clone());

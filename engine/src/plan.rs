@@ -169,19 +169,22 @@ impl Runner {
         };
         let plain = Scope::default();
         let mut condition = None;
+        let playbook = &self.checked.playbook;
+        if let Some(reason) = crate::skip_propagation::skipped_need(
+            playbook,
+            &self.checked.needed[index],
+            &self.table,
+        ) {
+            return self.planned_skip(step, reason);
+        }
         if let Some(when) = &step.when {
             match self.evaluator(&plain, &is_unknown).when(when) {
                 Ok(crate::evaluate::When::Unknown(text)) => condition = Some(text),
                 Ok(crate::evaluate::When::Run) => {}
-                Ok(crate::evaluate::When::Skip(reason)) => {
-                    self.record(step, Status::Skipped, json!({ "reason": reason }));
-                    return (
-                        Description::new(Action::Skip, "skipped"),
-                        None,
-                        Some(reason),
-                        false,
-                    );
-                }
+                Ok(crate::evaluate::When::Skip(reason)) => return self.planned_skip(step, reason),
+                Err(crate::evaluate::RenderError {
+                    skip: Some(reason), ..
+                }) => return self.planned_skip(step, reason),
                 Err(e) => return (error_line(format!("`when`: {e}")), None, None, false),
             }
         }
@@ -217,6 +220,9 @@ impl Runner {
                         false,
                     );
                 }
+                Err(crate::evaluate::RenderError {
+                    skip: Some(reason), ..
+                }) => return self.planned_skip(step, reason),
                 Err(e) => {
                     return (
                         error_line(format!("`for_each`: {e}")),
@@ -234,6 +240,9 @@ impl Runner {
         for scope in &elements {
             let params = match self.render_with(&step.body, &self.evaluator(scope, &is_unknown)) {
                 Ok(p) => p,
+                Err(crate::evaluate::RenderError {
+                    skip: Some(reason), ..
+                }) if step.for_each.is_none() => return self.planned_skip(step, reason),
                 Err(e) => return (error_line(format!("`with`: {e}")), condition, None, false),
             };
             let params_known = find_unknown(&params).is_none();
@@ -278,9 +287,11 @@ impl Runner {
                 && step.for_each.is_none()
                 && let Some((_, outputs)) = results.last()
             {
-                description
-                    .details
-                    .extend(crate::read_result::brief(outputs));
+                description.details.extend(if self.settings.whole_reads {
+                    crate::read_result::whole(outputs)
+                } else {
+                    crate::read_result::brief(outputs)
+                });
             }
             descriptions.push(description);
         }
@@ -381,6 +392,21 @@ impl Runner {
             description.action = Action::Read;
         }
         description
+    }
+
+    /// A step the plan knows is skipped: its status and reason are known to what follows.
+    fn planned_skip(
+        &self,
+        step: &crate::playbook::Step,
+        reason: String,
+    ) -> (Description, Option<String>, Option<String>, bool) {
+        self.record(step, Status::Skipped, json!({ "reason": reason }));
+        (
+            Description::new(Action::Skip, "skipped"),
+            None,
+            Some(reason),
+            true,
+        )
     }
 
     fn record(&self, step: &crate::playbook::Step, status: Status, entry: Value) {

@@ -39,6 +39,39 @@ pub fn brief(outputs: &Value) -> Vec<String> {
     lines
 }
 
+/// Detail lines for all a read returned (`flow plan -v`): each output in full, a listing as a
+/// table of every row, long texts line by line.
+pub fn whole(outputs: &Value) -> Vec<String> {
+    let Value::Object(fields) = outputs else {
+        return text_of(outputs).lines().map(str::to_string).collect();
+    };
+    let mut lines = Vec::new();
+    for (key, value) in fields {
+        match value {
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => {}
+            Value::String(s) if s.contains('\n') => {
+                lines.push(format!("{key}:"));
+                lines.extend(s.lines().map(|l| format!("  {l}")));
+            }
+            Value::Array(rows) if !rows.is_empty() && rows.iter().all(Value::is_object) => {
+                lines.push(format!(
+                    "{key}: {} row{}",
+                    rows.len(),
+                    if rows.len() == 1 { "" } else { "s" }
+                ));
+                lines.extend(
+                    table_of(rows, rows.len(), usize::MAX)
+                        .lines()
+                        .map(|l| format!("  {}", l.trim_start())),
+                );
+            }
+            other => lines.push(format!("{key}: {}", text_of(other))),
+        }
+    }
+    lines
+}
+
 /// A value on one line, cut with its size when long.
 fn shown(value: &Value) -> String {
     match value {
@@ -98,8 +131,13 @@ fn cut_plain(text: &str, width: usize) -> String {
 
 /// The first rows of a listing, a column per key.
 fn table(rows: &[Value]) -> String {
+    table_of(rows, ROWS, CELL)
+}
+
+/// The first `count` rows of a listing, cells cut at `cell` characters.
+fn table_of(rows: &[Value], count: usize, cell: usize) -> String {
     let mut header: Vec<String> = Vec::new();
-    for row in rows.iter().take(ROWS) {
+    for row in rows.iter().take(count) {
         for key in row.as_object().into_iter().flat_map(|m| m.keys()) {
             if !header.contains(key) {
                 header.push(key.clone());
@@ -107,12 +145,12 @@ fn table(rows: &[Value]) -> String {
         }
     }
     let mut cells = vec![header.clone()];
-    cells.extend(rows.iter().take(ROWS).map(|row| {
+    cells.extend(rows.iter().take(count).map(|row| {
         header
             .iter()
             .map(|key| match row.get(key) {
                 None | Some(Value::Null) => "-".to_string(),
-                Some(value) => cut_plain(&text_of(value), CELL),
+                Some(value) => cut_plain(&text_of(value), cell),
             })
             .collect()
     }));

@@ -51,6 +51,8 @@ pub struct ReadFingerprint {
 }
 
 const PREVIEW_LINES: usize = 60;
+/// Longest preview line kept: a read of megabytes stays a fingerprint and a glimpse.
+const PREVIEW_WIDTH: usize = 200;
 
 /// The key that fingerprints reads holding secrets: 32 random bytes in
 /// `<state-dir>/plan-key` (mode 0600), made on first use. Plan and apply of one saved plan
@@ -177,7 +179,10 @@ pub fn fingerprint(
         preview: pretty
             .lines()
             .take(PREVIEW_LINES)
-            .map(str::to_string)
+            .map(|line| match line.char_indices().nth(PREVIEW_WIDTH) {
+                Some((cut, _)) => format!("{}… ({} chars)", &line[..cut], line.chars().count()),
+                None => line.to_string(),
+            })
             .collect(),
     }
 }

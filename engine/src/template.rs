@@ -376,3 +376,31 @@ fn filters_and_tests(source: &str, whole_expression: bool) -> Vec<(&'static str,
     }
     found
 }
+
+/// A piece of an expression compiled on its own (an operand of a condition, one `{{ }}` of a
+/// text), with what it reads; `None` when it does not compile alone.
+pub fn expression_source(text: &str, span: &Span) -> Option<Source> {
+    let compiled = syntax_env().compile_expression(text).ok()?;
+    Some(Source {
+        text: text.trim().to_string(),
+        span: span.clone(),
+        references: all_at(compiled.undeclared_variables(true), span),
+    })
+}
+
+/// The references of a whole text template, or `None` when it does not compile.
+pub fn text_references(text: &str, span: &Span) -> Option<Vec<Reference>> {
+    let template = syntax_env().template_from_str(text).ok()?;
+    Some(all_at(template.undeclared_variables(true), span))
+}
+
+/// Variable paths as references, all at one span (a piece compiled on its own).
+fn all_at(vars: std::collections::HashSet<String>, span: &Span) -> Vec<Reference> {
+    vars.into_iter()
+        .filter(|v| !crate::template_env::FUNCTIONS.contains(&v.as_str()))
+        .map(|dotted| Reference {
+            path: dotted.split('.').map(str::to_string).collect(),
+            span: span.clone(),
+        })
+        .collect()
+}

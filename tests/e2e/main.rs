@@ -12,6 +12,7 @@ mod core_steps;
 mod corpus;
 mod docs;
 mod ec2_steps;
+mod exact_plan;
 mod faults;
 mod file_safety;
 mod idempotency;

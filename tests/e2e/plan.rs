@@ -19,12 +19,7 @@ fn symbol<'a>(out: &'a crate::common::Outcome, step: &str) -> &'a str {
     plan_line(out, step).split_whitespace().next().unwrap_or("")
 }
 
-fn plan_step<'a>(events: &'a [Value], step: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["event"] == "plan_step" && e["step"] == step)
-        .unwrap_or_else(|| panic!("no plan_step for `{step}` in {events:#?}"))
-}
+pub use crate::common::run::plan_step;
 
 const MIXED: &str = r#"flow: 1
 name: mixed

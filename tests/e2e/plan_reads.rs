@@ -68,6 +68,6 @@ fn a_templated_value_of_the_wrong_shape_says_what_the_field_takes() {
         .args(&["plan", "playbook.yaml"])
         .run();
     out.code(1)
-        .stdout_has("invalid `with.options[0]`: expected a mapping with `label` and `value`, or a text or a number or true or false; found a mapping")
+        .stdout_has("invalid `with.options[0]`: expected a mapping with `label` and `value`, or a text or a number or true or false; found a mapping with `x`")
         .stdout_lacks("untagged enum");
 }

@@ -218,13 +218,14 @@ fn ctrl_c_during_plan_exits_130() {
 }
 
 #[test]
-fn reading_a_skipped_step_says_it_was_skipped() {
+fn reading_a_skipped_step_skips_the_reader_and_says_why() {
     Flow::new()
         .playbook("flow: 1\nparams:\n  do_b: { type: boolean, default: false }\nsteps:\n  b:\n    type: exec\n    when: params.do_b\n    with: { command: [echo, hi] }\n  c:\n    type: log\n    with: { message: \"{{ steps.b.stdout }}\" }\n")
         .args(&["apply", "playbook.yaml"])
         .run()
-        .code(1)
-        .stdout_has("`steps.b.stdout` is undefined: step `b` was skipped (when: params.do_b)");
+        .code(0)
+        .stdout_has("  c     skipped  ")
+        .stdout_has("needs `b`, which was skipped: when: params.do_b");
 }
 
 #[test]
@@ -289,11 +290,19 @@ fn a_step_name_is_its_display_name_in_plan_lines_and_summary() {
 
 #[test]
 fn a_redis_command_the_plan_cannot_classify_says_why() {
-    // Nothing listens on port 9.
+    // Nothing listens on port 9: a command that is not a well-known read is shown as a write.
     Flow::new()
-        .playbook("flow: 1\nsteps:\n  a: { type: redis.command, with: { url: \"redis://127.0.0.1:9\", command: [DBSIZE] } }\n")
+        .playbook("flow: 1\nsteps:\n  a: { type: redis.command, with: { url: \"redis://127.0.0.1:9\", command: [FT.SEARCH, idx, x] } }\n")
         .args(&["plan", "playbook.yaml"])
         .run()
         .code(0)
         .stdout_has("shown as a write: could not ask the server whether it only reads (cannot connect to redis://127.0.0.1:9");
+    // A well-known read is a read that failed.
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  a: { type: redis.command, with: { url: \"redis://127.0.0.1:9\", command: [DBSIZE] } }\n")
+        .args(&["plan", "playbook.yaml"])
+        .run()
+        .code(1)
+        .stdout_has("read failed: cannot connect to redis://127.0.0.1:9")
+        .stdout_lacks("shown as a write");
 }

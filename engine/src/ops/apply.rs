@@ -166,6 +166,7 @@ impl ReadyRun {
             mode: Mode::Apply,
             concurrency: self.concurrency.max(1),
             offline: false,
+            whole_reads: false,
         };
         let interaction = Interaction::new(TerminalPrompter::detect(), self.approvals);
         let journal_fault = self.journal.fault();

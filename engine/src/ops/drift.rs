@@ -73,7 +73,7 @@ pub(crate) async fn check_drift(
         // Plan again, silently, to see what the reads return now — from the very playbook
         // that will be applied, not from a second read of the file.
         let quiet = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));
-        let runner = plan_runner(Arc::clone(checked), params.clone(), false, quiet);
+        let runner = plan_runner(Arc::clone(checked), params.clone(), false, false, quiet);
         let fresh = runner.plan().await;
         let now = fresh
             .reads

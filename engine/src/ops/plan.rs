@@ -29,6 +29,7 @@ pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) ->
         Arc::new(checked),
         params,
         options.offline,
+        global.verbosity == crate::output::Verbosity::Verbose,
         emitter(global, Vec::new(), Arc::new(Masker::new())),
     );
     let plan = runner.plan().await;

@@ -158,6 +158,7 @@ pub(crate) fn plan_runner(
     checked: Arc<Checked>,
     params: ResolvedParams,
     offline: bool,
+    whole_reads: bool,
     emitter: Arc<Emitter>,
 ) -> Arc<Runner> {
     let settings = RunSettings {
@@ -165,6 +166,7 @@ pub(crate) fn plan_runner(
         mode: Mode::Plan,
         concurrency: 1,
         offline,
+        whole_reads,
     };
     let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
     Runner::new(

@@ -40,6 +40,9 @@ impl Runner {
         };
         let params = match rendered {
             Ok(p) => p,
+            Err(RenderError {
+                skip: Some(reason), ..
+            }) => return StepOutcome::skipped(reason),
             Err(e) => return StepOutcome::from_error(StepError::failed(format!("`with`: {e}"))),
         };
         if let Some(confirm) = &step.confirm {

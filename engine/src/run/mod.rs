@@ -33,6 +33,8 @@ pub struct RunSettings {
     pub concurrency: usize,
     /// Plan only: do not run read steps.
     pub offline: bool,
+    /// Plan only: show all a read returned (`-v`), not a brief of it.
+    pub whole_reads: bool,
 }
 
 /// How a run ended, for the summary and the exit code.
@@ -167,6 +169,10 @@ impl Runner {
             env: &self.env,
             context,
             is_unknown,
+            item_unknown: scope
+                .item
+                .as_ref()
+                .is_some_and(|(item, _)| crate::evaluate::find_unknown(item).is_some()),
         }
     }
 

@@ -16,6 +16,19 @@ impl Runner {
     pub(crate) async fn run_step(self: &Arc<Self>, index: usize) -> (StepOutcome, Vec<Element>) {
         let step = self.step(index);
         let began = Instant::now();
+        // The step ends before it starts: skipped, or its `when`/`for_each` failed.
+        let ended = |outcome: StepOutcome| {
+            self.finish(index, None, &outcome, began);
+            (outcome, Vec::new())
+        };
+        let playbook = &self.checked.playbook;
+        if let Some(reason) = crate::skip_propagation::skipped_need(
+            playbook,
+            &self.checked.needed[index],
+            &self.table,
+        ) {
+            return ended(StepOutcome::skipped(reason));
+        }
         if step.when.is_some() {
             let decided = self
                 .off_thread(move |runner| match &runner.step(index).when {
@@ -26,19 +39,15 @@ impl Runner {
             match decided {
                 Ok(crate::evaluate::When::Run | crate::evaluate::When::Unknown(_)) => {}
                 Ok(crate::evaluate::When::Skip(reason)) => {
-                    let outcome = StepOutcome::skipped(reason);
-                    self.finish(index, None, &outcome, began);
-                    return (outcome, Vec::new());
+                    return ended(StepOutcome::skipped(reason));
                 }
-                Err(e) => {
-                    let outcome =
-                        StepOutcome::from_error(StepError::failed(format!("`when`: {e}")));
-                    self.finish(index, None, &outcome, began);
-                    return (outcome, Vec::new());
-                }
+                Err(e) => return ended(render_failed("when", e)),
             }
         }
         if step.for_each.is_none() {
+            if let Some(reason) = self.skipped_by_its_reads(index).await {
+                return ended(StepOutcome::skipped(reason));
+            }
             self.started(index, None, 1);
             let outcome = match self.unrecorded() {
                 Some(outcome) => outcome,
@@ -61,19 +70,12 @@ impl Runner {
         let items = match rendered {
             Ok(Value::Array(items)) => items,
             Ok(other) => {
-                let outcome = StepOutcome::from_error(StepError::failed(format!(
+                return ended(StepOutcome::from_error(StepError::failed(format!(
                     "`for_each` must give a list, got {}",
                     crate::evaluate::display_value(&other)
-                )));
-                self.finish(index, None, &outcome, began);
-                return (outcome, Vec::new());
+                ))));
             }
-            Err(e) => {
-                let outcome =
-                    StepOutcome::from_error(StepError::failed(format!("`for_each`: {e}")));
-                self.finish(index, None, &outcome, began);
-                return (outcome, Vec::new());
-            }
+            Err(e) => return ended(render_failed("for_each", e)),
         };
         self.started(index, None, 1);
         if let Some(outcome) = self.unrecorded() {
@@ -83,6 +85,36 @@ impl Runner {
         let (outcome, done) = self.run_elements(index, items).await;
         self.finish(index, None, &outcome, began);
         (outcome, done)
+    }
+
+    /// A step whose `with` reads outputs of a step that was skipped, without handling their
+    /// absence, is skipped before it starts (its attempts would say the same, after a start).
+    async fn skipped_by_its_reads(self: &Arc<Self>, index: usize) -> Option<String> {
+        let step = self.step(index);
+        let reads_a_skipped_step = step.body.with.references().any(|r| {
+            r.step()
+                .and_then(|id| self.table.get(id))
+                .is_some_and(|entry| {
+                    entry
+                        .get_attr("status")
+                        .ok()
+                        .and_then(|s| s.as_str().map(str::to_string))
+                        == Some("skipped".to_string())
+                })
+        });
+        if !reads_a_skipped_step {
+            return None;
+        }
+        self.off_thread(move |runner| {
+            runner
+                .render_with(
+                    &runner.step(index).body,
+                    &runner.evaluator(&Scope::default(), &super::never_unknown),
+                )
+                .err()
+                .and_then(|e| e.skip)
+        })
+        .await
     }
 
     /// What a resume makes of an element that succeeded before: kept, when it is the same
@@ -240,5 +272,14 @@ impl Runner {
             None => StepOutcome::succeeded(json!({ "results": results }), 1),
         };
         (outcome, done)
+    }
+}
+
+/// A step's `when` or `for_each` that could not be rendered: it failed, or it read the
+/// outputs of a step that was skipped, and is skipped with it.
+fn render_failed(field: &str, error: crate::evaluate::RenderError) -> StepOutcome {
+    match error.skip {
+        Some(reason) => StepOutcome::skipped(reason),
+        None => StepOutcome::from_error(StepError::failed(format!("`{field}`: {error}"))),
     }
 }

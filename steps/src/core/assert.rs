@@ -53,7 +53,10 @@ impl StepType for Assert {
         };
         Description::new(
             Action::Read,
-            format!("assert: {}", conditions.join(" and ")),
+            format!(
+                "assert: {}",
+                flow_engine::three_valued::all_of(conditions.iter().map(String::as_str))
+            ),
         )
     }
 

@@ -11,6 +11,53 @@ const HARMLESS: &[&str] = &[
     "PING", "ECHO", "INFO", "TIME", "LASTSAVE", "ROLE", "COMMAND",
 ];
 
+/// Commands every Redis flags `readonly`: what the plan goes by when the server cannot be
+/// asked, so that a health check against a server that is down is a read that failed, not a
+/// write.
+const KNOWN_READS: &[&str] = &[
+    "GET",
+    "MGET",
+    "STRLEN",
+    "GETRANGE",
+    "EXISTS",
+    "TYPE",
+    "TTL",
+    "PTTL",
+    "DBSIZE",
+    "KEYS",
+    "SCAN",
+    "HGET",
+    "HMGET",
+    "HGETALL",
+    "HKEYS",
+    "HVALS",
+    "HLEN",
+    "HEXISTS",
+    "HSCAN",
+    "LLEN",
+    "LRANGE",
+    "LINDEX",
+    "SCARD",
+    "SMEMBERS",
+    "SISMEMBER",
+    "SSCAN",
+    "ZCARD",
+    "ZRANGE",
+    "ZSCORE",
+    "ZRANK",
+    "ZSCAN",
+    "ZCOUNT",
+    "XLEN",
+    "XRANGE",
+    "XINFO",
+    "PFCOUNT",
+    "OBJECT",
+    "DUMP",
+    "RANDOMKEY",
+    "BITCOUNT",
+    "GETBIT",
+];
+
 /// Subcommands that only look, of commands that also change things (so that the server flags
 /// neither `readonly`): what a health check or an incident reads (seed 001).
 const HARMLESS_SUBCOMMANDS: &[(&str, &str)] = &[
@@ -168,6 +215,9 @@ count_sessions:
             .await
         {
             Ok(info) => info,
+            Err(_) if HARMLESS.contains(&name.as_str()) || KNOWN_READS.contains(&name.as_str()) => {
+                return Some(Effect::Read);
+            }
             Err(error) => {
                 facts
                     .unreachable

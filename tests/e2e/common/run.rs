@@ -195,6 +195,14 @@ pub fn t(event: &str, step: &str, status: &str) -> (String, String, String) {
 }
 
 /// The `step_finished` event of `step` (the last one).
+/// The `plan_step` event of a step, from `--output json` of `flow plan`.
+pub fn plan_step<'a>(events: &'a [Value], step: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["event"] == "plan_step" && e["step"] == step)
+        .unwrap_or_else(|| panic!("no plan_step for `{step}` in {events:#?}"))
+}
+
 pub fn finished<'a>(events: &'a [Value], step: &str) -> &'a Value {
     events
         .iter()

@@ -1,0 +1,152 @@
+//! A text that reads a value known only after apply is rendered around it in a plan:
+//! `kubectl cp redis-0:(known after apply: steps.bgsave.rdb_path) ./backups/…` keeps what is
+//! known. Each `{{ … }}` whose expression reads an unknown becomes a placeholder, the rest
+//! renders as usual; when what is left still reads an unknown (an `{% if %}` or a loop over
+//! it), the text cannot be rendered in part and stays unknown whole.
+
+use crate::template::{Reference, Source};
+
+/// Placeholder brackets: private-use characters no template writes or filter changes.
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// What a text with unknowns shows in a plan, and the first unknown it waits for.
+pub struct Partial {
+    pub shown: String,
+    pub waits_for: String,
+}
+
+/// Renders `source` around its unknowns, or `None` when it cannot be done in part.
+pub fn render_around<E>(
+    source: &Source,
+    is_unknown: &dyn Fn(&Reference) -> bool,
+    render: impl FnOnce(&str) -> Result<String, E>,
+) -> Option<Result<Partial, E>> {
+    if source.text.contains("{% raw") || source.text.contains(OPEN) {
+        return None;
+    }
+    let mut rewritten = String::with_capacity(source.text.len());
+    let mut holes: Vec<String> = Vec::new();
+    let mut waits_for = None;
+    let mut rest = source.text.as_str();
+    while let Some(open) = rest.find("{{") {
+        let close = closing(&rest[open + 2..])? + open + 2;
+        let inner = rest[open + 2..close].trim_matches(|c: char| c == '-' || c.is_whitespace());
+        let expression = crate::template::expression_source(inner, &source.span)?;
+        rewritten.push_str(&rest[..open]);
+        match expression.references.iter().find(|r| is_unknown(r)) {
+            Some(reference) => {
+                waits_for.get_or_insert_with(|| reference.dotted());
+                rewritten.push(OPEN);
+                rewritten.push_str(&holes.len().to_string());
+                rewritten.push(CLOSE);
+                holes.push(shown_expression(inner));
+            }
+            None => rewritten.push_str(&rest[open..close + 2]),
+        }
+        rest = &rest[close + 2..];
+    }
+    rewritten.push_str(rest);
+    let waits_for = waits_for?;
+    let left = crate::template::text_references(&rewritten, &source.span)?;
+    if left.iter().any(is_unknown) {
+        return None;
+    }
+    Some(render(&rewritten).map(|text| Partial {
+        shown: fill(&text, &holes),
+        waits_for,
+    }))
+}
+
+/// The offset of the `}}` that closes an expression, skipping string literals.
+fn closing(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quote = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match (quote, bytes[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), b) if b == q => quote = None,
+            (None, b'\'' | b'"') => quote = Some(bytes[i]),
+            (None, b'}') if bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// How a placeholder reads: the expression, without a shell `| quote` that changes nothing
+/// about what it waits for.
+pub fn shown_expression(inner: &str) -> String {
+    let inner = inner.trim();
+    let bare = inner
+        .strip_suffix("quote")
+        .map(str::trim_end)
+        .and_then(|s| s.strip_suffix('|'))
+        .map(str::trim_end)
+        .unwrap_or(inner);
+    format!("(known after apply: {bare})")
+}
+
+fn fill(text: &str, holes: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(OPEN) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + OPEN.len_utf8()..];
+        let Some(close) = after.find(CLOSE) else {
+            rest = after;
+            continue;
+        };
+        let hole = after[..close]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| holes.get(n));
+        out.push_str(hole.map_or("(known after apply)", String::as_str));
+        rest = &after[close + CLOSE.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{SourceFile, Span};
+
+    fn source(text: &str) -> Source {
+        let span = Span::new(&SourceFile::new("t.yaml", text), 1, 1, 1);
+        Source {
+            text: text.into(),
+            references: crate::template::text_references(text, &span).unwrap(),
+            span,
+        }
+    }
+
+    fn around(text: &str) -> Option<String> {
+        let unknown = |r: &Reference| r.step() == Some("bgsave");
+        let render =
+            |t: &str| -> Result<String, ()> { Ok(t.replace("{{ params.pod }}", "redis-0")) };
+        render_around(&source(text), &unknown, render).map(|r| r.unwrap().shown)
+    }
+
+    #[test]
+    fn only_the_unknown_part_is_marked() {
+        assert_eq!(
+            around("kubectl cp {{ params.pod }}:{{ steps.bgsave.rdb_path | quote }} ./b")
+                .as_deref(),
+            Some("kubectl cp redis-0:(known after apply: steps.bgsave.rdb_path) ./b")
+        );
+        assert_eq!(
+            around("n={{ steps.bgsave.keys | length }}").as_deref(),
+            Some("n=(known after apply: steps.bgsave.keys | length)")
+        );
+    }
+
+    #[test]
+    fn an_unknown_that_steers_the_template_keeps_it_unknown() {
+        assert_eq!(around("{% if steps.bgsave.ok %}a{% endif %}"), None);
+        assert_eq!(around("{{ params.pod }}"), None);
+    }
+}
