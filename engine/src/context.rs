@@ -170,6 +170,14 @@ impl StepContext {
         });
     }
 
+    /// Emits a table (its first row the header) as lines of the step's output, as the
+    /// listing step types show what they found.
+    pub fn table(&self, rows: &[Vec<String>]) {
+        for line in crate::table::render_rows(rows, true).lines() {
+            self.output("log", line);
+        }
+    }
+
     /// As [`PlanContext::progress`], for this element of a `for_each` step.
     pub fn progress(&self, line: &str) {
         self.emitter.emit(Event::StepOutput {

@@ -262,6 +262,18 @@ impl Runner {
                 };
                 match read {
                     Ok(outputs) => results.push((scope.item.clone(), outputs)),
+                    // What it reads may not exist until an earlier write has run (the stack
+                    // `deploy` creates): the read is left to apply, not a failed plan.
+                    Err(e) if let Some(write) = self.pending_write_before(index, unknown_steps) => {
+                        let mut description = self
+                            .describe(step, params.clone(), params_known, effect)
+                            .await;
+                        description.details.push(format!(
+                            "read during apply, after `{write}` has changed things (read now: {})",
+                            e.message()
+                        ));
+                        return (description, condition, None, false);
+                    }
                     Err(e) => {
                         // As apply would: a step that goes on past its failure is `failed`
                         // with its `error` for what follows (known, unless it is one element).
@@ -392,6 +404,26 @@ impl Runner {
             description.action = Action::Read;
         }
         description
+    }
+
+    /// The nearest write this step waits for (directly or not) that the plan did not run.
+    fn pending_write_before(
+        &self,
+        index: usize,
+        unknown_steps: &RwLock<HashSet<String>>,
+    ) -> Option<String> {
+        if index >= self.checked.main_count() {
+            return None;
+        }
+        let unknown = unknown_steps.read().unwrap_or_else(|e| e.into_inner());
+        crate::analyze::ancestors(&self.checked.deps, index)
+            .into_iter()
+            .filter(|&i| {
+                let step = self.step(i);
+                step.body.effect == Effect::Write && unknown.contains(&step.id)
+            })
+            .max()
+            .map(|i| self.step(i).id.clone())
     }
 
     /// A step the plan knows is skipped: its status and reason are known to what follows.

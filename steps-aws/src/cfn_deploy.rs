@@ -68,7 +68,52 @@ impl CfnDeployParams {
                 body.len()
             )));
         }
+        if let Some(declared) = declared_parameters(&path, &body) {
+            self.check_parameters(&declared)?;
+        }
         Ok(body)
+    }
+
+    /// CloudFormation refuses a parameter the template does not declare, and one it needs
+    /// that is not given: said before anything is sent, in the plan too.
+    fn check_parameters(&self, declared: &IndexMap<String, bool>) -> Result<(), StepError> {
+        for key in self.parameters.keys() {
+            if !declared.contains_key(key) {
+                let hint =
+                    flow_engine::diagnostic::did_you_mean(key, declared.keys().map(String::as_str))
+                        .map(|h| format!("; {h}"))
+                        .unwrap_or_default();
+                let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+                return Err(StepError::failed(format!(
+                    "parameter `{key}` is not declared in template {} (it declares: {}){hint}",
+                    self.template,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+        }
+        let missing: Vec<&str> = declared
+            .iter()
+            .filter(|(key, has_default)| !**has_default && !self.parameters.contains_key(*key))
+            .map(|(key, _)| key.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(StepError::failed(format!(
+                "template {} needs parameter{} {} (no Default): give {} under `parameters`",
+                self.template,
+                if missing.len() == 1 { "" } else { "s" },
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            )));
+        }
+        Ok(())
     }
 
     fn timeout(&self) -> Duration {
@@ -76,6 +121,24 @@ impl CfnDeployParams {
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(30 * 60))
     }
+}
+
+/// The parameters a template declares, each with whether it has a `Default`; `None` when
+/// the template cannot be read as YAML or JSON (CloudFormation then says what is wrong).
+fn declared_parameters(path: &std::path::Path, body: &str) -> Option<IndexMap<String, bool>> {
+    let file = flow_engine::source::SourceFile::new(path, body);
+    let template = flow_engine::yaml::parse(&file).ok()?.to_json();
+    let declared = match template.get("Parameters") {
+        None | Some(Value::Null) => return Some(IndexMap::new()),
+        Some(Value::Object(declared)) => declared,
+        Some(_) => return None,
+    };
+    Some(
+        declared
+            .iter()
+            .map(|(key, spec)| (key.clone(), spec.get("Default").is_some()))
+            .collect(),
+    )
 }
 
 /// Parameter lines of a plan: each given value, and what it was before on an update.

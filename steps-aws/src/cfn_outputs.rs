@@ -61,9 +61,7 @@ impl StepType for CfnOutputs {
                 .iter()
                 .map(|(k, v)| vec![k.clone(), v.as_str().unwrap_or_default().to_string()]),
         );
-        for line in flow_engine::table::render_rows(&rows, true).lines() {
-            ctx.output("log", line);
-        }
+        ctx.table(&rows);
         Ok(CfnOutputsOutputs {
             outputs,
             status: status_of(&stack),

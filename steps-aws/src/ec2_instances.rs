@@ -94,9 +94,7 @@ pub fn print_table(ctx: &StepContext, instances: &[Value]) {
             text(&instance["tags"]["Name"]),
         ]);
     }
-    for line in flow_engine::table::render_rows(&rows, true).lines() {
-        ctx.output("log", line);
-    }
+    ctx.table(&rows);
 }
 
 /// The instances matching `ids` and `filters`, across every page.
@@ -132,15 +130,29 @@ pub fn filter(name: &str, values: &[&str]) -> Filter {
 /// fails at once when one can no longer get there, or after `timeout`, naming each
 /// instance's state.
 pub async fn wait_for(
+    ctx: &StepContext,
     client: &aws_sdk_ec2::Client,
     ids: &[String],
     wanted: Wanted,
     timeout: Duration,
 ) -> Result<Vec<Instance>, StepError> {
-    let deadline = Instant::now() + timeout;
+    let began = Instant::now();
+    let deadline = began + timeout;
     let mut pause = Duration::from_secs(2);
     loop {
         let instances = describe(client, ids, Vec::new()).await?;
+        // The live view shows where the wait is (one line, replaced each look).
+        let now: Vec<String> = instances
+            .iter()
+            .map(|i| format!("{} {}", i.instance_id().unwrap_or_default(), state_of(i)))
+            .collect();
+        ctx.progress(&format!(
+            "waiting for {} ({} of {}): {}",
+            wanted.as_str(),
+            flow_engine::duration::format_duration(began.elapsed()),
+            flow_engine::duration::format_duration(timeout),
+            now.join(", ")
+        ));
         if let Some(lost) = instances
             .iter()
             .find(|i| wanted.unreachable_from(&state_of(i)))
@@ -278,7 +290,7 @@ pub async fn change_state(
             .timeout
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(600));
-        wait_for(&client, &ids, wanted, timeout).await?
+        wait_for(ctx, &client, &ids, wanted, timeout).await?
     } else {
         describe(&client, &ids, Vec::new()).await?
     };

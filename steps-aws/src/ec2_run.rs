@@ -299,7 +299,7 @@ impl StepType for Ec2Run {
                     .timeout
                     .map(|t| t.0)
                     .unwrap_or(Duration::from_secs(600));
-                wait_for(&client, &ids, Wanted::Running, timeout).await?
+                wait_for(ctx, &client, &ids, Wanted::Running, timeout).await?
             }
             WaitFor::None => describe(&client, &ids, Vec::new()).await?,
         };

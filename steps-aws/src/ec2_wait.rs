@@ -66,7 +66,7 @@ impl StepType for Ec2Wait {
             .timeout
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(600));
-        let instances = wait_for(&client, &ids, params.state, timeout).await?;
+        let instances = wait_for(ctx, &client, &ids, params.state, timeout).await?;
         Ok(Ec2WaitOutputs {
             states: states(&instances),
         })

@@ -138,9 +138,7 @@ fn print_table(ctx: &StepContext, shown: &[Listed], count: usize) {
             .take(20)
             .map(|o| vec![o.key.clone(), o.size.to_string(), o.last_modified.clone()]),
     );
-    for line in flow_engine::table::render_rows(&rows, true).lines() {
-        ctx.output("log", line);
-    }
+    ctx.table(&rows);
     if count > rows.len() - 1 {
         ctx.output("log", &format!("… {} objects in all", count));
     }

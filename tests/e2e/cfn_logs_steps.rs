@@ -131,7 +131,10 @@ fn a_missing_stack_a_missing_template_and_a_template_cloudformation_refuses_are_
 
     let (out, _) = moto.apply(
         Flow::new()
-            .file("stack.json", "{ \"Resources\": 42 }")
+            .file(
+                "stack.json",
+                "{ \"Parameters\": { \"Value\": { \"Type\": \"String\" } }, \"Resources\": 42 }",
+            )
             .playbook(&deploy("broken", "x")),
         1,
     );
@@ -205,4 +208,47 @@ fn a_log_search_finds_the_matching_events_since_a_moment() {
         1,
     );
     out.stdout_has("logs FilterLogEvents failed: ResourceNotFoundException");
+}
+
+/// Parameters CloudFormation would refuse are said in the plan, before anything is sent —
+/// offline too — and the outputs of a stack the same playbook creates are read after it.
+#[test]
+fn undeclared_and_missing_parameters_are_refused_and_outputs_of_a_new_stack_wait_for_it() {
+    let needs = r#"{ "Parameters": { "Value": { "Type": "String" }, "Size": { "Type": "Number", "Default": 1 } },
+  "Resources": { "Setting": { "Type": "AWS::SSM::Parameter", "Properties": { "Name": "/new/setting", "Type": "String", "Value": { "Ref": "Value" } } } } }"#;
+    let playbook = |parameters: &str| {
+        format!(
+            "flow: 1\nsteps:\n  stack:\n    type: cfn.deploy\n    with: {{ stack_name: new, template: stack.json, parameters: {parameters} }}\n  outputs:\n    type: cfn.outputs\n    with: {{ stack_name: new }}\n"
+        )
+    };
+    Flow::new()
+        .file("stack.json", needs)
+        .playbook(&playbook("{ Value: a, Sise: 2 }"))
+        .args(&["plan", "--offline", "playbook.yaml"])
+        .run()
+        .code(1)
+        .stdout_has("parameter `Sise` is not declared in template stack.json (it declares: Value, Size); did you mean `Size`?");
+    Flow::new()
+        .file("stack.json", needs)
+        .playbook(&playbook("{ Size: 2 }"))
+        .args(&["plan", "--offline", "playbook.yaml"])
+        .run()
+        .code(1)
+        .stdout_has(
+            "template stack.json needs parameter `Value` (no Default): give it under `parameters`",
+        );
+
+    let moto = Moto::start();
+    let plan = moto
+        .reach(
+            Flow::new()
+                .file("stack.json", needs)
+                .playbook(&playbook("{ Value: a }")),
+        )
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0)
+        .stdout_has("+ stack  (cfn.deploy)  create stack new from stack.json")
+        .stdout_has("= outputs  (cfn.outputs)")
+        .stdout_has("read during apply, after `stack` has changed things (read now: ");
 }

@@ -286,3 +286,29 @@ fn a_known_read_against_a_server_that_is_down_is_a_read_that_failed_not_a_write(
         .stdout_has("✘ ping  (redis.command)  error: read failed: cannot connect to")
         .stdout_lacks("shown as a write");
 }
+
+/// A read of what an earlier write makes (the file `make` writes) is left to apply: the plan
+/// says so and what the read found now, instead of failing.
+#[test]
+fn a_read_of_what_an_earlier_write_makes_is_read_during_apply() {
+    let playbook = "flow: 1\nsteps:\n  make:\n    type: exec\n    with: { command: [sh, -c, 'echo made > made.txt'] }\n  check:\n    type: exec\n    effect: read\n    with: { command: [cat, made.txt] }\n";
+    let plan = Flow::new()
+        .playbook(playbook)
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0)
+        .stdout_has("= check  (exec)  run: cat made.txt")
+        .stdout_has("read during apply, after `make` has changed things (read now: `cat made.txt` exited with 1");
+    // Without a write before it, a failing read still fails the plan.
+    Flow::new()
+        .playbook("flow: 1\nsteps:\n  check:\n    type: exec\n    effect: read\n    with: { command: [cat, made.txt] }\n")
+        .args(&["plan", "playbook.yaml"])
+        .run()
+        .code(1)
+        .stdout_has("read failed: `cat made.txt` exited with 1");
+    Flow::new()
+        .playbook(playbook)
+        .args(&["apply", "playbook.yaml"])
+        .run()
+        .code(0);
+}

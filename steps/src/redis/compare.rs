@@ -443,9 +443,7 @@ impl StepType for Compare {
                 },
             ]);
         }
-        for line in flow_engine::table::render_rows(&table, true).lines() {
-            ctx.output("log", line);
-        }
+        ctx.table(&table);
         Ok(CompareOutputs { equal, rows })
     }
 }
