@@ -29,7 +29,7 @@ pub fn render(state_dir: &Path, runs: &[RunSummary]) -> String {
         };
         rows.push_str(&format!(
             "<tr class=\"run\" data-status=\"{status}\"><td class=\"mono\"><a href=\"/runs/{link}\">{id}</a></td>\
-<td>{name}<div class=\"muted opt\">{playbook}</div></td>\
+<td>{name}<div class=\"muted opt\">{playbook}</div>{rebuilt}</td>\
 <td>{badge}</td><td class=\"num\">{started}</td><td class=\"num\">{duration}</td>\
 <td class=\"opt\">{by}</td><td class=\"num opt\">{exit}</td><td class=\"opt\">{resumable}</td></tr>",
             status = escape(&run.status),
@@ -45,6 +45,11 @@ pub fn render(state_dir: &Path, runs: &[RunSummary]) -> String {
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "-".into()),
             resumable = if run.resumable { "yes" } else { "-" },
+            rebuilt = if run.rebuilt.is_some() {
+                "<div class=\"muted\">(rebuilt from events.jsonl)</div>"
+            } else {
+                ""
+            },
         ));
     }
     page(
