@@ -49,6 +49,8 @@ pub struct RunDetail {
     pub resumes: Vec<String>,
     /// The step graph was recorded (else the steps are only those the events name, unlinked).
     pub graph_recorded: bool,
+    /// `events.jsonl` was longer than a page reads: what is shown is its beginning.
+    pub events_cut: bool,
 }
 
 /// A step's state in the run: the graph's step, and the last word of the events on it.
@@ -155,6 +157,13 @@ fn plain_id(id: &str) -> bool {
 pub fn find(state_dir: &Path, id: &str) -> Result<RunRecord, NotFound> {
     if !plain_id(id) {
         return Err(NotFound(format!("`{id}` is not a run id")));
+    }
+    // The usual case, an exact id, without reading every run's record.
+    if let Ok(text) = std::fs::read_to_string(runs_dir(state_dir).join(id).join("run.json"))
+        && let Ok(record) = serde_json::from_str::<RunRecord>(&text)
+        && record.run_id == id
+    {
+        return Ok(record);
     }
     let runs = list_runs(state_dir);
     let exact = runs.iter().find(|r| r.run_id == id);
@@ -265,7 +274,7 @@ fn pending(step: GraphStep) -> StepView {
 }
 
 /// The run with every step's state, from its record and events.
-pub fn detail(state_dir: &Path, record: &RunRecord, events: &[Event]) -> RunDetail {
+pub fn detail(state_dir: &Path, record: &RunRecord, events: &[Event], cut: bool) -> RunDetail {
     let summary = summary(record, state_dir);
     let mut steps: Vec<StepView> = graph_of(record, events).into_iter().map(pending).collect();
     let mut approvals = Vec::new();
@@ -322,6 +331,7 @@ pub fn detail(state_dir: &Path, record: &RunRecord, events: &[Event]) -> RunDeta
         closing_line: closing.status.map(|_| closing.closing_line()),
         resumes,
         graph_recorded: !record.graph.is_empty(),
+        events_cut: cut,
     }
 }
 
@@ -488,4 +498,87 @@ impl StepView {
 #[cfg(test)]
 pub(crate) fn pending_step(id: &str) -> StepView {
     pending(bare_step(id, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(graph: Value) -> RunRecord {
+        serde_json::from_value(json!({
+            "run_id": "20261202-000000-abcd", "name": "t", "playbook": "t.yaml",
+            "playbook_hash": "", "params": {}, "started_at": "2026-12-02T00:00:00.000Z",
+            "status": "running", "user": "u", "host": "h", "flow_version": "0",
+            "graph": graph,
+        }))
+        .expect("a record")
+    }
+
+    fn event(value: Value) -> Event {
+        serde_json::from_value(value).expect("an event")
+    }
+
+    #[test]
+    fn a_run_no_flow_holds_has_its_started_steps_unfinished_and_the_rest_pending() {
+        let record = record(json!([
+            { "id": "a", "type": "exec" },
+            { "id": "b", "type": "exec", "needs": ["a"] },
+            { "id": "c", "type": "exec", "needs": ["b"] },
+        ]));
+        let events = vec![
+            event(
+                json!({ "event": "step_started", "step": "a", "type": "exec", "attempt": 1, "at": "x" }),
+            ),
+            event(
+                json!({ "event": "step_finished", "step": "a", "status": "succeeded", "duration_ms": 5, "attempts": 1 }),
+            ),
+            event(
+                json!({ "event": "step_started", "step": "b", "type": "exec", "attempt": 1, "at": "y" }),
+            ),
+            event(json!({ "event": "step_output", "step": "b", "stream": "stdout", "line": "hi" })),
+        ];
+        let detail = detail(Path::new("/nonexistent"), &record, &events, false);
+        let statuses: Vec<(&str, &str)> = detail
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.status.as_str()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [("a", "succeeded"), ("b", "unfinished"), ("c", "pending")]
+        );
+        assert_eq!(detail.steps[1].output_lines, 1);
+        assert_eq!(detail.summary.status, "unfinished");
+    }
+
+    #[test]
+    fn a_kept_step_keeps_the_attempt_that_ran_it_and_unknown_steps_are_added() {
+        let record = record(json!([{ "id": "a", "type": "exec" }]));
+        let events = vec![
+            event(
+                json!({ "event": "step_finished", "step": "a", "status": "succeeded", "duration_ms": 7, "attempts": 2 }),
+            ),
+            event(
+                json!({ "event": "step_finished", "step": "a", "status": "succeeded", "duration_ms": 0, "attempts": 0, "kept": true }),
+            ),
+            event(
+                json!({ "event": "step_finished", "step": "a.undo", "status": "succeeded", "duration_ms": 1, "attempts": 1 }),
+            ),
+        ];
+        let detail = detail(Path::new("/nonexistent"), &record, &events, false);
+        assert_eq!(detail.steps[0].duration_ms, Some(7));
+        assert_eq!(detail.steps[0].attempts, 2);
+        assert!(detail.steps[0].kept);
+        assert_eq!(detail.steps[1].id, "a.undo");
+    }
+
+    #[test]
+    fn only_plain_run_ids_are_looked_up() {
+        for id in ["..", "../x", "a/b", "", "%2e", "a\0"] {
+            assert!(!plain_id(id), "{id:?}");
+        }
+        assert!(plain_id("20261202-000000-abcd"));
+        assert!(find(Path::new("/nonexistent"), "../../etc").is_err());
+    }
 }

@@ -89,8 +89,8 @@ async fn load(app: &App, id: String) -> Result<model::RunDetail, Response> {
     let state_dir = Arc::clone(&app.state_dir);
     blocking(move || {
         let record = model::find(&state_dir, &id)?;
-        let (events, _) = model::events(&state_dir, &record);
-        Ok(model::detail(&state_dir, &record, &events))
+        let (events, cut) = model::events(&state_dir, &record);
+        Ok(model::detail(&state_dir, &record, &events, cut))
     })
     .await?
     .map_err(not_found_page)
@@ -121,8 +121,8 @@ async fn step_page(State(app): State<App>, Path((id, step)): Path<(String, Strin
     let state_dir = Arc::clone(&app.state_dir);
     let found = blocking(move || {
         let record = model::find(&state_dir, &id)?;
-        let (events, _) = model::events(&state_dir, &record);
-        let run = model::detail(&state_dir, &record, &events);
+        let (events, cut) = model::events(&state_dir, &record);
+        let run = model::detail(&state_dir, &record, &events, cut);
         let Some(view) = run.steps.iter().find(|s| s.id == step).cloned() else {
             return Err(NotFound(format!(
                 "run {} has no step `{step}`",
@@ -161,8 +161,8 @@ async fn api_run(State(app): State<App>, Path(id): Path<String>) -> Response {
     let state_dir = Arc::clone(&app.state_dir);
     let found = blocking(move || {
         let record = model::find(&state_dir, &id)?;
-        let (events, _) = model::events(&state_dir, &record);
-        Ok::<_, NotFound>(model::detail(&state_dir, &record, &events))
+        let (events, cut) = model::events(&state_dir, &record);
+        Ok::<_, NotFound>(model::detail(&state_dir, &record, &events, cut))
     })
     .await;
     match found {

@@ -44,6 +44,13 @@ pub fn live_part(run: &RunDetail) -> String {
 shown as the events name them, without their dependencies.</p>",
         );
     }
+    if run.events_cut {
+        out.push_str(&format!(
+            "<p class=\"error\">This run's events.jsonl is longer than {} MiB: the page shows \
+what its beginning says.</p>",
+            crate::model::EVENTS_READ_LIMIT >> 20
+        ));
+    }
     out.push_str(&steps_table(run));
     if !run.approvals.is_empty() {
         out.push_str("<h2>Approvals</h2><ul class=\"approvals\">");
@@ -170,7 +177,7 @@ fn facts(run: &RunDetail) -> String {
 
 fn steps_table(run: &RunDetail) -> String {
     let mut out = String::from(
-        "<h2>Steps</h2><div class=\"scroll\"><table class=\"steps\"><thead><tr><th></th>\
+        "<h2>Steps</h2><div class=\"scroll\"><table class=\"steps cards\"><thead><tr><th></th>\
 <th>step</th><th class=\"opt\">type</th><th>status</th><th>duration</th>\
 <th class=\"opt\">attempts</th><th>detail</th><th class=\"opt\">outputs</th></tr></thead><tbody>",
     );
@@ -244,7 +251,7 @@ fn step_row(run_id: &str, step: &StepView) -> String {
         "<tr class=\"step\" data-status=\"{st}\" data-step=\"{id}\"><td><span class=\"mark st-{st}\">{mark}</span></td>\
 <td><a href=\"{link}\">{label}</a>{id_note}{finally}</td><td class=\"opt mono\">{kind}</td>\
 <td class=\"status st-{st}\">{status}</td><td class=\"num\">{duration}</td>\
-<td class=\"num opt\">{attempts}</td><td>{detail}</td><td class=\"opt\">{outputs}</td></tr>",
+<td class=\"num opt\">{attempts}</td><td class=\"wide\">{detail}</td><td class=\"opt\">{outputs}</td></tr>",
         st = escape(&step.status),
         id = escape(&step.id),
         mark = mark(&step.status),

@@ -56,10 +56,16 @@ pub fn render(state_dir: &Path, runs: &[RunSummary]) -> String {
         "Runs",
         &format!(
             "<h1>Runs <span class=\"muted\">({count}, newest first)</span></h1>\
-<div class=\"scroll\"><table class=\"runs\"><thead><tr><th>run</th><th>playbook</th><th>status</th>\
+<div class=\"scroll\"><table class=\"runs cards\"><thead><tr><th>run</th><th>playbook</th><th>status</th>\
 <th>started</th><th>duration</th><th class=\"opt\">by</th><th class=\"opt\">exit</th>\
-<th class=\"opt\">resumable</th></tr></thead><tbody>{rows}</tbody></table></div>",
-            count = runs.len()
+<th class=\"opt\">resumable</th></tr></thead><tbody>{rows}</tbody></table></div>{reload}",
+            count = runs.len(),
+            // While a run goes, the list follows it (a run's own page updates live).
+            reload = if runs.iter().any(|r| r.live) {
+                "<script>setTimeout(function () { location.reload(); }, 3000);</script>"
+            } else {
+                ""
+            }
         ),
         false,
     )
