@@ -124,6 +124,23 @@ enum Command {
         /// The run id (or a unique prefix), as `flow runs` lists it.
         run: String,
     },
+    /// Serve a read-only web view of the recorded runs (the journal under --state-dir), live.
+    #[command(
+        after_help = "Examples:\n  flow serve                        # http://127.0.0.1:8484/\n  flow serve --listen 0.0.0.0:8484  # prints a URL with a generated token\n\nPages: / (runs), /runs/RUN (one run, its graph; live while it runs), /runs/RUN/steps/STEP\n(a step's output); JSON: /api/runs, /api/runs/RUN. Nothing can be changed from it.\nOff 127.0.0.1 every request needs the token: `Authorization: Bearer TOKEN`, or ?token=TOKEN once\n(it then sets a cookie). Without --token or FLOW_SERVE_TOKEN, one is generated and printed."
+    )]
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = flow_serve::DEFAULT_LISTEN)]
+        listen: String,
+        /// The token every request must carry (generated when listening off loopback without one).
+        #[arg(
+            long,
+            env = "FLOW_SERVE_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        token: Option<String>,
+    },
     /// Print the dependency graph.
     #[command(
         after_help = "Example:\n  flow graph restore.yaml --format dot | dot -Tsvg > restore.svg"
@@ -253,6 +270,11 @@ fn main() {
             flow_engine::history::show_page(&global.state_dir, &run)
                 .map_err(|message| Diagnostic::error(None, message)),
         ),
+        Command::Serve { listen, token } => flow_serve::serve(flow_serve::Options {
+            state_dir: global.state_dir.clone(),
+            listen,
+            token,
+        }),
         Command::Graph { playbook, format } => match ops::check(&playbook, &registry) {
             Ok(checked) => {
                 print!(

@@ -17,7 +17,9 @@ fn took(record: &RunRecord) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn status(record: &RunRecord, state_dir: &Path) -> String {
+/// How a run ended, as `flow runs` says it: `did not finish` for a run no flow holds any
+/// more, `(resumed 2×)` after resumes.
+pub fn status(record: &RunRecord, state_dir: &Path) -> String {
     let status = match record.status {
         RunStatus::Running if crate::run_lock::in_use(&run_dir(state_dir, record)) => {
             "running".into()

@@ -57,6 +57,10 @@ pub struct RunRecord {
     /// Each `flow apply --resume` of the run: when and by whom.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumes: Vec<ResumeRecord>,
+    /// The playbook's step graph as this run (or its last resume) ran it: `flow serve`
+    /// draws it. Journals from before it was recorded have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub graph: Vec<crate::run_graph::GraphStep>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -402,6 +406,7 @@ fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
         rebuilt: Some(why),
         fingerprints: IndexMap::new(),
         resumes: Vec::new(),
+        graph: Vec::new(),
     };
     for event in events {
         if record.end_with(&event)

@@ -36,6 +36,7 @@ pub mod recorded;
 pub mod registry;
 pub mod resources;
 pub mod run;
+pub mod run_graph;
 pub mod run_lock;
 pub mod saved_plan;
 pub mod schema;

@@ -205,6 +205,7 @@ fn every_command_has_help_with_an_example() {
         "graph",
         "steps",
         "schema",
+        "serve",
         "completions",
     ] {
         let output = Command::new(flow_bin())

@@ -34,6 +34,7 @@ mod s3_steps;
 mod saved_plans;
 mod secret_forms;
 mod secrets;
+mod serve;
 mod ssh_steps;
 mod terminal;
 mod validate_errors;

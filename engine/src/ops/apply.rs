@@ -98,6 +98,7 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
         rebuilt: None,
         fingerprints,
         resumes: Vec::new(),
+        graph: crate::run_graph::graph(&checked, &masker),
     };
     let journal = match JournalReporter::create(&global.state_dir, record) {
         Ok(journal) => journal,

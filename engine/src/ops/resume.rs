@@ -169,6 +169,7 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
         // What the next resume compares with: the steps as this one runs them.
         fingerprints,
         resumes,
+        graph: crate::run_graph::graph(&checked, &masker),
         ..record
     };
     let journal = match JournalReporter::reopen(state_dir, record, lock) {

@@ -6,6 +6,7 @@ pub mod moto;
 pub mod pty;
 pub mod redis;
 pub mod run;
+pub mod serve;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
