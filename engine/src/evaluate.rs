@@ -275,7 +275,19 @@ impl Evaluator<'_> {
                     }
                     None => format!("`{path}` is undefined"),
                 },
-                None => "undefined value".to_string(),
+                // `steps.x['stdout']`: the path read is `steps.x`, which is there; a step it
+                // names that was skipped is the likely cause.
+                None => match source
+                    .references
+                    .iter()
+                    .find_map(|r| self.skipped_step(&r.dotted()))
+                {
+                    Some((step, reason)) => {
+                        skip = Some(crate::skip_propagation::because_skipped(&step, &reason));
+                        format!("undefined value: step `{step}` was skipped ({reason})")
+                    }
+                    None => "undefined value".to_string(),
+                },
             }
         } else {
             error

@@ -29,46 +29,81 @@ pub fn render_around<E>(
     let mut holes: Vec<String> = Vec::new();
     let mut waits_for = None;
     let mut rest = source.text.as_str();
+    let mut trim_next = false;
     while let Some(open) = rest.find("{{") {
         let close = closing(&rest[open + 2..])? + open + 2;
-        let inner = rest[open + 2..close].trim_matches(|c: char| c == '-' || c.is_whitespace());
+        let block = &rest[open + 2..close];
+        let inner = block.trim_matches(|c: char| c == '-' || c.is_whitespace());
         let expression = crate::template::expression_source(inner, &source.span)?;
-        rewritten.push_str(&rest[..open]);
+        let before = if trim_next {
+            rest[..open].trim_start()
+        } else {
+            &rest[..open]
+        };
         match expression.references.iter().find(|r| is_unknown(r)) {
             Some(reference) => {
                 waits_for.get_or_insert_with(|| reference.dotted());
+                // `{{-` and `-}}` trim the whitespace around the value, as MiniJinja would.
+                rewritten.push_str(if block.starts_with('-') {
+                    before.trim_end()
+                } else {
+                    before
+                });
                 rewritten.push(OPEN);
                 rewritten.push_str(&holes.len().to_string());
                 rewritten.push(CLOSE);
                 holes.push(shown_expression(inner));
+                trim_next = block.ends_with('-');
             }
-            None => rewritten.push_str(&rest[open..close + 2]),
+            None => {
+                rewritten.push_str(before);
+                rewritten.push_str(&rest[open..close + 2]);
+                trim_next = false;
+            }
         }
         rest = &rest[close + 2..];
     }
-    rewritten.push_str(rest);
+    rewritten.push_str(if trim_next { rest.trim_start() } else { rest });
     let waits_for = waits_for?;
     let left = crate::template::text_references(&rewritten, &source.span)?;
     if left.iter().any(is_unknown) {
         return None;
     }
-    Some(render(&rewritten).map(|text| Partial {
-        shown: fill(&text, &holes),
-        waits_for,
-    }))
+    match render(&rewritten) {
+        // A value that itself holds a placeholder character would be mistaken for a hole
+        // (and a secret holding one cut apart, unmasked): then the text stays unknown whole.
+        Ok(text) if placeholders_intact(&text, holes.len()) => Some(Ok(Partial {
+            shown: fill(&text, &holes),
+            waits_for,
+        })),
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    }
 }
 
-/// The offset of the `}}` that closes an expression, skipping string literals.
-fn closing(text: &str) -> Option<usize> {
+/// Whether a rendered text holds each placeholder once and no other placeholder character.
+fn placeholders_intact(text: &str, holes: usize) -> bool {
+    text.matches(OPEN).count() == holes
+        && text.matches(CLOSE).count() == holes
+        && (0..holes).all(|n| text.matches(&format!("{OPEN}{n}{CLOSE}")).count() == 1)
+}
+
+/// The offset of the `}}` that closes an expression: outside string literals and brackets
+/// (`{{ {'a': {'b': 1}} }}` closes at the last `}}`).
+pub fn closing(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut quote = None;
+    let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         match (quote, bytes[i]) {
             (Some(_), b'\\') => i += 1,
             (Some(q), b) if b == q => quote = None,
+            (Some(_), _) => {}
             (None, b'\'' | b'"') => quote = Some(bytes[i]),
-            (None, b'}') if bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            (None, b'}') if depth == 0 && bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            (None, b'(' | b'[' | b'{') => depth += 1,
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
@@ -141,6 +176,32 @@ mod tests {
         assert_eq!(
             around("n={{ steps.bgsave.keys | length }}").as_deref(),
             Some("n=(known after apply: steps.bgsave.keys | length)")
+        );
+    }
+
+    #[test]
+    fn brackets_and_whitespace_control_are_honoured() {
+        assert_eq!(
+            around("p-{{ {'a': {'b': steps.bgsave.x}} }}-q").as_deref(),
+            Some("p-(known after apply: {'a': {'b': steps.bgsave.x}})-q")
+        );
+        assert_eq!(
+            around("A  {{- steps.bgsave.x -}}  B").as_deref(),
+            Some("A(known after apply: steps.bgsave.x)B")
+        );
+    }
+
+    #[test]
+    fn a_value_holding_a_placeholder_character_keeps_the_text_unknown() {
+        let unknown = |r: &Reference| r.step() == Some("bgsave");
+        let render = |_: &str| -> Result<String, ()> { Ok("x\u{E000}0\u{E001}\u{E000}".into()) };
+        assert!(
+            render_around(
+                &source("{{ params.a }}{{ steps.bgsave.x }}"),
+                &unknown,
+                render
+            )
+            .is_none()
         );
     }
 

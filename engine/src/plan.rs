@@ -64,6 +64,8 @@ impl Runner {
         let playbook = &self.checked.playbook;
         self.start_run();
         let unknown_steps: Arc<RwLock<HashSet<String>>> = Arc::default();
+        // Steps shown `[only if: …]`: what needs them runs only if they do.
+        let conditional: RwLock<HashSet<String>> = RwLock::default();
         let mut reads = indexmap::IndexMap::new();
         let mut counts = PlanCounts::default();
         let mut lines = Vec::new();
@@ -81,7 +83,7 @@ impl Runner {
                 break;
             }
             let (description, condition, reason, known) =
-                self.plan_step(index, &unknown_steps).await;
+                self.plan_step(index, &unknown_steps, &conditional).await;
             let step = self.step(index);
             // Known outputs come only from reads that ran.
             if known && let Some(entry) = self.table.get(&step.id) {
@@ -154,6 +156,7 @@ impl Runner {
         self: &Arc<Self>,
         index: usize,
         unknown_steps: &Arc<RwLock<HashSet<String>>>,
+        conditional: &RwLock<HashSet<String>>,
     ) -> (Description, Option<String>, Option<String>, bool) {
         let step = self.step(index);
         let is_unknown = {
@@ -187,6 +190,15 @@ impl Runner {
                 }) => return self.planned_skip(step, reason),
                 Err(e) => return (error_line(format!("`when`: {e}")), None, None, false),
             }
+        }
+        if condition.is_none() {
+            condition = self.waits_on_conditional(step, conditional);
+        }
+        if condition.is_some() {
+            conditional
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(step.id.clone());
         }
         let mut elements: Vec<Scope> = vec![plain.clone()];
         let mut elements_unknown = None;
@@ -242,7 +254,7 @@ impl Runner {
                 Ok(p) => p,
                 Err(crate::evaluate::RenderError {
                     skip: Some(reason), ..
-                }) if step.for_each.is_none() => return self.planned_skip(step, reason),
+                }) => return self.planned_skip(step, reason),
                 Err(e) => return (error_line(format!("`with`: {e}")), condition, None, false),
             };
             let params_known = find_unknown(&params).is_none();
@@ -299,15 +311,28 @@ impl Runner {
                 && step.for_each.is_none()
                 && let Some((_, outputs)) = results.last()
             {
+                // Masked before it is cut: a secret cut in half would no longer be found.
+                let outputs = self.emitter.masker.mask_outputs(outputs);
                 description.details.extend(if self.settings.whole_reads {
-                    crate::read_result::whole(outputs)
+                    crate::read_result::whole(&outputs)
                 } else {
-                    crate::read_result::brief(outputs)
+                    crate::read_result::brief(&outputs)
                 });
+            }
+            // What it read may change under the write before it: apply reads again.
+            if runs_now
+                && scope.item.as_ref().is_none_or(|(_, i)| *i == 0)
+                && let Some(write) = self.pending_write_before(index, unknown_steps)
+            {
+                description.details.push(format!(
+                    "read now, before `{write}` runs; apply reads it again after"
+                ));
             }
             descriptions.push(description);
         }
-        if all_known && !results.is_empty() {
+        // A `for_each` over an empty list is known too: it has no results.
+        let no_elements = step.for_each.is_some() && elements.is_empty();
+        if all_known && (!results.is_empty() || no_elements) {
             let entry = match &step.for_each {
                 None => results.pop().map(|(_, o)| o).unwrap_or(json!({})),
                 Some(_) => json!({ "results": results.iter().map(|(item, outputs)| {
@@ -404,6 +429,28 @@ impl Runner {
             description.action = Action::Read;
         }
         description
+    }
+
+    /// `` `x` runs `` when this step needs a step shown `[only if: …]` (in `needs`, or by
+    /// reading its outputs): apply skips it with that step.
+    fn waits_on_conditional(
+        &self,
+        step: &crate::playbook::Step,
+        conditional: &RwLock<HashSet<String>>,
+    ) -> Option<String> {
+        let conditional = conditional.read().unwrap_or_else(|e| e.into_inner());
+        let needed = self.checked.needed[step.index]
+            .iter()
+            .map(|&i| self.step(i).id.as_str());
+        let read = step.body.with.references().filter_map(|r| {
+            let field = r.path.get(2).map(String::as_str);
+            r.step()
+                .filter(|_| !field.is_some_and(|f| crate::analyze::COMMON_OUTPUTS.contains(&f)))
+        });
+        needed
+            .chain(read)
+            .find(|id| conditional.contains(*id))
+            .map(|id| format!("`{id}` runs"))
     }
 
     /// The nearest write this step waits for (directly or not) that the plan did not run.

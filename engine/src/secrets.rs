@@ -166,6 +166,9 @@ fn forms(secret: &str) -> Vec<String> {
         out.push(quoted);
     }
     if secret.len() >= 4 {
+        // As `| upper` and `| lower` print it.
+        out.push(secret.to_uppercase());
+        out.push(secret.to_lowercase());
         use base64::Engine as _;
         out.push(base64::engine::general_purpose::STANDARD.encode(secret));
         // As `echo "$SECRET" | base64` prints it: with the newline echo adds.

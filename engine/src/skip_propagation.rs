@@ -141,7 +141,8 @@ fn unguarded_reads<'a>(playbook: &Playbook, step: &'a Step) -> Vec<(usize, &'a R
     out
 }
 
-/// Every template of a step that runs with it (not its `undo`, which only runs if it did).
+/// Every template of a step read before it starts (not `retry.until`, read after an attempt,
+/// nor its `undo`, which only runs if it did).
 fn sources(step: &Step) -> Vec<&Source> {
     let mut out = step.body.with.sources();
     if let Some(when) = &step.when {
@@ -149,9 +150,6 @@ fn sources(step: &Step) -> Vec<&Source> {
     }
     for tmpl in [&step.for_each, &step.confirm].into_iter().flatten() {
         out.extend(tmpl.sources());
-    }
-    if let Some(until) = step.retry.as_ref().and_then(|r| r.until.as_ref()) {
-        out.extend(until.expr.sources());
     }
     out.extend(step.body.deferred.iter().map(|(source, _)| source));
     out

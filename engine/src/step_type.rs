@@ -197,7 +197,11 @@ pub fn params_from_json<P: DeserializeOwned + JsonSchema>(
         Err(error) => error,
     };
     let mut message = error.inner().to_string();
-    if message.contains("did not match any variant of untagged enum") {
+    // serde's own words ("invalid type: map, expected a sequence", "untagged enum") say what
+    // Rust expected; the schema says it as the playbook is written.
+    if message.contains("did not match any variant of untagged enum")
+        || message.starts_with("invalid type:")
+    {
         use crate::expected::Segment;
         use serde_path_to_error::Segment as At;
         let path: Vec<Segment> = error

@@ -195,15 +195,38 @@ pub fn strip_braces(text: &str) -> &str {
 
 /// `Some(inner)` when the text is exactly one `{{ expr }}` and nothing else.
 fn whole_expression(text: &str) -> Option<&str> {
-    let trimmed = text.trim();
-    let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
+    let body = text.trim().strip_prefix("{{")?;
+    // The `}}` that closes it, past any `}}` of a literal inside (`{{ [{'a': {'b': 1}}] }}`).
+    let end = crate::partial_render::closing(body)?;
+    if end + 2 != body.len() {
+        return None;
+    }
+    let inner = &body[..end];
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
+    (!inner.contains("{%")).then_some(inner)
+}
+
+/// Most filters one template may chain: MiniJinja compiles and runs a chain by recursing
+/// once per filter, and a chain of thousands would overflow the stack (an abort, no message).
+const MAX_FILTERS: usize = 1000;
+
+fn too_many_filters(node: &Node, text: &str) -> Result<(), Diagnostic> {
+    let filters = text.bytes().filter(|b| *b == b'|').count();
+    if filters > MAX_FILTERS {
+        return Err(Diagnostic::error(
+            Some(&node.span),
+            format!(
+                "this template has {filters} filters (`|`); flow allows {MAX_FILTERS} in one template"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn compile_expression_source(node: &Node, expr: &str) -> Result<Source, Diagnostic> {
     let text = node.as_str().unwrap_or(expr);
+    too_many_filters(node, text)?;
     let offset = text.find(expr.trim()).unwrap_or(0);
     let compiled = syntax_env()
         .compile_expression(expr)
@@ -218,6 +241,7 @@ fn compile_expression_source(node: &Node, expr: &str) -> Result<Source, Diagnost
 }
 
 fn compile_text_source(node: &Node, text: &str) -> Result<Source, Diagnostic> {
+    too_many_filters(node, text)?;
     let template = syntax_env()
         .template_from_str(text)
         .map_err(|e| syntax_error(node, text, 0, &e))?;
@@ -331,7 +355,7 @@ fn filters_and_tests(source: &str, whole_expression: bool) -> Vec<(&'static str,
     };
     while i < bytes.len() {
         if !whole_expression && !in_code {
-            if source[i..].starts_with("{{") || source[i..].starts_with("{%") {
+            if bytes[i..].starts_with(b"{{") || bytes[i..].starts_with(b"{%") {
                 in_code = true;
                 i += 2;
             } else {
@@ -348,7 +372,7 @@ fn filters_and_tests(source: &str, whole_expression: bool) -> Vec<(&'static str,
                 }
                 i += 1;
             }
-            b'}' | b'%' if !whole_expression && source[i..].get(1..2) == Some("}") => {
+            b'}' | b'%' if !whole_expression && bytes.get(i + 1) == Some(&b'}') => {
                 in_code = false;
                 i += 2;
             }
@@ -359,7 +383,7 @@ fn filters_and_tests(source: &str, whole_expression: bool) -> Vec<(&'static str,
                 }
                 i += 1;
             }
-            b'i' if source[i..].starts_with("is ")
+            b'i' if bytes[i..].starts_with(b"is ")
                 && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
             {
                 let (mut start, mut name) = identifier(i + 2);

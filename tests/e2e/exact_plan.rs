@@ -312,3 +312,105 @@ fn a_read_of_what_an_earlier_write_makes_is_read_during_apply() {
         .run()
         .code(0);
 }
+
+/// Found by a hostile pass of the exact plan.
+mod hostile {
+    use crate::common::Flow;
+
+    #[test]
+    fn a_template_with_letters_beyond_ascii_validates_plans_and_applies() {
+        let playbook = "flow: 1\nsteps:\n  a: { type: log, with: { message: \"Café → naïve {{ 1 + 1 }} é\" } }\n";
+        Flow::new()
+            .playbook(playbook)
+            .args(&["validate", "playbook.yaml"])
+            .run()
+            .code(0);
+        Flow::new()
+            .playbook(playbook)
+            .args(&["apply", "playbook.yaml"])
+            .run()
+            .code(0)
+            .stdout_has("Café → naïve 2 é");
+    }
+
+    #[test]
+    fn a_long_filter_chain_applies_and_one_too_long_is_refused_at_validate() {
+        let chain = |n: usize| {
+            format!(
+                "flow: 1\nsteps:\n  w: {{ type: exec, with: {{ command: [echo, abc] }} }}\n  d: {{ type: log, with: {{ message: \"x {{{{ steps.w.stdout | trim{} }}}}\" }} }}\n",
+                " | upper".repeat(n - 1)
+            )
+        };
+        Flow::new()
+            .playbook(&chain(1000))
+            .args(&["apply", "playbook.yaml"])
+            .run()
+            .code(0)
+            .stdout_has("x ABC");
+        Flow::new()
+            .playbook(&chain(1001))
+            .args(&["validate", "playbook.yaml"])
+            .run()
+            .code(2)
+            .stderr_has("this template has 1001 filters (`|`); flow allows 1000 in one template");
+    }
+
+    #[test]
+    fn a_secret_holding_a_placeholder_character_or_cut_in_a_brief_or_upper_cased_never_shows() {
+        let playbook = "flow: 1\nparams:\n  pw: { type: string, secret: true }\nsteps:\n  w: { type: exec, with: { command: [echo, abc] } }\n  a: { type: exec, with: { command: [echo, \"{{ params.pw }}-{{ steps.w.stdout }}\"] } }\n  r: { type: exec, effect: read, with: { shell: \"printf '%076d' 0; echo {{ params.pw | quote }}; echo {{ params.pw | upper | quote }}\" } }\n";
+        for pw in ["TOPSECRETaa\u{E000}0\u{E001}zz", "ZQXWTOPSECRET"] {
+            let out = Flow::new()
+                .playbook(playbook)
+                .args(&[
+                    "plan",
+                    "playbook.yaml",
+                    "-p",
+                    &format!("pw={pw}"),
+                    "--out",
+                    "plan.json",
+                ])
+                .run();
+            out.code(0);
+            let everything = format!("{}{}{}", out.stdout, out.stderr, out.file("plan.json"));
+            for part in ["TOPSECRET", "ZQ", "topsecret"] {
+                assert!(
+                    !everything.contains(part),
+                    "`{part}` of the secret shows:\n{everything}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn readers_of_a_skipped_step_in_for_each_and_by_subscript_are_skipped_too() {
+        let playbook = "flow: 1\nparams:\n  go: { type: boolean, default: false }\nsteps:\n  a: { type: exec, when: params.go, with: { command: [echo, hi] } }\n  f: { type: log, needs: [], for_each: [1, 2], with: { message: \"{{ item }} {{ steps.a.stdout }}\" } }\n  s: { type: log, needs: [], with: { message: \"{{ steps.a['stdout'] }}\" } }\n  e: { type: log, needs: [], for_each: \"{{ [] }}\", with: { message: \"{{ item }}\" } }\n  after: { type: log, needs: [e], with: { message: \"{{ steps.e.results | length }} results\" } }\n";
+        let plan = Flow::new()
+            .playbook(playbook)
+            .args(&["plan", "playbook.yaml"])
+            .run();
+        plan.code(0)
+            .stdout_has("… f  (log)  skipped (needs `a`, which was skipped: when: params.go)")
+            .stdout_has("… s  (log)  skipped (needs `a`, which was skipped: when: params.go)")
+            .stdout_has("log: 0 results");
+        Flow::new()
+            .playbook(playbook)
+            .args(&["apply", "playbook.yaml"])
+            .run()
+            .code(0)
+            .stdout_has("  f      skipped  ")
+            .stdout_has("  s      skipped  ")
+            .stdout_has("0 results");
+    }
+
+    #[test]
+    fn what_needs_a_conditional_step_is_conditional_in_the_plan_and_whitespace_control_is_kept() {
+        let playbook = "flow: 1\nsteps:\n  w: { type: exec, with: { command: [echo, zz] } }\n  x: { type: log, when: \"steps.w.stdout == 'zz'\", with: { message: x } }\n  y: { type: log, needs: [x], with: { message: y } }\n  t: { type: log, with: { message: \"A  {{- steps.w.stdout -}}  B {{ {'a': {'b': steps.w.stdout}} }}\" } }\n";
+        Flow::new()
+            .playbook(playbook)
+            .args(&["plan", "playbook.yaml"])
+            .run()
+            .code(0)
+            .stdout_has("= y  (log)  log: y  [only if: `x` runs]")
+            .stdout_has("log: A(known after apply: steps.w.stdout)B (known after apply: {'a': {'b': steps.w.stdout}})");
+    }
+}

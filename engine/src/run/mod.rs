@@ -205,6 +205,9 @@ impl Runner {
         let on_thread = Arc::clone(&job);
         let thread = std::thread::Builder::new()
             .name("flow-render".into())
+            // As much stack as the thread that validated the template had (a long filter
+            // chain recurses once per filter); only what is used is ever committed.
+            .stack_size(8 * 1024 * 1024)
             .spawn(move || {
                 if let Some(render) = take(&on_thread) {
                     let _ = sender.send(render(&runner));

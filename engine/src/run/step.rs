@@ -45,7 +45,7 @@ impl Runner {
             }
         }
         if step.for_each.is_none() {
-            if let Some(reason) = self.skipped_by_its_reads(index).await {
+            if let Some(reason) = self.skipped_by_its_reads(index, Scope::default()).await {
                 return ended(StepOutcome::skipped(reason));
             }
             self.started(index, None, 1);
@@ -77,6 +77,15 @@ impl Runner {
             }
             Err(e) => return ended(render_failed("for_each", e)),
         };
+        if let Some(first) = items.first() {
+            let scope = Scope {
+                item: Some((first.clone(), 0)),
+                result: None,
+            };
+            if let Some(reason) = self.skipped_by_its_reads(index, scope).await {
+                return ended(StepOutcome::skipped(reason));
+            }
+        }
         self.started(index, None, 1);
         if let Some(outcome) = self.unrecorded() {
             self.finish(index, None, &outcome, began);
@@ -89,7 +98,8 @@ impl Runner {
 
     /// A step whose `with` reads outputs of a step that was skipped, without handling their
     /// absence, is skipped before it starts (its attempts would say the same, after a start).
-    async fn skipped_by_its_reads(self: &Arc<Self>, index: usize) -> Option<String> {
+    /// `scope` is the first element's, for a `for_each` step.
+    async fn skipped_by_its_reads(self: &Arc<Self>, index: usize, scope: Scope) -> Option<String> {
         let step = self.step(index);
         let reads_a_skipped_step = step.body.with.references().any(|r| {
             r.step()
@@ -98,8 +108,7 @@ impl Runner {
                     entry
                         .get_attr("status")
                         .ok()
-                        .and_then(|s| s.as_str().map(str::to_string))
-                        == Some("skipped".to_string())
+                        .is_some_and(|s| s.as_str() == Some("skipped"))
                 })
         });
         if !reads_a_skipped_step {
@@ -109,7 +118,7 @@ impl Runner {
             runner
                 .render_with(
                     &runner.step(index).body,
-                    &runner.evaluator(&Scope::default(), &super::never_unknown),
+                    &runner.evaluator(&scope, &super::never_unknown),
                 )
                 .err()
                 .and_then(|e| e.skip)
