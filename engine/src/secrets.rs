@@ -143,6 +143,41 @@ fn json_escaped(secret: &str, ascii: bool, upper: bool) -> String {
 /// inside a larger quoted argument (`'--password=it'\''s'`); JSON-escaped (`Ab\"c\\d`,
 /// `P\u00e4ssw\u00f6rd`, `a\/b`); base64-encoded (also with the newline `echo` adds); and, for a multi-line secret (a key), line
 /// by line as a command streams it.
+/// `secret` percent-encoded, keeping letters, digits, `-_.~` and `safe`; `plus`: a space as
+/// `+`, as in a form.
+fn percent_encoded(secret: &str, safe: &str, plus: bool) -> String {
+    let mut out = String::with_capacity(secret.len() * 3);
+    for byte in secret.bytes() {
+        match byte {
+            b' ' if plus => out.push('+'),
+            b if b.is_ascii_alphanumeric()
+                || b"-_.~".contains(&b)
+                || safe.as_bytes().contains(&b) =>
+            {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `secret` as HTML text, with `apostrophe` for `'`.
+fn html_escaped(secret: &str, apostrophe: &str) -> String {
+    let mut out = String::with_capacity(secret.len());
+    for c in secret.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str(apostrophe),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn forms(secret: &str) -> Vec<String> {
     let mut written = vec![secret.to_string()];
     for (ascii, upper) in [(false, false), (true, false), (true, true)] {
@@ -174,6 +209,13 @@ fn forms(secret: &str) -> Vec<String> {
         // As `echo "$SECRET" | base64` prints it: with the newline echo adds.
         out.push(base64::engine::general_purpose::STANDARD.encode(format!("{secret}\n")));
     }
+    // As a URL or a form carries it (`urlencode`, Python's `quote`/`quote_plus`, a browser),
+    // and as HTML shows it.
+    for (safe, plus) in [("", false), ("/", false), ("", true)] {
+        out.push(percent_encoded(secret, safe, plus));
+    }
+    out.push(html_escaped(secret, "&#x27;"));
+    out.push(html_escaped(secret, "&#39;"));
     if secret.contains('\n') {
         out.extend(
             secret

@@ -32,16 +32,65 @@ fn same(given: &str, token: &str) -> bool {
             == 0
 }
 
+/// Why a token given with `--token` cannot work: it travels in a header, a cookie and a
+/// query, so it must be plain visible ASCII without `;`, `,`, `&` or spaces, and long enough
+/// not to be guessed.
+pub fn usable(token: &str) -> Result<(), String> {
+    if token.len() < 12 {
+        return Err(format!(
+            "it has {} characters; use at least 12",
+            token.len()
+        ));
+    }
+    match token.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '='))
+    }) {
+        Some(c) => Err(format!(
+            "{c:?} cannot be in it (letters, digits and - _ . ~ + / = can)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// On loopback without a token, the `Host` a browser sends must name this machine: a web
+/// page whose name was rebound to 127.0.0.1 would otherwise read the runs (DNS rebinding).
+fn local_host(request: &Request) -> bool {
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("?"))
+    else {
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub async fn check(State(token): State<Token>, request: Request, next: Next) -> Response {
     let Some(token) = token.0 else {
+        if !local_host(&request) {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "421: this flow serve answers only to 127.0.0.1 and localhost\n",
+            )
+                .into_response();
+        }
         return next.run(request).await;
     };
     let headers = request.headers();
+    // The scheme's name is case-insensitive (RFC 7235).
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, value)| value.trim());
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -118,5 +167,8 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abd", "abc"));
         assert!(!same("ab", "abc"));
+        assert!(usable("0123456789abcdef").is_ok());
+        assert!(usable("short").is_err());
+        assert!(usable("0123456789ab;cd").is_err());
     }
 }

@@ -2,10 +2,11 @@
 //! graph, approvals and outputs, a step's output, and a running run updating live. It reads
 //! nothing but the state dir, so it shows only what the journal holds (masked as it is).
 //!
-//! One concept per file: `routes` (what answers which path), `model` (a run as the pages
+//! One concept per file: `accept` (connections, with their limits), `routes` (what answers which path), `model` (a run as the pages
 //! and the JSON see it), `pages/*` (the HTML), `svg_graph` (the picture), `live` (following
 //! a run), `auth` (the token), `html` (escaping and the frame).
 
+mod accept;
 mod auth;
 mod html;
 mod live;
@@ -56,6 +57,12 @@ pub fn serve(options: Options) -> i32 {
     };
     // Off loopback, everyone on the network could read the runs: a token is a must.
     let given = options.token.filter(|t| !t.is_empty());
+    if let Some(token) = &given
+        && let Err(why) = auth::usable(token)
+    {
+        eprintln!("error: flow serve cannot use that token: {why}");
+        return INVALID;
+    }
     let (token, shown) = match given {
         Some(token) => (Some(token), String::new()),
         None if address.ip().is_loopback() => (None, String::new()),
@@ -93,11 +100,20 @@ pub fn serve(options: Options) -> i32 {
     } else {
         "; token generated for this start"
     };
+    // 0.0.0.0 is where it listens, not an address a browser can open.
+    let url = if address.ip().is_unspecified() {
+        format!(
+            "http://127.0.0.1:{}/{shown} (listening on {address})",
+            address.port()
+        )
+    } else {
+        format!("http://{address}/{shown}")
+    };
     println!(
-        "flow serve: http://{address}/{shown} (state dir {}{guarded}) — Ctrl-C stops",
+        "flow serve: {url} (state dir {}{guarded}) — Ctrl-C stops",
         options.state_dir.display()
     );
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,
             Err(e) => {
@@ -116,14 +132,11 @@ pub fn serve(options: Options) -> i32 {
             }
         };
         tokio::select! {
-            served = axum::serve(listener, router) => match served {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("error: flow serve stopped: {e}");
-                    1
-                }
-            },
+            () = accept::serve(listener, router) => 0,
             () = stop => 0,
         }
-    })
+    });
+    // Journal reads still running (a huge file, a stuck disk) are not waited for.
+    runtime.shutdown_background();
+    code
 }

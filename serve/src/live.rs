@@ -32,6 +32,9 @@ struct Follow {
 impl Follow {
     /// New whole lines since the last look.
     fn read_more(&mut self) -> bool {
+        if !model::regular_file(&self.events) {
+            return false;
+        }
         let Ok(mut file) = std::fs::File::open(&self.events) else {
             return false;
         };
@@ -69,6 +72,38 @@ impl Follow {
         grew || !bytes.is_empty()
     }
 
+    /// `read_more` on a blocking thread: a slow disk holds that thread, not the server.
+    async fn look(&mut self) -> bool {
+        let mut follow = std::mem::replace(self, Follow::empty());
+        match tokio::task::spawn_blocking(move || {
+            let grew = follow.read_more();
+            (follow, grew)
+        })
+        .await
+        {
+            Ok((follow, grew)) => {
+                *self = follow;
+                grew
+            }
+            Err(_) => {
+                self.ended = true;
+                false
+            }
+        }
+    }
+
+    fn empty() -> Self {
+        Follow {
+            events: PathBuf::new(),
+            run_dir: PathBuf::new(),
+            offset: 0,
+            partial: Vec::new(),
+            queue: VecDeque::new(),
+            synced: true,
+            ended: true,
+        }
+    }
+
     async fn next(&mut self) -> Option<SseEvent> {
         if !self.synced {
             self.synced = true;
@@ -82,9 +117,9 @@ impl Follow {
                 return None;
             }
             tokio::time::sleep(POLL).await;
-            if !self.read_more() && !flow_engine::run_lock::in_use(&self.run_dir) {
+            if !self.look().await && !flow_engine::run_lock::in_use(&self.run_dir) {
                 // One last look: what the flow wrote just before it let go.
-                self.read_more();
+                self.look().await;
                 if self.queue.is_empty() {
                     self.ended = true;
                     return Some(SseEvent::default().event("end").data("{}"));

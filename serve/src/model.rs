@@ -104,7 +104,7 @@ pub struct OutputLine {
 
 /// The journal reads at most this much of `events.jsonl` for a page: a run with more (many
 /// chatty steps) shows its beginning and says so.
-pub const EVENTS_READ_LIMIT: u64 = 64 << 20;
+pub const EVENTS_READ_LIMIT: u64 = 16 << 20;
 
 /// Why a run cannot be shown: unknown, ambiguous, or its folder name is not a run id.
 #[derive(Debug, Clone)]
@@ -159,7 +159,9 @@ pub fn find(state_dir: &Path, id: &str) -> Result<RunRecord, NotFound> {
         return Err(NotFound(format!("`{id}` is not a run id")));
     }
     // The usual case, an exact id, without reading every run's record.
-    if let Ok(text) = std::fs::read_to_string(runs_dir(state_dir).join(id).join("run.json"))
+    let record_path = runs_dir(state_dir).join(id).join("run.json");
+    if regular_file(&record_path)
+        && let Ok(text) = std::fs::read_to_string(&record_path)
         && let Ok(record) = serde_json::from_str::<RunRecord>(&text)
         && record.run_id == id
     {
@@ -188,6 +190,12 @@ pub fn find(state_dir: &Path, id: &str) -> Result<RunRecord, NotFound> {
     }
 }
 
+/// Whether a path is a plain file: a FIFO or a device in a damaged state dir would block a
+/// read for ever.
+pub fn regular_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
 pub fn events_path(state_dir: &Path, record: &RunRecord) -> PathBuf {
     runs_dir(state_dir)
         .join(&record.run_id)
@@ -198,7 +206,11 @@ pub fn events_path(state_dir: &Path, record: &RunRecord) -> PathBuf {
 /// [`EVENTS_READ_LIMIT`]; true when the file was longer.
 pub fn events(state_dir: &Path, record: &RunRecord) -> (Vec<Event>, bool) {
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(events_path(state_dir, record))
+    let path = events_path(state_dir, record);
+    if !regular_file(&path) {
+        return (Vec::new(), false);
+    }
+    let read = std::fs::File::open(path)
         .and_then(|file| file.take(EVENTS_READ_LIMIT + 1).read_to_end(&mut bytes));
     if read.is_err() {
         return (Vec::new(), false);

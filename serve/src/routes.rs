@@ -37,6 +37,19 @@ pub fn router(app: App, token: crate::auth::Token) -> Router {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Response> {
+    // At most two journals read at once (one per core here): each read of a long journal
+    // holds tens of MB, and a crowd of requests must not multiply that.
+    static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let Ok(Ok(_permit)) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), READS.acquire()).await
+    else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "503: flow serve is busy reading other journals; try again\n",
+        )
+            .into_response());
+    };
     tokio::task::spawn_blocking(work).await.map_err(|_| {
         (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -687,3 +687,25 @@ fn a_secret_base64_encoded_with_echos_newline_is_masked() {
     assert!(!out.both().contains("czNjcjN0VDBrZW4K"), "{}", out.both());
     assert!(out.both().contains("***"));
 }
+
+/// A secret as a URL carries it (`%3C`, `+` for a space) and as HTML shows it (`&lt;`) is
+/// masked too: `flow serve` shows what steps print in a page.
+#[test]
+fn a_url_encoded_or_html_escaped_secret_is_masked_in_every_channel() {
+    let channels = Channels::of(
+        r#"flow: 1
+params:
+  pw: { type: string, secret: true, env: TEST_FLOW_PW }
+steps:
+  forms:
+    type: exec
+    effect: read
+    with: { command: [python3, -c, "import sys, urllib.parse, html; s = sys.argv[1]; print(urllib.parse.quote(s), urllib.parse.quote_plus(s), html.escape(s))", "{{ params.pw }}"] }
+"#,
+        &[],
+        &[("TEST_FLOW_PW", "my secret<pass>\"x'y")],
+    );
+    for fragment in ["my%20secret", "my+secret", "secret&lt;pass", "%3Cpass"] {
+        channels.lack(fragment);
+    }
+}

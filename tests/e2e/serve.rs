@@ -486,6 +486,54 @@ fn off_loopback_every_request_needs_the_token() {
     given
         .get_with("/", &[("Authorization", "Bearer given-token-123")])
         .status(200);
+    // The scheme's name is case-insensitive.
+    given
+        .get_with("/", &[("Authorization", "bearer given-token-123")])
+        .status(200);
+}
+
+/// Found by a hostile pass: a page rebound to 127.0.0.1 by DNS, a token that cannot travel
+/// in a cookie, and a connection that never finishes its headers.
+#[test]
+fn a_foreign_host_a_bad_token_and_an_unfinished_request_are_refused() {
+    let journals = Journals::new();
+    let server = Server::start(&journals.state(), "127.0.0.1", &[], &[]);
+    server
+        .get_with("/api/runs", &[("Host", "evil.example.com")])
+        .status(421)
+        .lacks("web-good");
+    server
+        .get_with("/api/runs", &[("Host", "localhost:8484")])
+        .status(200)
+        .has("web-good");
+
+    for (token, why) in [
+        ("ab;cd-0123456789", "';' cannot be in it"),
+        ("short", "use at least 12"),
+    ] {
+        let out = std::process::Command::new(crate::common::flow_bin())
+            .args(["serve", "--listen", "0.0.0.0:0", "--token", token])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+    }
+
+    // Headers never finished: the connection is closed, not held for good.
+    use std::io::{Read, Write};
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = idle.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok(),
+        "the unfinished request was held: {closed:?}"
+    );
+    server.get("/api/runs").status(200);
 }
 
 #[test]

@@ -147,7 +147,13 @@ fn connect(port: u16) -> TcpStream {
 }
 
 fn request(path: &str, headers: &[(&str, &str)]) -> String {
-    let mut text = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    let mut text = format!("GET {path} HTTP/1.0\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        text.push_str("Host: 127.0.0.1\r\n");
+    }
     for (name, value) in headers {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
