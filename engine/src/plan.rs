@@ -371,13 +371,21 @@ impl Runner {
         params: &Value,
         known: bool,
     ) -> Effect {
-        if step.body.effect_overridden || !known {
+        if step.body.effect_overridden {
             return step.body.effect;
         }
-        let ctx = self.plan_context(step);
+        let mut ctx = self.plan_context(step);
+        // With unknowns the type judges by what is known, without reaching any server (the
+        // command of a Redis step on an instance not launched yet).
+        let params = if known {
+            params.clone()
+        } else {
+            ctx.offline = true;
+            crate::evaluate::unknowns_as_text(params)
+        };
         step.body
             .step_type
-            .effect_json(params.clone(), &ctx)
+            .effect_json(params, &ctx)
             .await
             .unwrap_or(step.body.effect)
     }

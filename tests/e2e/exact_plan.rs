@@ -413,4 +413,14 @@ mod hostile {
             .stdout_has("= y  (log)  log: y  [only if: `x` runs]")
             .stdout_has("log: A(known after apply: steps.w.stdout)B (known after apply: {'a': {'b': steps.w.stdout}})");
     }
+
+    #[test]
+    fn a_redis_read_on_a_server_known_only_after_apply_is_a_read() {
+        Flow::new()
+            .playbook("flow: 1\nsteps:\n  w: { type: exec, with: { command: [echo, '6379'] } }\n  p: { type: redis.command, with: { url: \"redis://127.0.0.1:{{ steps.w.stdout | trim }}\", command: [PING] } }\n")
+            .args(&["plan", "playbook.yaml"])
+            .run()
+            .code(0)
+            .stdout_has("= p  (redis.command)  PING on redis://127.0.0.1:(known after apply: steps.w.stdout | trim)");
+    }
 }

@@ -193,11 +193,16 @@ count_sessions:
     }
 
     async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
-        if params.harmless_subcommand() {
+        let name = params.name();
+        // Commands every Redis reads only need no question to the server (and no server: a
+        // plan of a PING on an instance not launched yet is a read).
+        if params.harmless_subcommand()
+            || HARMLESS.contains(&name.as_str())
+            || KNOWN_READS.contains(&name.as_str())
+        {
             return Some(Effect::Read);
         }
         let connections = super::connections(ctx);
-        let name = params.name();
         if ctx.offline {
             return None;
         }
@@ -215,9 +220,6 @@ count_sessions:
             .await
         {
             Ok(info) => info,
-            Err(_) if HARMLESS.contains(&name.as_str()) || KNOWN_READS.contains(&name.as_str()) => {
-                return Some(Effect::Read);
-            }
             Err(error) => {
                 facts
                     .unreachable
