@@ -14,7 +14,8 @@ use openssh::Stdio;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
-/// What the remote shell prints (on stderr, first) before it becomes the command.
+/// What the remote shell prints (on stderr, before the command's own) before it becomes
+/// the command.
 const PID_MARK: &str = "flow-remote-pid:";
 
 /// Ends the remote command when the step is dropped before it finished (a `timeout`,
@@ -210,15 +211,20 @@ impl StepType for SshExec {
             let mut bytes = Vec::new();
             let Some(stderr) = stderr else { return bytes };
             let mut stderr = tokio::io::BufReader::new(stderr);
-            // The pid line comes first: known as soon as the command starts.
-            let mut first = String::new();
-            let _ = stderr.read_line(&mut first).await;
-            match first
-                .strip_prefix(PID_MARK)
-                .map(|p| p.trim().parse::<u32>())
-            {
-                Some(Ok(pid)) => *guard.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid),
-                _ => bytes.extend_from_slice(first.as_bytes()),
+            // The pid line comes first, known as soon as the command starts — after whatever
+            // the remote user's shell start-up prints (a `.bashrc` may write to stderr),
+            // which is kept as the command's stderr.
+            for _ in 0..50 {
+                let mut line = String::new();
+                if stderr.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(Ok(pid)) = line.strip_prefix(PID_MARK).map(|p| p.trim().parse::<u32>())
+                {
+                    *guard.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
+                    break;
+                }
+                bytes.extend_from_slice(line.as_bytes());
             }
             let _ = stderr.read_to_end(&mut bytes).await;
             bytes
