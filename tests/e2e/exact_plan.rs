@@ -313,6 +313,23 @@ fn a_read_of_what_an_earlier_write_makes_is_read_during_apply() {
         .code(0);
 }
 
+/// A `choose` given its answer asks nobody: the plan takes the answer, and what follows
+/// shows it (seed 000's `RedisSnapshot=` tag) instead of "known after apply".
+#[test]
+fn a_choose_given_its_answer_is_known_in_the_plan() {
+    let playbook = "flow: 1\nparams:\n  snap: { type: string, default: b }\nsteps:\n  pick:\n    type: choose\n    with: { prompt: Which?, options: [a, b], default: \"{{ params.snap }}\", ask: false }\n  use:\n    type: exec\n    with: { command: [echo, \"restoring {{ steps.pick.value }}\"] }\n";
+    let plan = Flow::new()
+        .playbook(playbook)
+        .args(&["plan", "playbook.yaml", "--out", "plan.json"])
+        .run();
+    plan.code(0)
+        .stdout_has("= pick  (choose)  choose: Which? → b (given, not asked)")
+        .stdout_has("~ use  (exec)  run: echo 'restoring b'");
+    crate::common::run::flow(plan.dir.path(), &["apply", "plan.json"], &[])
+        .code(0)
+        .stdout_has("Run succeeded");
+}
+
 /// Found by a hostile pass of the exact plan.
 mod hostile {
     use crate::common::Flow;

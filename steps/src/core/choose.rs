@@ -128,6 +128,12 @@ impl StepType for Choose {
         d
     }
 
+    /// Given its answer (`ask: false` with a `default`), it asks nobody: a read, so the plan
+    /// takes the answer too and what follows shows the chosen value, not "known after apply".
+    async fn effect_for(&self, params: &ChooseParams, _: &PlanContext) -> Option<Effect> {
+        (!params.ask && matches!(params.default_index(), Ok(Some(_)))).then_some(Effect::Read)
+    }
+
     async fn apply(
         &self,
         params: ChooseParams,
