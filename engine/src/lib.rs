@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod catalogue;
 pub mod children;
+pub mod code_scan;
 pub mod context;
 pub mod diagnostic;
 pub mod duration;

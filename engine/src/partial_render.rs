@@ -92,23 +92,9 @@ fn placeholders_intact(text: &str, holes: usize) -> bool {
 /// (`{{ {'a': {'b': 1}} }}` closes at the last `}}`).
 pub fn closing(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    let mut quote = None;
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match (quote, bytes[i]) {
-            (Some(_), b'\\') => i += 1,
-            (Some(q), b) if b == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"') => quote = Some(bytes[i]),
-            (None, b'}') if depth == 0 && bytes.get(i + 1) == Some(&b'}') => return Some(i),
-            (None, b'(' | b'[' | b'{') => depth += 1,
-            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+    crate::code_scan::code_positions(text)
+        .find(|&(i, depth)| depth == 0 && bytes[i] == b'}' && bytes.get(i + 1) == Some(&b'}'))
+        .map(|(i, _)| i)
 }
 
 /// How a placeholder reads: the expression, without a shell `| quote` that changes nothing

@@ -450,11 +450,11 @@ impl Runner {
         let needed = self.checked.needed[step.index]
             .iter()
             .map(|&i| self.step(i).id.as_str());
-        let read = step.body.with.references().filter_map(|r| {
-            let field = r.path.get(2).map(String::as_str);
-            r.step()
-                .filter(|_| !field.is_some_and(|f| crate::analyze::COMMON_OUTPUTS.contains(&f)))
-        });
+        let read = step
+            .body
+            .with
+            .references()
+            .filter_map(crate::skip_propagation::reads_outputs);
         needed
             .chain(read)
             .find(|id| conditional.contains(*id))

@@ -43,17 +43,7 @@ pub fn needed_steps(playbook: &Playbook) -> Vec<Vec<usize>> {
 pub fn skipped_need(playbook: &Playbook, needed: &[usize], table: &StepTable) -> Option<String> {
     needed.iter().find_map(|&index| {
         let id = &playbook.steps[index].id;
-        let entry = table.get(id)?;
-        let field = |name: &str| {
-            entry
-                .get_attr(name)
-                .ok()
-                .filter(|v| !v.is_none() && !v.is_undefined())
-        };
-        (field("status")?.as_str() == Some("skipped")).then(|| {
-            let why = field("reason").map(|r| r.to_string());
-            because_skipped(id, why.as_deref().unwrap_or("skipped"))
-        })
+        table.skip_reason(id).map(|why| because_skipped(id, &why))
     })
 }
 
@@ -123,13 +113,13 @@ fn unguarded_reads<'a>(playbook: &Playbook, step: &'a Step) -> Vec<(usize, &'a R
     let mut out = Vec::new();
     for source in sources(step) {
         for reference in &source.references {
-            let Some(id) = reference.step() else { continue };
+            let Some(id) = reads_outputs(reference) else {
+                continue;
+            };
             let Some(other) = playbook.step(id) else {
                 continue;
             };
-            let field = reference.path.get(2).map(String::as_str);
             if other.index == step.index
-                || field.is_some_and(|f| COMMON_OUTPUTS.contains(&f))
                 || source.text.contains(&format!("steps.{id}.status"))
                 || guarded(&source.text, id)
             {
@@ -139,6 +129,15 @@ fn unguarded_reads<'a>(playbook: &Playbook, step: &'a Step) -> Vec<(usize, &'a R
         }
     }
     out
+}
+
+/// The step whose outputs a reference reads (`steps.x.stdout`, `steps.x`), not what every
+/// step has (`status`, `reason`, `error`, which a skipped step has too).
+pub fn reads_outputs(reference: &Reference) -> Option<&str> {
+    let field = reference.path.get(2).map(String::as_str);
+    reference
+        .step()
+        .filter(|_| !field.is_some_and(|f| COMMON_OUTPUTS.contains(&f)))
 }
 
 /// Every template of a step read before it starts (not `retry.until`, read after an attempt,

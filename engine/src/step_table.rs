@@ -29,6 +29,21 @@ impl StepTable {
     }
 }
 
+impl StepTable {
+    /// When step `id` was skipped: why (its `reason`, or "skipped" without one).
+    pub fn skip_reason(&self, id: &str) -> Option<String> {
+        let entry = self.get(id)?;
+        let field = |name: &str| {
+            entry
+                .get_attr(name)
+                .ok()
+                .filter(|v| !v.is_none() && !v.is_undefined())
+        };
+        (field("status")?.as_str() == Some("skipped"))
+            .then(|| field("reason").map_or_else(|| "skipped".to_string(), |r| r.to_string()))
+    }
+}
+
 impl Object for StepTable {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         self.get(key.as_str()?)

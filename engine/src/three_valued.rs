@@ -4,6 +4,8 @@
 //! top-level `or`, `and` and `not` (Jinja's precedence: `or` < `and` < `not` < the rest);
 //! each operand is evaluated on its own, unknown when it reads an unknown.
 
+use crate::code_scan::code_positions;
+
 /// A condition's boolean skeleton; the leaves are expressions MiniJinja evaluates.
 #[derive(Debug, PartialEq)]
 pub enum Bool<'a> {
@@ -104,7 +106,7 @@ fn enclosed(text: &str) -> Option<&str> {
     let inner = text.strip_prefix('(')?.strip_suffix(')')?;
     // `(a) and (b)` starts and ends with brackets that are not one pair.
     let closes_early = code_positions(text)
-        .any(|(i, depth)| depth == 0 && i + 1 < text.len() && text.as_bytes()[i] == b')');
+        .any(|(i, depth)| depth <= 1 && i + 1 < text.len() && text.as_bytes()[i] == b')');
     (!closes_early).then_some(inner)
 }
 
@@ -136,37 +138,6 @@ fn words_at_top(text: &str) -> impl Iterator<Item = (usize, &str)> {
             .find(|&j| !is_word(bytes[j]))
             .unwrap_or(bytes.len());
         Some((i, &text[i..end]))
-    })
-}
-
-/// Byte offsets of code (not inside a string literal) with the bracket depth after them.
-fn code_positions(text: &str) -> impl Iterator<Item = (usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut depth: usize = 0;
-    let mut quote: Option<u8> = None;
-    let mut escaped = false;
-    (0..bytes.len()).filter_map(move |i| {
-        let b = bytes[i];
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == q {
-                quote = None;
-            }
-            return None;
-        }
-        match b {
-            b'\'' | b'"' => {
-                quote = Some(b);
-                return None;
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        Some((i, depth))
     })
 }
 

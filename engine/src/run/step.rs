@@ -101,16 +101,12 @@ impl Runner {
     /// `scope` is the first element's, for a `for_each` step.
     async fn skipped_by_its_reads(self: &Arc<Self>, index: usize, scope: Scope) -> Option<String> {
         let step = self.step(index);
-        let reads_a_skipped_step = step.body.with.references().any(|r| {
-            r.step()
-                .and_then(|id| self.table.get(id))
-                .is_some_and(|entry| {
-                    entry
-                        .get_attr("status")
-                        .ok()
-                        .is_some_and(|s| s.as_str() == Some("skipped"))
-                })
-        });
+        let reads_a_skipped_step = step
+            .body
+            .with
+            .references()
+            .filter_map(crate::skip_propagation::reads_outputs)
+            .any(|id| self.table.skip_reason(id).is_some());
         if !reads_a_skipped_step {
             return None;
         }
