@@ -272,7 +272,7 @@ impl Drop for LastWill {
 }
 
 /// The most last wills the supervisor keeps at once, and the room each has.
-const WILLS_MAX: usize = 64;
+const WILLS_MAX: usize = 256;
 const WILL_BYTES: usize = 2048;
 const WILL_ARGS_MAX: usize = 32;
 /// How long the supervisor lets the last wills run before it ends what they go through.

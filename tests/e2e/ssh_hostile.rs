@@ -379,6 +379,9 @@ fn transfers_never_widen_a_files_mode() {
     set_mode(&r.join("public.txt"), 0o644);
     std::fs::write(r.join("replaced-up.env"), "old\n").expect("write");
     set_mode(&r.join("replaced-up.env"), 0o644);
+    std::fs::create_dir(r.join("private")).expect("mkdir");
+    std::fs::write(r.join("private/key"), "k\n").expect("write");
+    set_mode(&r.join("private"), 0o700);
     let flow = Flow::new()
         .file("up.env", "U=1\n")
         .file("replaced-secret.env", "old\n")
@@ -390,7 +393,9 @@ fn transfers_never_widen_a_files_mode() {
                  over_wide:\n    type: ssh.download\n    with: {{ src: \"{r}/secret.env\", dest: replaced-secret.env }}\n  \
                  over_narrow:\n    type: ssh.download\n    with: {{ src: \"{r}/public.txt\", dest: narrow.txt }}\n  \
                  new_up:\n    type: ssh.upload\n    with: {{ src: up.env, dest: \"{r}/up.env\" }}\n  \
-                 over_up:\n    type: ssh.upload\n    with: {{ src: up.env, dest: \"{r}/replaced-up.env\" }}\n",
+                 over_up:\n    type: ssh.upload\n    with: {{ src: up.env, dest: \"{r}/replaced-up.env\" }}\n  \
+                 folder_down:\n    type: ssh.download\n    with: {{ src: \"{r}/private\", dest: private }}\n  \
+                 folder_up:\n    type: ssh.upload\n    with: {{ src: private, dest: \"{r}/private-again\" }}\n",
                 r = r.display()
             ),
         ));
@@ -419,6 +424,12 @@ fn transfers_never_widen_a_files_mode() {
     assert_eq!(
         std::fs::read_to_string(r.join("replaced-up.env")).expect("read"),
         "U=1\n"
+    );
+    assert_eq!(mode_of(&out.path("private")), 0o700, "a folder downloaded");
+    assert_eq!(
+        mode_of(&r.join("private-again")),
+        0o700,
+        "a folder uploaded"
     );
 }
 
