@@ -35,6 +35,7 @@ mod saved_plans;
 mod secret_forms;
 mod secrets;
 mod serve;
+mod ssh_hostile;
 mod ssh_steps;
 mod terminal;
 mod validate_errors;

@@ -3,6 +3,7 @@
 //! printed and on the server's state afterwards.
 
 use crate::common::redis::{RedisServer, free_port};
+use crate::common::run::mode_of;
 use crate::common::{Flow, Outcome};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -826,15 +827,6 @@ steps:
     );
     assert_eq!(restored.cli(&["LRANGE", "queue", "0", "-1"]), "j1\nj2\nj3");
     assert_eq!(restored.cli(&["SCARD", "tags"]), "2");
-}
-
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 fn unix_now() -> i64 {

@@ -217,7 +217,7 @@ impl Drop for Quiet {
 }
 
 /// Reports each line of `stream` as output of the step, while `reporting` holds.
-fn reporter(
+pub(crate) fn reporter(
     ctx: &StepContext,
     stream: &'static str,
     reporting: &Arc<AtomicBool>,
@@ -248,7 +248,7 @@ async fn joined(reader: Option<tokio::task::JoinHandle<Captured>>) -> Captured {
 /// Reads a stream to its end whatever it holds (bytes that are not UTF-8 become U+FFFD),
 /// reporting each line as it comes and keeping the last `OUTPUT_KEEP_BYTES`. Stopping early
 /// would leave the command writing to a closed pipe: SIGPIPE.
-async fn capture<R: tokio::io::AsyncRead + Unpin>(
+pub(crate) async fn capture<R: tokio::io::AsyncRead + Unpin>(
     mut stream: R,
     mut report: impl FnMut(&str),
 ) -> Captured {

@@ -199,6 +199,13 @@ impl NewFile {
         mode: Option<u32>,
         content: &[u8],
     ) -> io::Result<()> {
+        self.dress(like, mode)?;
+        self.file.write_all(content)?;
+        self.file.sync_all()
+    }
+
+    /// Gives the file `like`'s uid and gid, and `mode` (else `like`'s mode).
+    fn dress(&mut self, like: Option<&std::fs::Metadata>, mode: Option<u32>) -> io::Result<()> {
         if let Some(like) = like {
             set_owner(&self.file, like.uid(), like.gid())?;
         }
@@ -206,8 +213,7 @@ impl NewFile {
         if let Some(mode) = mode.or(like.map(|m| m.mode() & 0o7777)) {
             self.file.set_permissions(Permissions::from_mode(mode))?;
         }
-        self.file.write_all(content)?;
-        self.file.sync_all()
+        Ok(())
     }
 
     fn keep(mut self) -> PathBuf {
@@ -346,4 +352,83 @@ pub fn backup(real: &Path, content: &[u8]) -> io::Result<PathBuf> {
         }
     }
     Err(io::Error::from(io::ErrorKind::AlreadyExists))
+}
+
+/// The mode a [`Replacement`] gets.
+#[derive(Debug, Clone, Copy)]
+pub enum NewMode {
+    /// Exactly this (a step's `mode:`).
+    Exactly(u32),
+    /// That of a copy of a file with this mode: a new file gets it less the umask, as `cp`
+    /// would make it; a file replaced keeps its own mode, narrowed to this — never wider
+    /// than the original (a 0600 secret does not become 0644 anywhere).
+    CopyOf(u32),
+}
+
+/// A replacement of a file written piece by piece (a download too large to hold): the same
+/// rules as [`replace_file`] — the real file behind a symlink, the folder's lock held until
+/// it is done, a temp file beside it that has its final owner, group and mode before it
+/// holds a byte, renamed over it once complete. Dropped before [`commit`](Self::commit), it
+/// leaves the old file untouched and no temp file behind.
+pub struct Replacement {
+    real: PathBuf,
+    temp: NewFile,
+    _lock: EditLock,
+}
+
+impl Replacement {
+    pub async fn begin(path: &Path, mode: NewMode) -> io::Result<Replacement> {
+        let real = resolve_symlinks(path)?;
+        let lock = EditLock::acquire(&real).await?;
+        if lock.is_held() {
+            remove_stale_temps(&real);
+        }
+        check_regular(&real)?;
+        let old = match std::fs::metadata(&real) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let temp = match (mode, &old) {
+            (NewMode::Exactly(mode), _) => {
+                let mut temp = NewFile::temp_beside(&real, 0o600)?;
+                temp.dress(old.as_ref(), Some(mode))?;
+                temp
+            }
+            (NewMode::CopyOf(mode), Some(old)) => {
+                let mut temp = NewFile::temp_beside(&real, 0o600)?;
+                temp.dress(Some(old), Some(old.mode() & 0o7777 & mode))?;
+                temp
+            }
+            // Created with the mode: the umask takes its part, as for any new file.
+            (NewMode::CopyOf(mode), None) => NewFile::temp_beside(&real, mode & 0o777)?,
+        };
+        Ok(Replacement {
+            real,
+            temp,
+            _lock: lock,
+        })
+    }
+
+    /// The temp file, to write the content into.
+    pub fn file(&self) -> io::Result<File> {
+        self.temp.file.try_clone()
+    }
+
+    /// The content is complete: synced and renamed over the old file (on a blocking thread:
+    /// syncing gigabytes takes a while).
+    pub async fn commit(self) -> io::Result<()> {
+        tokio::task::spawn_blocking(move || {
+            self.temp.file.sync_all()?;
+            std::fs::rename(&self.temp.path, &self.real)?;
+            let Replacement { real, temp, _lock } = self;
+            temp.keep();
+            if let Ok(folder) = File::open(folder_of(&real)) {
+                let _ = folder.sync_all();
+            }
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
 }

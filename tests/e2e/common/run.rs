@@ -263,3 +263,13 @@ pub fn write(dir: &Path, name: &str, content: &str) {
     }
     std::fs::write(path, content).expect("write file");
 }
+
+/// A file's permission bits.
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
