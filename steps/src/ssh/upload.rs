@@ -29,6 +29,11 @@ impl SshUploadParams {
     fn plan(&self) -> Result<Vec<(std::path::PathBuf, String)>, String> {
         let files = local_files(std::path::Path::new(&self.src))
             .map_err(|e| format!("cannot read {}: {e}", self.src))?;
+        // A FIFO would wait for a writer and `/dev/zero` never ends: regular files only.
+        for (path, _) in &files {
+            flow_engine::regular_file::check(path)
+                .map_err(|e| format!("cannot upload {}: {e}", path.display()))?;
+        }
         Ok(files
             .into_iter()
             .map(|(path, relative)| {
