@@ -79,10 +79,18 @@ impl Damage {
 /// read. An error is a journal that cannot be read at all (missing, not a regular file).
 pub fn read_events(
     path: &Path,
-    mut each: impl FnMut(Event),
+    each: impl FnMut(Event),
 ) -> Result<Damage, crate::regular_file::ReadError> {
     let (file, _) = crate::regular_file::open(path)?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    read_events_from(std::io::BufReader::with_capacity(1 << 16, file), each)
+        .map_err(crate::regular_file::ReadError::Io)
+}
+
+/// [`read_events`] from a reader (`flow serve` reads at most so much of a journal).
+pub fn read_events_from(
+    mut reader: impl BufRead,
+    mut each: impl FnMut(Event),
+) -> std::io::Result<Damage> {
     let mut damage = Damage::default();
     let mut bytes = Vec::new();
     let mut number = 0usize;
@@ -91,9 +99,7 @@ pub fn read_events(
     let mut pending_cut: Option<CutLine> = None;
     loop {
         bytes.clear();
-        let read = reader
-            .read_until(b'\n', &mut bytes)
-            .map_err(crate::regular_file::ReadError::Io)?;
+        let read = reader.read_until(b'\n', &mut bytes)?;
         if read == 0 {
             break;
         }
