@@ -10,7 +10,6 @@ use crate::common::moto::Moto;
 use crate::common::redis::RedisServer;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn mkfifo(path: &Path) {
     let made = std::process::Command::new("mkfifo")
@@ -42,34 +41,8 @@ fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-/// `flow args…` in `dir`, which must end within `seconds`: (exit code, stdout + stderr).
 fn within(dir: &Path, args: &[&str], env: &[(String, String)], seconds: u64) -> (i32, String) {
-    let mut child = std::process::Command::new(crate::common::flow_bin())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FLOW_STATE_DIR")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn flow");
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("flow {args:?} still running after {seconds}s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    crate::common::run::flow_within(dir, args, env, seconds)
 }
 
 // ---------------------------------------------------------------- downloads
