@@ -261,8 +261,17 @@ fn main() {
             exit::OK
         }
         Command::Show { run } if json => {
-            match flow_engine::history::show_json(&global.state_dir, &run) {
-                Ok(value) => print_json(&value),
+            // Streamed: a journal may be far larger than memory should hold.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let shown = flow_engine::history::show_json(&global.state_dir, &run, &mut out)
+                .and_then(|()| {
+                    use std::io::Write as _;
+                    writeln!(out)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| format!("cannot write the run: {e}"))
+                });
+            match shown {
+                Ok(()) => exit::OK,
                 Err(message) => page_or_error(Err(Diagnostic::error(None, message))),
             }
         }

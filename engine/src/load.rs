@@ -46,12 +46,13 @@ pub fn load_file(
     path: &std::path::Path,
     registry: &Registry,
 ) -> Result<(Playbook, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        vec![Diagnostic::error(
-            None,
-            format!("cannot read playbook {}: {e}", path.display()),
-        )]
-    })?;
+    let bytes =
+        crate::regular_file::read(path, crate::regular_file::INPUT_TEXT_LIMIT).map_err(|e| {
+            vec![Diagnostic::error(
+                None,
+                format!("cannot read playbook {}: {e}", path.display()),
+            )]
+        })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(error) => {

@@ -770,7 +770,7 @@ fn read_params_file_values(
     failed: &mut std::collections::HashSet<String>,
     diags: &mut Diagnostics,
 ) -> Option<(std::sync::Arc<SourceFile>, Vec<Value>)> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::regular_file::read_text(path, crate::regular_file::INPUT_TEXT_LIMIT) {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::error(

@@ -6,7 +6,7 @@ pub use crate::kinds::{Action, Description, Effect, StepError};
 pub use crate::resources::Resource;
 pub use crate::step_type::StepType;
 pub use crate::values::{
-    Evaluated, FileMode, FlowDuration, NoOutputs, OneOrMany, Scalar, Secret, Text,
+    Evaluated, FileMode, FlowDuration, NoOutputs, OneOrMany, Printable, Scalar, Secret, Text,
 };
 pub use schemars::JsonSchema;
 pub use serde::{Deserialize, Serialize};

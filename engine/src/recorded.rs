@@ -35,57 +35,59 @@ pub struct Recorded {
 impl Recorded {
     pub fn replay(events: &[Event]) -> Self {
         let mut recorded = Recorded::default();
-        for event in events {
-            let Event::StepFinished {
-                step,
-                element,
-                status,
-                outputs,
-                reason,
-                kept,
-                outputs_masked,
-                item,
-                ..
-            } = event
-            else {
-                continue;
-            };
-            // A kept step is reported again, unchanged: its record stands.
-            if *kept {
-                continue;
+        events.iter().for_each(|event| recorded.observe(event));
+        recorded
+    }
+
+    /// Takes the next event of the journal (read one at a time: it may be large).
+    pub fn observe(&mut self, event: &Event) {
+        let Event::StepFinished {
+            step,
+            element,
+            status,
+            outputs,
+            reason,
+            kept,
+            outputs_masked,
+            item,
+            ..
+        } = event
+        else {
+            return;
+        };
+        // A kept step is reported again, unchanged: its record stands.
+        if *kept {
+            return;
+        }
+        if let Some(undone) = step.strip_suffix(".undo") {
+            if *status == Status::Succeeded {
+                self.undone(undone, *element);
             }
-            if let Some(undone) = step.strip_suffix(".undo") {
+            return;
+        }
+        let outcome = Outcome {
+            status: *status,
+            outputs: outputs.clone().unwrap_or(Value::Object(Default::default())),
+            reason: reason.clone(),
+            outputs_masked: *outputs_masked,
+            item: item.clone(),
+            undone: false,
+        };
+        match element {
+            Some(element) => {
+                self.elements
+                    .entry(step.clone())
+                    .or_default()
+                    .insert(*element, outcome);
+            }
+            None => {
+                self.completion_order.retain(|s| s != step);
                 if *status == Status::Succeeded {
-                    recorded.undone(undone, *element);
+                    self.completion_order.push(step.clone());
                 }
-                continue;
-            }
-            let outcome = Outcome {
-                status: *status,
-                outputs: outputs.clone().unwrap_or(Value::Object(Default::default())),
-                reason: reason.clone(),
-                outputs_masked: *outputs_masked,
-                item: item.clone(),
-                undone: false,
-            };
-            match element {
-                Some(element) => {
-                    recorded
-                        .elements
-                        .entry(step.clone())
-                        .or_default()
-                        .insert(*element, outcome);
-                }
-                None => {
-                    recorded.completion_order.retain(|s| s != step);
-                    if *status == Status::Succeeded {
-                        recorded.completion_order.push(step.clone());
-                    }
-                    recorded.steps.insert(step.clone(), outcome);
-                }
+                self.steps.insert(step.clone(), outcome);
             }
         }
-        recorded
     }
 
     fn undone(&mut self, step: &str, element: Option<usize>) {

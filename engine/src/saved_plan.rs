@@ -70,7 +70,10 @@ impl PlanKey {
         use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         let path = state_dir.join(PLAN_KEY_FILE);
         let read = |path: &std::path::Path| -> std::io::Result<PlanKey> {
-            let text = std::fs::read_to_string(path)?;
+            let text = crate::regular_file::read_text(path, 4096).map_err(|e| match e {
+                crate::regular_file::ReadError::Io(e) => e,
+                other => std::io::Error::other(format!("{}: {other}", path.display())),
+            })?;
             let key = decode_hex(text.trim())
                 .filter(|k| k.len() >= 32)
                 .ok_or_else(|| {
@@ -159,6 +162,7 @@ pub fn fingerprint(
     masker: &Masker,
     key: Option<&PlanKey>,
 ) -> ReadFingerprint {
+    let outputs = &without_request_ids(outputs);
     let canonical = serde_json::to_string(outputs).unwrap_or_default();
     let masked = masker.mask_outputs(outputs);
     let message = format!("{plan_id}\n{canonical}");
@@ -184,6 +188,30 @@ pub fn fingerprint(
                 None => line.to_string(),
             })
             .collect(),
+    }
+}
+
+/// `(request id …)`, as a service's error names the request (AWS errors do): every call
+/// gets a new one, so it is no part of what a read returned — a plan holding one would
+/// always be refused as drift.
+pub fn strip_request_ids(text: &str) -> std::borrow::Cow<'_, str> {
+    static REQUEST_ID: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    REQUEST_ID
+        .get_or_init(|| regex::Regex::new(r" ?\(request id [^)]*\)").expect("a valid regex"))
+        .replace_all(text, "")
+}
+
+/// `outputs` with [`strip_request_ids`] applied to every text in it.
+fn without_request_ids(outputs: &Value) -> Value {
+    match outputs {
+        Value::String(text) => Value::String(strip_request_ids(text).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(without_request_ids).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), without_request_ids(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -232,7 +260,8 @@ pub fn masked_playbook_text(playbook: &crate::playbook::Playbook, masker: &Maske
 
 /// Reads a plan file; `None` when the file is not a plan (a playbook, say).
 pub fn read(path: &std::path::Path) -> Option<Result<SavedPlan, String>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    // What cannot be read is not a plan: loading it as a playbook then says why.
+    let text = crate::regular_file::read_text(path, crate::regular_file::INPUT_TEXT_LIMIT).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
     value.get("flow_plan")?;
     Some(match serde_json::from_value::<SavedPlan>(value) {

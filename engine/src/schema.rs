@@ -171,6 +171,10 @@ fn check_format(format: &str, node: &Node) -> Result<(), String> {
     match format {
         "flow-duration" => crate::duration::parse_duration(&text).map(|_| ()),
         "file-mode" => crate::values::parse_file_mode(&text).map(|_| ()),
+        "printable" => match crate::values::control_character(&text) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub struct CfnDeploy;
 
 /// CloudFormation takes at most this many bytes of template inline.
-const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+const INLINE_TEMPLATE_LIMIT: u64 = 51_200;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CfnDeployParams {
@@ -58,16 +58,18 @@ fn text(value: &Scalar) -> String {
 impl CfnDeployParams {
     fn read_template(&self, ctx: &PlanContext) -> Result<String, StepError> {
         let path = ctx.resolve_path(&self.template);
-        let body = std::fs::read_to_string(&path).map_err(|e| {
-            StepError::failed(format!("cannot read template {}: {e}", path.display()))
-        })?;
-        if body.len() > INLINE_TEMPLATE_LIMIT {
-            return Err(StepError::failed(format!(
-                "template {} is {} bytes: CloudFormation takes at most {INLINE_TEMPLATE_LIMIT} inline (split it into nested stacks, or shorten it)",
-                path.display(),
-                body.len()
-            )));
-        }
+        // Never more than CloudFormation takes, and never a FIFO or a device (a blocking read
+        // there would hold the plan past any timeout).
+        let body = flow_engine::regular_file::read_text(&path, INLINE_TEMPLATE_LIMIT).map_err(
+            |e| match e {
+                flow_engine::regular_file::ReadError::TooLarge { .. } => StepError::failed(format!(
+                    "template {} is {} bytes: CloudFormation takes at most {INLINE_TEMPLATE_LIMIT} inline (split it into nested stacks, or shorten it)",
+                    path.display(),
+                    std::fs::metadata(&path).map(|m| m.len()).unwrap_or_default()
+                )),
+                e => StepError::failed(format!("cannot read template {}: {e}", path.display())),
+            },
+        )?;
         if let Some(declared) = declared_parameters(&path, &body) {
             self.check_parameters(&declared)?;
         }

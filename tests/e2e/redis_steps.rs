@@ -214,6 +214,42 @@ steps:
     assert_eq!(redis.cli(&["GET", "written_in_plan"]), "x");
 }
 
+/// PFCOUNT is flagged `readonly` by every Redis, yet it may rewrite its key (it caches the
+/// count in the HyperLogLog, and replicates that: `may_replicate`, a flag COMMAND INFO
+/// hides); TOUCH exists to change the keys' access time. Neither is a read: neither runs
+/// during plan, and the key is byte for byte what it was.
+#[test]
+fn pfcount_and_touch_are_writes_and_never_run_during_plan() {
+    let redis = RedisServer::start();
+    redis.cli(&["PFADD", "visitors", "a", "b", "c"]);
+    let before = redis.command(&["DUMP", "visitors"]);
+    let playbook = format!(
+        r#"flow: 1
+defaults:
+  redis: {{ url: "{url}" }}
+steps:
+  count: {{ type: redis.command, with: {{ command: [PFCOUNT, visitors] }} }}
+  touch: {{ type: redis.command, with: {{ command: [TOUCH, visitors] }} }}
+"#,
+        url = redis.url()
+    );
+    let (_, events) = plan_json(Flow::new().playbook(&playbook), &[]);
+    for step in ["count", "touch"] {
+        let action = events
+            .iter()
+            .find(|e| e["event"] == "plan_step" && e["step"] == step)
+            .map(|e| e["action"].clone());
+        assert_eq!(action, Some(json!("change")), "{step}: {events:#?}");
+    }
+    assert_eq!(
+        redis.command(&["DUMP", "visitors"]),
+        before,
+        "the plan rewrote the key"
+    );
+    let (_, events) = apply_json(Flow::new().playbook(&playbook), &[], 0);
+    assert_eq!(outputs(&events, "count")["reply"], 3);
+}
+
 #[test]
 fn command_diagnostic_reads_run_during_plan_and_a_config_password_is_masked() {
     // Seed 001's incident reads: SLOWLOG GET, CONFIG GET, CLIENT LIST, MEMORY USAGE, LATENCY.

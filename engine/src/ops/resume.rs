@@ -16,7 +16,7 @@ use super::{Global, check, exit, print_diagnostics, resolve_params};
 use crate::analyze::Checked;
 use crate::diagnostic::Diagnostic;
 use crate::event::{Resumed, RunStatus};
-use crate::journal::{JournalReporter, ResumeRecord, RunRecord, load_run, runs_dir};
+use crate::journal::{JournalReporter, ResumeRecord, RunRecord, events_path, find_run, runs_dir};
 use crate::param::{ParamInputs, ResolvedParams};
 use crate::playbook::Step;
 use crate::printable;
@@ -51,10 +51,43 @@ fn refuse(message: String, help: Option<String>) -> i32 {
     exit::INVALID
 }
 
+/// What the run's journal says each step came to, read one event at a time. A journal that
+/// cannot be read, has lines that are not events, or lost the end of a step is refused: what
+/// it lost may be a write that finished, which a resume would run again.
+fn read_journal(state_dir: &Path, record: &RunRecord) -> Result<Recorded, i32> {
+    let path = events_path(state_dir, record);
+    let mut recorded = Recorded::default();
+    let damage = crate::journal_read::read_events(&path, |event| recorded.observe(&event))
+        .map_err(|e| {
+            refuse(
+                format!(
+                    "cannot resume run {}: its journal {} cannot be read: {e}",
+                    record.run_id,
+                    path.display()
+                ),
+                None,
+            )
+        })?;
+    if let Some(why) = damage.blocks_resume() {
+        return Err(refuse(
+            format!(
+                "cannot resume run {}: its journal {} is damaged: {why}",
+                record.run_id,
+                path.display()
+            ),
+            Some(format!(
+                "`flow show {}` shows what it could read; check what the run did, then start a new run",
+                record.run_id
+            )),
+        ));
+    }
+    Ok(recorded)
+}
+
 /// `flow apply --resume RUN`.
 pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global) -> i32 {
     let state_dir = &global.state_dir;
-    let (record, _) = match load_run(state_dir, &options.run) {
+    let record = match find_run(state_dir, &options.run) {
         Ok(found) => found,
         Err(message) => return refuse(message, None),
     };
@@ -74,13 +107,17 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
             return refuse(format!("cannot lock run {id} to resume it: {e}"), None);
         }
     };
-    let (record, events) = match load_run(state_dir, &id) {
+    let record = match find_run(state_dir, &id) {
         Ok(found) => found,
         Err(message) => return refuse(message, None),
     };
     if let Err(code) = resumable(&record) {
         return code;
     }
+    let recorded = match read_journal(state_dir, &record) {
+        Ok(recorded) => recorded,
+        Err(code) => return code,
+    };
     let checked = match check(Path::new(&record.playbook), registry) {
         Ok(checked) => checked,
         Err(code) => return code,
@@ -112,7 +149,6 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
     if let Err(code) = check_approvals(&checked, &options.approvals) {
         return code;
     }
-    let recorded = Recorded::replay(&events);
     let fingerprints = match step_fingerprints(&checked, &params, &id, state_dir) {
         Ok(fingerprints) => fingerprints,
         Err(e) => {

@@ -51,6 +51,16 @@ what its beginning says.</p>",
             crate::model::EVENTS_READ_LIMIT >> 20
         ));
     }
+    if !run.events_damage.is_empty() {
+        out.push_str(
+            "<p class=\"error\">Lines of this run's events.jsonl could not be read; the page \
+shows the others:</p><ul class=\"error\">",
+        );
+        for line in &run.events_damage {
+            out.push_str(&format!("<li>{}</li>", crate::html::escape(line)));
+        }
+        out.push_str("</ul>");
+    }
     out.push_str(&steps_table(run));
     if !run.approvals.is_empty() {
         out.push_str("<h2>Approvals</h2><ul class=\"approvals\">");

@@ -3,7 +3,7 @@
 //! running when the step starts (a cron backup) holds data from before the step: it is waited
 //! out and ours runs after it, so the backup is at least as new as the step.
 
-use super::backup_copy::{copy_aof_dir, copy_private, private_dir};
+use super::backup_copy::{copy_aof_dir, copy_file, private_dir};
 use super::{Connections, RedisTarget, reply};
 use flow_engine::duration::format_duration;
 use flow_engine::prelude::*;
@@ -167,16 +167,14 @@ impl Backup {
                 false,
             ),
         };
-        let (from, to) = (src.clone(), aof_dest.clone());
-        let copied = tokio::task::spawn_blocking(move || {
-            if folder {
-                copy_aof_dir(&from, &to).map(|files| files.len())
-            } else {
-                copy_private(&from, &to).map(|_| 1)
-            }
-        })
-        .await
-        .map_err(|e| StepError::failed(format!("the AOF copy stopped: {e}")))?;
+        let copied = if folder {
+            let (from, to) = (src.clone(), aof_dest.clone());
+            tokio::task::spawn_blocking(move || copy_aof_dir(&from, &to).map(|files| files.len()))
+                .await
+                .map_err(|e| StepError::failed(format!("the AOF copy stopped: {e}")))?
+        } else {
+            copy_file(&src, &aof_dest).await.map(|_| 1)
+        };
         match copied {
             Ok(files) => {
                 ctx.output(
@@ -253,13 +251,16 @@ impl StepType for Backup {
     type Params = BackupParams;
     type Outputs = BackupOutputs;
 
-    async fn describe(&self, params: &BackupParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &BackupParams, ctx: &PlanContext) -> Description {
         let mut d = Description::new(
             Action::Create,
             format!("BGSAVE on {}", params.target.display()),
         );
         if let Some(dest) = &params.dest {
             d = d.detail(format!("copy the RDB file to {}", stamped(dest)));
+            if let Err(e) = check_destination(&ctx.resolve_path(&stamped(dest))) {
+                d = d.detail(format!("will fail: {e}"));
+            }
         }
         d
     }
@@ -275,6 +276,11 @@ impl StepType for Backup {
             .timeout
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(60));
+        // Said before the save, not after it: a device or a FIFO is never replaced.
+        if let Some(dest) = &params.dest {
+            check_destination(&ctx.resolve_path(&stamped(dest)))
+                .map_err(|e| StepError::failed(format!("cannot copy the backup to {dest}: {e}")))?;
+        }
         let began = Instant::now();
         let before = self
             .start_save(ctx, &connections, target, began, timeout)
@@ -327,13 +333,9 @@ impl StepType for Backup {
                     StepError::failed(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
-            let (from, to) = (rdb_path.clone(), dest.clone());
-            let copied = tokio::task::spawn_blocking(move || copy_private(&from, &to))
-                .await
-                .map_err(|e| StepError::failed(format!("the copy stopped: {e}")))?
-                .map_err(|e| {
-                    StepError::failed(format!("cannot copy {shown} to {}: {e}", dest.display()))
-                })?;
+            let copied = copy_file(&rdb_path, &dest).await.map_err(|e| {
+                StepError::failed(format!("cannot copy {shown} to {}: {e}", dest.display()))
+            })?;
             if copied == 0 {
                 return Err(StepError::failed(format!(
                     "the copy {} is empty (the RDB file had {bytes} bytes)",
@@ -366,6 +368,15 @@ fn destination(resolved: &Path, written: &str, dbfilename: &str) -> PathBuf {
     } else {
         resolved.to_path_buf()
     }
+}
+
+/// Whether a copy may go to `dest`: a folder (the copy goes inside), or what a file may
+/// replace (symlinks followed: not a device, a FIFO, a socket).
+fn check_destination(dest: &Path) -> std::io::Result<()> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    crate::core::safe_file::check_regular(&crate::core::safe_file::resolve_symlinks(dest)?)
 }
 
 /// Fills strftime patterns (`%Y%m%d_%H%M%S`) with the current UTC time.

@@ -1,15 +1,33 @@
 //! Copying a Redis server's persistence files out for `redis.backup`: the RDB snapshot and,
 //! when AOF is on, the AOF files. Backups may hold sessions, tokens, personal data (seed 002:
 //! "backups may contain sensitive data"), so every copy is private to its owner — files 0600,
-//! folders 0700 — and appears whole or not at all (written beside, then renamed).
+//! folders 0700 — and appears whole or not at all (written beside, then renamed). A copy
+//! replaces a file by the safe-file rules (`safe_file::Replacement`): a symlink is followed,
+//! and a device (`/dev/null`), a FIFO or a folder in its place is refused, never replaced.
 
+use crate::core::safe_file::{NewMode, Replacement};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Copies `src` to `dest` as a 0600 file; returns the bytes copied.
-pub fn copy_private(src: &Path, dest: &Path) -> io::Result<u64> {
+/// Copies `src` over `dest` (see the module) as a 0600 file; returns the bytes copied.
+pub async fn copy_file(src: &Path, dest: &Path) -> io::Result<u64> {
+    let mut copy = Replacement::begin(dest, NewMode::Exactly(0o600))?;
+    let from = src.to_path_buf();
+    let (copy, bytes) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let bytes = io::copy(&mut fs::File::open(&from)?, copy.file())?;
+        Ok((copy, bytes))
+    })
+    .await
+    .map_err(io::Error::other)??;
+    copy.commit().await?;
+    Ok(bytes)
+}
+
+/// Copies `src` to `dest`, in a folder of flow's own making, as a 0600 file; returns the
+/// bytes copied.
+fn copy_private(src: &Path, dest: &Path) -> io::Result<u64> {
     let partial = partial_path(dest);
     let written = (|| {
         let mut from = fs::File::open(src)?;
@@ -50,6 +68,21 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 /// (the files change): the manifest is read before and after, and a copy that straddled a
 /// rewrite is made again, up to three times. Returns the files copied.
 pub fn copy_aof_dir(src: &Path, dest: &Path) -> io::Result<Vec<PathBuf>> {
+    // The copy replaces a folder of AOF files, nothing else.
+    match fs::symlink_metadata(dest) {
+        Ok(meta) if !meta.is_dir() => {
+            let what = if meta.file_type().is_symlink() {
+                "a symlink"
+            } else {
+                flow_engine::regular_file::not_regular(&meta).unwrap_or("a file")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is {what}, not a folder of AOF files", dest.display()),
+            ));
+        }
+        _ => {}
+    }
     for _ in 0..3 {
         let before = manifest(src)?;
         let partial = partial_path(dest);

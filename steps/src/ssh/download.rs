@@ -183,10 +183,8 @@ async fn copy_file(
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let cannot_write = |e: std::io::Error| format!("cannot write {}: {e}", local.display());
-    let replacement = Replacement::begin(local, mode)
-        .await
-        .map_err(cannot_write)?;
-    let mut file = tokio::fs::File::from_std(replacement.file().map_err(cannot_write)?);
+    let replacement = Replacement::begin(local, mode).map_err(cannot_write)?;
+    let mut file = tokio::fs::File::from_std(replacement.writer().map_err(cannot_write)?);
     let mut cat = b"cat -- ".to_vec();
     cat.extend_from_slice(&quote(remote));
     let copied = stream_out(session, wrap(&cat, sudo), &mut file).await?;

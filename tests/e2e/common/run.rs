@@ -273,3 +273,41 @@ pub fn mode_of(path: &Path) -> u32 {
         .mode()
         & 0o777
 }
+
+/// `flow args…` in `dir` (none of `CLEARED_ENV` unless `env` gives it), which must end within
+/// `seconds` — a hang is a failure, not a hung suite: (exit code, stdout + stderr).
+pub fn flow_within(
+    dir: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    seconds: u64,
+) -> (i32, String) {
+    let mut command = Command::new(super::flow_bin());
+    command.args(args).current_dir(dir);
+    for var in super::CLEARED_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("flow {args:?} still running after {seconds}s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
