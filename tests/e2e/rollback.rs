@@ -289,6 +289,50 @@ fn a_run_whose_undos_all_succeed_is_failed_not_rollback_incomplete() {
     );
 }
 
+#[test]
+fn an_interrupted_run_whose_undo_fails_is_rollback_incomplete_with_exit_4() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    write(
+        dir,
+        "playbook.yaml",
+        r#"flow: 1
+steps:
+  rotate_secret:
+    type: exec
+    with: { shell: 'echo new > secret' }
+    undo: { type: exec, with: { shell: 'echo "cannot reach the API" >&2; exit 2' } }
+  long:
+    type: exec
+    with: { shell: 'sleep 30 & echo $! > sleep.pid; wait' }
+"#,
+    );
+    let out = std::fs::File::create(dir.join("flow.out")).expect("flow.out");
+    let mut child = std::process::Command::new(flow_bin())
+        .args(["apply", "playbook.yaml"])
+        .current_dir(dir)
+        .env_remove("FLOW_STATE_DIR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn flow");
+    assert!(wait_for_file(
+        &dir.join("sleep.pid"),
+        std::time::Duration::from_secs(20)
+    ));
+    signal(child.id(), "INT");
+    let code = wait_bounded(&mut child, std::time::Duration::from_secs(25));
+    let stdout = read(&dir.join("flow.out"));
+    assert_eq!(code, 4, "{stdout}");
+    assert!(
+        stdout.contains("`rotate_secret` (exec) is still applied: its undo (exec) failed")
+            && stdout.contains("the run stopped on: interrupted"),
+        "{stdout}"
+    );
+}
+
 // ---------------------------------------------------------------- resume
 
 #[test]
@@ -332,6 +376,37 @@ fn a_resume_runs_the_failed_undo_first_and_goes_no_further_while_it_fails() {
     let finished_json = flow(dir, &["--output", "json", "runs"], &[]);
     let runs: Value = serde_json::from_str(&finished_json.stdout).expect("runs JSON");
     assert_eq!(runs[0]["status"], "failed");
+}
+
+#[test]
+fn a_failed_element_undo_runs_again_for_that_element_only() {
+    // Element `b`'s undo fails until `undo-works` exists; `a` and `c` are undone at once.
+    let playbook = r#"flow: 1
+steps:
+  each:
+    type: exec
+    for_each: [a, b, c]
+    with: { shell: 'echo {{ item }} >> made' }
+    undo:
+      type: exec
+      with: { shell: '{ test {{ item }} != b || test -f undo-works; } && echo {{ item }} >> undone' }
+  boom:
+    type: exec
+    with: { shell: 'test -f fixed' }
+"#;
+    let (dir, id) = applied(playbook, &[], 4);
+    let dir = dir.path();
+    assert_eq!(lines(dir, "undone"), vec!["c", "a"]);
+    let show = flow(dir, &["show", &id], &[]);
+    show.stdout_has("✘ `each[1]` (exec) is still applied: its undo (exec) failed");
+    write(dir, "undo-works", "");
+    write(dir, "fixed", "");
+    flow(dir, &["apply", "--resume", &id], &[])
+        .code(0)
+        .stdout_has("undos that had failed run again first: each[1];");
+    // `b` undone, then every element made again (each was undone).
+    assert_eq!(lines(dir, "undone"), vec!["c", "a", "b"]);
+    assert_eq!(lines(dir, "made"), vec!["a", "b", "c", "a", "b", "c"]);
 }
 
 /// UNDO_FAILS with a restart that works once `fixed` exists.
@@ -587,6 +662,34 @@ steps:
         .map(|i| i["state"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(states, vec!["terminated"]);
+}
+
+#[test]
+fn an_uploaded_object_is_deleted_by_its_undo() {
+    let moto = Moto::start();
+    moto.create_bucket("backups");
+    let flow = Flow::new().playbook(
+        r#"flow: 1
+steps:
+  upload:
+    type: s3.put
+    with: { bucket: backups, key: redis/dump.rdb, path: dump.rdb }
+    undo:
+      type: s3.delete
+      with: { bucket: backups, keys: [redis/dump.rdb] }
+  restore:
+    type: exec
+    with: { shell: "exit 1" }
+"#,
+    );
+    std::fs::write(flow.path("dump.rdb"), "REDIS0011").expect("dump");
+    let (_, events) = moto.apply(flow, 1);
+    assert_eq!(finished(&events, "upload.undo")["status"], "succeeded");
+    assert!(
+        moto.keys("backups").is_empty(),
+        "{:?}",
+        moto.keys("backups")
+    );
 }
 
 #[test]
