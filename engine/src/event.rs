@@ -43,6 +43,9 @@ pub enum RunStatus {
     Declined,
     NeedsApproval,
     Interrupted,
+    /// A step failed, was declined or the run was interrupted, and an `undo` that should have
+    /// reversed a completed step failed (or could not run): that step is still applied.
+    RollbackIncomplete,
 }
 
 impl RunStatus {
@@ -52,13 +55,15 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::Running => 1,
             RunStatus::Declined | RunStatus::NeedsApproval => 3,
             RunStatus::Interrupted => 130,
+            RunStatus::RollbackIncomplete => 4,
         }
     }
 
-    /// For people: `needs approval`.
+    /// For people: `needs approval`, `failed — rollback incomplete`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::NeedsApproval => "needs approval",
+            RunStatus::RollbackIncomplete => "failed — rollback incomplete",
             other => other.key(),
         }
     }
@@ -72,6 +77,7 @@ impl RunStatus {
             RunStatus::Declined => "declined",
             RunStatus::NeedsApproval => "needs_approval",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::RollbackIncomplete => "rollback_incomplete",
         }
     }
 }
@@ -170,6 +176,12 @@ pub enum Event {
         step: Option<String>,
         message: String,
     },
+    /// The order a plan's `undo` bodies would run in if a step failed: the steps with an
+    /// `undo`, last completed first (in plan order: the order they complete when they run one
+    /// after the other).
+    PlanRollback {
+        steps: Vec<String>,
+    },
     RunFinished {
         status: RunStatus,
         exit_code: i32,
@@ -178,7 +190,37 @@ pub enum Event {
         outputs: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Each `undo` that failed (or could not run): the step it should have reversed is
+        /// still applied. Set with status `rollback_incomplete`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed_undos: Vec<FailedUndo>,
     },
+}
+
+/// An `undo` that failed: what it should have reversed, and why it did not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedUndo {
+    /// The step it belongs to (still applied).
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<usize>,
+    /// The step's type: what is still applied.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The undo's type.
+    pub undo_type: String,
+    pub error: String,
+}
+
+impl FailedUndo {
+    /// `` `rotate_secret` (secrets.put) is still applied: its undo (secrets.put) failed: … ``
+    pub fn sentence(&self, label: &str) -> String {
+        let element = self.element.map(|e| format!("[{e}]")).unwrap_or_default();
+        format!(
+            "`{label}{element}` ({}) is still applied: its undo ({}) failed: {}",
+            self.type_name, self.undo_type, self.error
+        )
+    }
 }
 
 /// What the `run_started` of `flow apply --resume` adds.
@@ -190,6 +232,10 @@ pub struct Resumed {
     pub host: String,
     /// Steps that succeeded (or were skipped by their `when`) before and do not run again.
     pub kept: Vec<String>,
+    /// Steps whose `undo` failed before: the resume runs those undos again first (with their
+    /// own tokens), and goes on only if they all succeed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undo_first: Vec<String>,
 }
 
 /// Receives the events of a run, already masked. The terminal view, the JSON stream and
@@ -341,18 +387,29 @@ impl Event {
                 step: step.clone(),
                 message: text(message),
             },
+            Event::PlanRollback { steps } => Event::PlanRollback {
+                steps: steps.clone(),
+            },
             Event::RunFinished {
                 status,
                 exit_code,
                 duration_ms,
                 outputs,
                 error,
+                failed_undos,
             } => Event::RunFinished {
                 status: *status,
                 exit_code: *exit_code,
                 duration_ms: *duration_ms,
                 outputs: value(outputs),
                 error: opt(error),
+                failed_undos: failed_undos
+                    .iter()
+                    .map(|f| FailedUndo {
+                        error: masker.mask(&f.error),
+                        ..f.clone()
+                    })
+                    .collect(),
             },
         }
     }
@@ -372,6 +429,12 @@ impl crate::kinds::PlanLine {
             details: self.details.iter().map(|d| masker.mask(d)).collect(),
             condition: self.condition.as_ref().map(|c| masker.mask(c)),
             reason: self.reason.as_ref().map(|r| masker.mask(r)),
+            undo: self.undo.as_ref().map(|u| crate::kinds::UndoPlan {
+                type_name: u.type_name.clone(),
+                action: u.action,
+                summary: masker.mask(&u.summary),
+                details: u.details.iter().map(|d| masker.mask(d)).collect(),
+            }),
         }
     }
 }

@@ -47,7 +47,8 @@ pub fn resumable(record: &RunRecord, state_dir: &Path) -> bool {
         RunStatus::Failed
         | RunStatus::Declined
         | RunStatus::NeedsApproval
-        | RunStatus::Interrupted => true,
+        | RunStatus::Interrupted
+        | RunStatus::RollbackIncomplete => true,
     };
     unfinished && record.rebuilt.is_none() && !record.fingerprints.is_empty()
 }
@@ -221,6 +222,9 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     }
     if let Some(outputs) = summary.outputs_table() {
         out.push_str(&format!("\nOutputs\n{outputs}"));
+    }
+    if let Some(rollback) = summary.rollback_text() {
+        out.push_str(&rollback);
     }
     if let Some(error) = &record.error {
         out.push_str(&format!(

@@ -30,6 +30,9 @@ pub struct Recorded {
     /// How many times the `undo` of each step (element) succeeded: a step that runs again
     /// after one gets a token of its own, as what the first token made is gone.
     pub undos: HashMap<(String, Option<usize>), u32>,
+    /// Undos that failed (or could not run) and have not succeeded since, by step id and
+    /// element, in the order they ran: what they should have reversed is still applied.
+    pub failed_undos: Vec<(String, Option<usize>)>,
 }
 
 impl Recorded {
@@ -60,8 +63,12 @@ impl Recorded {
             return;
         }
         if let Some(undone) = step.strip_suffix(".undo") {
+            let key = (undone.to_string(), *element);
             if *status == Status::Succeeded {
                 self.undone(undone, *element);
+                self.failed_undos.retain(|f| *f != key);
+            } else if !self.failed_undos.contains(&key) {
+                self.failed_undos.push(key);
             }
             return;
         }
@@ -166,6 +173,30 @@ mod tests {
         assert!(recorded.finished("flaky").is_some(), "succeeded on resume");
         assert!(recorded.finished("kept").is_some());
         assert_eq!(recorded.completion_order, vec!["made", "kept", "flaky"]);
+    }
+
+    #[test]
+    fn a_failed_undo_stays_outstanding_until_one_succeeds() {
+        let events = vec![
+            finished("secret", None, Status::Succeeded),
+            finished("env", None, Status::Succeeded),
+            finished("each", Some(0), Status::Succeeded),
+            finished("boom", None, Status::Failed),
+            finished("each.undo", Some(0), Status::Failed),
+            finished("env.undo", None, Status::Succeeded),
+            finished("secret.undo", None, Status::Failed),
+            // A resume runs the failed ones again: the element's succeeds this time.
+            finished("each.undo", Some(0), Status::Succeeded),
+            finished("secret.undo", None, Status::Failed),
+        ];
+        let recorded = Recorded::replay(&events);
+        assert_eq!(recorded.failed_undos, vec![("secret".to_string(), None)]);
+        assert!(
+            recorded.finished("secret").is_some(),
+            "its undo failed: still applied"
+        );
+        assert!(recorded.finished("env").is_none(), "undone");
+        assert_eq!(recorded.undos.get(&("each".to_string(), Some(0))), Some(&1));
     }
 
     #[test]

@@ -31,9 +31,12 @@ pub struct SavedPlan {
     /// text under the key, never the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
-    /// The plan as it was shown, line by line (secrets masked).
+    /// The plan as it was shown, line by line (secrets masked), each write with its `undo`.
     #[serde(default)]
     pub lines: Vec<crate::kinds::PlanLine>,
+    /// The steps whose `undo` runs if a step fails, in the order it would run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

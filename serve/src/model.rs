@@ -15,7 +15,8 @@ pub struct RunSummary {
     pub run_id: String,
     pub name: String,
     pub playbook: String,
-    /// As `run.json` spells it: `running`, `succeeded`, `failed`, `needs_approval`…
+    /// As `run.json` spells it: `running`, `succeeded`, `failed`, `needs_approval`,
+    /// `rollback_incomplete`…
     pub status: String,
     /// As `flow runs` says it: `did not finish` for a killed run, `(resumed 1×)`…
     pub status_text: String,
@@ -46,6 +47,10 @@ pub struct RunDetail {
     pub error: Option<String>,
     /// The closing line the terminal prints: `Run failed after 1.2s: …`.
     pub closing_line: Option<String>,
+    /// Each `undo` that failed in the run's last attempt: what is still applied, and why.
+    pub failed_undos: Vec<flow_engine::event::FailedUndo>,
+    /// The same, as sentences: `` `x` (secrets.put) is still applied: its undo … failed: … ``.
+    pub rollback: Vec<String>,
     pub resumes: Vec<String>,
     /// The step graph was recorded (else the steps are only those the events name, unlinked).
     pub graph_recorded: bool,
@@ -361,6 +366,8 @@ pub fn detail(
         outputs: closing.outputs.clone(),
         error: record.error.clone().or(closing.error.clone()),
         closing_line: closing.status.map(|_| closing.closing_line()),
+        failed_undos: closing.failed_undos.clone(),
+        rollback: closing.rollback_lines(),
         resumes,
         graph_recorded: !record.graph.is_empty(),
         events_cut: journal.cut,

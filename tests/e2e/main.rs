@@ -33,6 +33,7 @@ mod redis_scale;
 mod redis_steps;
 mod regressions;
 mod resume;
+mod rollback;
 mod run_resources;
 mod s3_steps;
 mod saved_plans;

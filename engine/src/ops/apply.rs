@@ -214,6 +214,7 @@ fn record_end_on_second_signal(journal: Arc<JournalReporter>) {
             error: Some(
                 "interrupted twice: exited at once, without waiting for undo or `finally`".into(),
             ),
+            failed_undos: Vec::new(),
         });
     })));
 }

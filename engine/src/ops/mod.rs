@@ -22,12 +22,15 @@ use crate::param::{ParamInputs, ResolvedParams};
 use crate::registry::Registry;
 use std::path::{Path, PathBuf};
 
-/// Exit codes of DESIGN §1.
+/// Exit codes of DESIGN §1, and 4 (README "Exit codes").
 pub mod exit {
     pub const OK: i32 = 0;
     pub const STEP_FAILED: i32 = 1;
     pub const INVALID: i32 = 2;
     pub const APPROVAL: i32 = 3;
+    /// A step failed (or was declined, or the run interrupted) and an `undo` failed: a step is
+    /// still applied that should have been reversed.
+    pub const ROLLBACK_INCOMPLETE: i32 = 4;
     pub const INTERRUPTED: i32 = 130;
 }
 

@@ -111,6 +111,7 @@ fn save_plan(
             .collect(),
         offline,
         lines: plan.lines.iter().map(|line| line.masked(masker)).collect(),
+        rollback: plan.rollback.clone(),
     };
     let text = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
     std::fs::write(out, format!("{text}\n"))

@@ -15,6 +15,7 @@ use super::apply::{
 use super::{Global, check, exit, print_diagnostics, resolve_params};
 use crate::analyze::Checked;
 use crate::diagnostic::Diagnostic;
+use crate::event::Status;
 use crate::event::{Resumed, RunStatus};
 use crate::journal::{JournalReporter, ResumeRecord, RunRecord, events_path, find_run, runs_dir};
 use crate::param::{ParamInputs, ResolvedParams};
@@ -22,7 +23,7 @@ use crate::playbook::Step;
 use crate::printable;
 use crate::recorded::Recorded;
 use crate::registry::Registry;
-use crate::run::kept::{Kept, KeptElement, KeptStep};
+use crate::run::kept::{Kept, KeptElement, KeptStep, UndoAgain};
 use crate::run_lock::{LockError, RunLock};
 use crate::saved_plan::{Drift, diff_lines};
 use crate::secrets::Masker;
@@ -175,12 +176,21 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
             );
         }
     };
+    if let Err(message) = undo_reads_kept(&checked, &recorded, &kept, &id) {
+        return refuse(
+            message,
+            Some(
+                "an `undo` may change on a resume: let it take the value from a param instead (and give it with `-p`), then resume again".into(),
+            ),
+        );
+    }
     let kept_ids: Vec<String> = kept_ids(&checked, &kept);
     let resumed = Resumed {
         number: record.resumes.len() as u32 + 1,
         user: crate::context::current_user(),
         host: crate::context::current_host(),
         kept: kept_ids.clone(),
+        undo_first: undo_first_ids(&checked, &kept),
     };
     let masker = Arc::new(Masker::new());
     crate::run::learn_param_secrets(&params, &masker);
@@ -322,12 +332,24 @@ fn print_drifts(id: &str, checked: &Checked, params: &ResolvedParams, drifts: &[
 /// masked (they held a secret) runs again instead — reads have no side effects; a write or a
 /// question whose masked outputs a step still to run reads is refused.
 fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String> {
+    let undo_first = undo_first(checked, recorded);
+    let again = |index: usize, element: Option<usize>| {
+        undo_first
+            .iter()
+            .any(|u| u.index == index && u.element.as_ref().map(|e| e.1) == element)
+    };
     let mut steps = BTreeMap::new();
     let mut elements = std::collections::HashMap::new();
     for step in checked.playbook.main_steps() {
         let read = step.body.effect == crate::kinds::Effect::Read;
-        let done = recorded.finished_elements(&step.id);
-        if let Some(outcome) = recorded.finished(&step.id) {
+        let done: BTreeMap<usize, &crate::recorded::Outcome> = recorded
+            .finished_elements(&step.id)
+            .into_iter()
+            .filter(|(i, _)| !again(step.index, Some(*i)))
+            .collect();
+        // A step (element) whose undo failed is undone first, then runs again: not kept.
+        let whole = !undo_first.iter().any(|u| u.index == step.index);
+        if let Some(outcome) = recorded.finished(&step.id).filter(|_| whole) {
             if outcome.outputs_masked && read {
                 continue;
             }
@@ -368,6 +390,23 @@ fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String
             }
         }
     }
+    // Whether what a step finished with is known only as `***`: kept, or read by an undo that
+    // runs again first.
+    let masked = |target: &Step| {
+        steps
+            .get(&target.index)
+            .is_some_and(|k: &KeptStep| k.outputs_masked)
+            || elements
+                .get(&target.index)
+                .is_some_and(|e: &BTreeMap<usize, KeptElement>| {
+                    e.values().any(|e| e.outputs_masked)
+                })
+            || (undo_first.iter().any(|u| u.index == target.index)
+                && recorded
+                    .steps
+                    .get(&target.id)
+                    .is_some_and(|o| o.outputs_masked))
+    };
     // What a masked output would be fed to: the steps still to run, `finally` steps, and
     // every `undo`.
     for step in &checked.playbook.steps {
@@ -383,14 +422,7 @@ fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String
             if field.is_some_and(|f| STATUS_FIELDS.contains(&f)) {
                 continue;
             }
-            let masked =
-                steps
-                    .get(&target.index)
-                    .is_some_and(|k: &KeptStep| k.outputs_masked)
-                    || elements.get(&target.index).is_some_and(
-                        |e: &BTreeMap<usize, KeptElement>| e.values().any(|e| e.outputs_masked),
-                    );
-            if masked {
+            if masked(target) {
                 return Err(masked_output(id, target, step, &reference.dotted()));
             }
         }
@@ -408,12 +440,104 @@ fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String
             user: String::new(),
             host: String::new(),
             kept: Vec::new(),
+            undo_first: Vec::new(),
         },
         steps,
         elements,
         completed,
         undos: recorded.undos.clone(),
+        failed_undos: undo_first,
     })
+}
+
+/// Refuses an `undo` that may run in this resume — one that failed and runs again first, or
+/// that of a kept step — when it reads what a read returned and the journal kept only as
+/// `***` (it held a secret): that read would run again and answer with what is there now (the
+/// new password the step wrote), not what the step was made against, and the undo would
+/// "restore" the wrong value.
+fn undo_reads_kept(
+    checked: &Checked,
+    recorded: &Recorded,
+    kept: &Kept,
+    id: &str,
+) -> Result<(), String> {
+    let undoable = checked.playbook.main_steps().filter(|step| {
+        step.undo.is_some()
+            && (kept.steps.contains_key(&step.index)
+                || kept.failed_undos.iter().any(|u| u.index == step.index))
+    });
+    for step in undoable {
+        let Some(undo) = &step.undo else { continue };
+        for reference in undo.with.references() {
+            let Some(target) = reference.step().and_then(|s| checked.playbook.step(s)) else {
+                continue;
+            };
+            let field = reference.path.get(2).map(String::as_str);
+            let read_again = target.index != step.index
+                && target.body.effect == crate::kinds::Effect::Read
+                && !kept.steps.contains_key(&target.index)
+                && recorded
+                    .finished(&target.id)
+                    .is_some_and(|o| o.outputs_masked);
+            if read_again && !field.is_some_and(|f| STATUS_FIELDS.contains(&f)) {
+                return Err(format!(
+                    "the `undo` of step `{}` reads `{}`, which held a secret in run {id}, so the journal keeps it only as `***`; reading `{}` again now would give what it is now, not what it was when `{}` ran, and the undo would put back the wrong value",
+                    step.id,
+                    reference.dotted(),
+                    target.id,
+                    step.id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The undos that failed in the run and have not succeeded since, in the order they ran: a
+/// resume runs them again before anything else. One whose step has no `undo` in the playbook
+/// any more is left out: the operator took it away, and the step stays applied (kept).
+fn undo_first(checked: &Checked, recorded: &Recorded) -> Vec<UndoAgain> {
+    recorded
+        .failed_undos
+        .iter()
+        .filter_map(|(id, element)| {
+            let step = checked.playbook.step(id).filter(|s| !s.finally)?;
+            step.undo.as_ref()?;
+            let finished = recorded
+                .steps
+                .get(id)
+                .filter(|o| o.status == Status::Succeeded);
+            let element = match element {
+                None => {
+                    finished?;
+                    None
+                }
+                Some(e) => {
+                    let outcome = recorded.elements.get(id)?.get(e)?;
+                    Some((outcome.item.clone().unwrap_or_default(), *e))
+                }
+            };
+            Some(UndoAgain {
+                index: step.index,
+                element,
+                outputs: finished.map(|o| o.outputs.clone()),
+            })
+        })
+        .collect()
+}
+
+/// `rotate_secret`, `each[2]`: the steps (elements) whose undo a resume runs first.
+fn undo_first_ids(checked: &Checked, kept: &Kept) -> Vec<String> {
+    kept.failed_undos
+        .iter()
+        .map(|u| {
+            let id = &checked.playbook.steps[u.index].id;
+            match &u.element {
+                Some((_, e)) => format!("{id}[{e}]"),
+                None => id.clone(),
+            }
+        })
+        .collect()
 }
 
 fn masked_output(id: &str, target: &Step, user: &Step, reference: &str) -> String {

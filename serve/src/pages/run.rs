@@ -34,6 +34,7 @@ pub fn render(run: &RunDetail, now: &str) -> String {
 pub fn live_part(run: &RunDetail) -> String {
     let mut out = String::new();
     out.push_str(&facts(run));
+    out.push_str(&rollback(run));
     out.push_str(&format!(
         "<h2>Graph</h2><div class=\"graph\">{}</div>",
         crate::svg_graph::render(&run.summary.run_id, &run.steps)
@@ -113,6 +114,23 @@ shows the others:</p><ul class=\"error\">",
             escape(line)
         ));
     }
+    out
+}
+
+/// What a failed undo left applied, above everything else: it needs a person first.
+fn rollback(run: &RunDetail) -> String {
+    if run.rollback.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<section class=\"rollback\"><h2>⚠ Rollback incomplete</h2><ul>");
+    for line in &run.rollback {
+        out.push_str(&format!("<li>{}</li>", escape(line)));
+    }
+    out.push_str(&format!(
+        "</ul><p>Fix what made it fail, then <code>flow apply --resume {}</code> runs the \
+failed undo again before anything else.</p></section>",
+        escape(&run.summary.run_id)
+    ));
     out
 }
 
