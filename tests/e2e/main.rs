@@ -19,6 +19,7 @@ mod idempotency;
 mod interrupt;
 mod journal;
 mod output_views;
+mod params_asked;
 mod plan;
 mod plan_reads;
 mod playbooks_aws;

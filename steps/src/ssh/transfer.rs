@@ -121,9 +121,16 @@ pub async fn run(session: &Session, line: &str, input: Option<&[u8]>) -> Result<
         Ok(output.stdout)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(stderr.trim().lines().last().unwrap_or("failed").to_string())
+        let mut error = stderr.trim().lines().last().unwrap_or("failed").to_string();
+        if line.starts_with("sudo -n ") && stderr.contains("a password is required") {
+            error.push_str(SUDO_WANTS_A_PASSWORD);
+        }
+        Err(error)
     }
 }
+
+/// Said when `sudo -n` on a host refuses for want of a password.
+pub const SUDO_WANTS_A_PASSWORD: &str = " — sudo on this host wants a password, and flow never types one (it runs `sudo -n`): allow these commands with NOPASSWD in the host's sudoers, or set `sudo: false` if the user may do this without root";
 
 /// Writes `input` to a remote command's stdin and closes it. Awaited beside the command's
 /// output (never spawned off), so a cancelled step stops feeding it.
