@@ -698,7 +698,7 @@ fn math_visuals_offline_plan_shows_every_step_without_credentials_or_the_token()
     without_credentials(&["apply"], &[])
         .code(2)
         .stderr_has("missing required param `redis_auth_token`")
-        .stderr_has("or set `REDIS_AUTH_TOKEN`");
+        .stderr_has("or set `REDIS_AUTH_TOKEN` (on a terminal flow asks for it)");
 }
 
 /// `environment` drives every name: a dev plan names only dev stacks, secrets and logs.
