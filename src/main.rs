@@ -59,7 +59,7 @@ impl ParamArgs {
         ParamInputs {
             cli: self.params,
             file: self.params_file,
-            values: Default::default(),
+            ..Default::default()
         }
     }
 }

@@ -197,8 +197,14 @@ impl StepContext {
     }
 
     /// Asks for approval: `--yes` or `--approve STEP` answer without asking; otherwise the
-    /// terminal is asked, and without one the step needs a flag (exit 3).
-    pub async fn approve(&self, message: &str, table: Option<String>) -> Result<(), StepError> {
+    /// terminal is asked, and without one the step needs a flag (exit 3) — its error then
+    /// carries the question and the table, which nobody was shown. Returns how it was given:
+    /// `terminal`, `--yes` or `--approve`.
+    pub async fn approve(
+        &self,
+        message: &str,
+        table: Option<String>,
+    ) -> Result<&'static str, StepError> {
         let approvals = &self.interaction.approvals;
         let how = if approvals.yes {
             Some("--yes")
@@ -209,13 +215,18 @@ impl StepContext {
         };
         if let Some(how) = how {
             self.record_approval(true, how);
-            return Ok(());
+            return Ok(how);
         }
         if !self.interaction.is_interactive() {
-            return Err(StepError::NeedsApproval(format!(
-                "step `{id}` needs approval and there is no terminal to ask: pass `--approve {id}` (or `--yes` to approve every step)",
+            let mut error = format!(
+                "step `{id}` needs approval and there is no terminal to ask: pass `--approve {id}` (or `--yes` to approve every step)\nThe question: {message}",
                 id = self.step_id
-            )));
+            );
+            if let Some(table) = &table {
+                error.push('\n');
+                error.push_str(table.trim_end());
+            }
+            return Err(StepError::NeedsApproval(error));
         }
         let _turn = self.interaction.lock.lock().await;
         let _prompt = PromptGuard::new(self);
@@ -230,7 +241,7 @@ impl StepContext {
         .map_err(prompt_error)?;
         self.record_approval(answer, "terminal");
         if answer {
-            Ok(())
+            Ok("terminal")
         } else {
             Err(StepError::Declined(format!(
                 "step `{}` was declined",

@@ -83,7 +83,8 @@ pub fn playbook_schema(registry: &Registry) -> Value {
             "max": { "type": "number" },
             "env": { "type": "string" },
             "secret": { "type": "boolean" },
-            "must_exist": { "type": "boolean" }
+            "must_exist": { "type": "boolean" },
+            "ask": { "type": "boolean", "description": "asked on a terminal when no source gives a value" }
         }
     });
     let steps = json!({

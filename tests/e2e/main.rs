@@ -23,6 +23,7 @@ mod interrupt;
 mod journal;
 mod local_files;
 mod output_views;
+mod params_asked;
 mod plan;
 mod plan_reads;
 mod playbooks_aws;

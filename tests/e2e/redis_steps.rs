@@ -709,6 +709,62 @@ fn compare_sample_keys_finds_a_changed_value() {
     assert_eq!(right.cli(&["GET", "config:flag"]), r#"{"enabled":false}"#);
 }
 
+/// A restore beside production that moved on: by how much they differ, in figures a
+/// playbook can hold to a tolerance — the key counts' drift, and of the sampled keys how
+/// many the right side has and how many are identical. A database no larger than the sample
+/// is compared whole (every key, not a random draw), and each key that differs is a row.
+#[test]
+fn compare_says_by_how_much_the_sides_differ() {
+    let left = RedisServer::start();
+    let right = RedisServer::start();
+    for server in [&left, &right] {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..99 {
+            args.push(format!("post:{i:02}"));
+            args.push(format!("Post {i}"));
+        }
+        server.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    left.cli(&["SET", "session:new", "since the snapshot"]);
+    left.cli(&["SET", "post:07", "edited since"]);
+    let (_, events) = apply_json(
+        Flow::new().playbook(&compare_playbook(&left, &right, "      sample_keys: 500\n")),
+        &[],
+        0,
+    );
+    let o = outputs(&events, "cmp");
+    assert_eq!(o["equal"], json!(false), "{o:#}");
+    assert_eq!(o["left_keys"], json!(100));
+    assert_eq!(o["right_keys"], json!(99));
+    assert_eq!(o["key_drift_percent"], json!(1.0));
+    assert_eq!(o["sampled"], json!(100), "every key: {o:#}");
+    assert_eq!(o["present"], json!(99));
+    assert_eq!(o["identical"], json!(98));
+    assert_eq!(o["present_percent"], json!(99.0));
+    assert_eq!(o["identical_percent"], json!(98.0));
+    assert_eq!(
+        o["summary"],
+        "production 100 keys, restored 99 keys (drift 1%); 100 keys sampled: 99 present (99%), 98 identical (98%)"
+    );
+    let differing: Vec<&str> = o["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|r| r["check"].as_str())
+        .collect();
+    assert_eq!(
+        differing,
+        [
+            "dbsize",
+            "keyspace db0",
+            "key post:07",
+            "key session:new",
+            "sample keys"
+        ]
+    );
+    assert_eq!(row(&o["rows"], "key session:new")["right"], "missing");
+}
+
 /// `calls` of one command in INFO commandstats (0 when never called).
 fn calls(redis: &RedisServer, command: &str) -> u64 {
     let stats = redis.cli(&["INFO", "commandstats"]);
@@ -744,7 +800,7 @@ fn compare_on_a_large_keyspace_samples_only_the_keys_asked_for() {
     assert_eq!(o["equal"], json!(true), "{o:#}");
     let sample = row(&o["rows"], "sample keys");
     assert_eq!(sample["left"], json!("50 of 20000 keys sampled"), "{o:#}");
-    assert_eq!(sample["right"], json!("50 identical"), "{o:#}");
+    assert_eq!(sample["right"], json!("50 present, 50 identical"), "{o:#}");
     let table = lines_of(&events, "cmp").join("\n");
     assert!(
         line_with(&table, "sample keys").contains("50 of 20000"),

@@ -101,11 +101,12 @@ pub(crate) fn resolve_params(
     inputs: &ParamInputs,
 ) -> Result<ResolvedParams, Vec<Diagnostic>> {
     let cwd = std::env::current_dir().unwrap_or_default();
-    crate::param::resolve(
+    crate::param::resolve_asking(
         &checked.playbook.params,
         inputs,
         &|name| std::env::var(name).ok(),
         &cwd,
+        &crate::prompt::ParamPrompter(crate::prompt::TerminalPrompter::detect()),
     )
     .map_err(|d| d.items)
 }

@@ -169,6 +169,7 @@ impl Runner {
             env: &self.env,
             context,
             is_unknown,
+            deferred_params: &self.params.deferred,
             item_unknown: scope
                 .item
                 .as_ref()

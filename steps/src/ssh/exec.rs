@@ -202,7 +202,7 @@ impl StepType for SshExec {
             let mut message = failure_message(&shown, exit_code, &ok_codes, &stderr.text);
             message.push_str(&format!(" (on {host})"));
             if params.sudo && stderr.text.contains("a password is required") {
-                message.push_str("; sudo wants a password, and flow never types one: allow the command with NOPASSWD in sudoers");
+                message.push_str(super::transfer::SUDO_WANTS_A_PASSWORD);
             }
             return Err(StepError::Failed(message));
         }

@@ -110,6 +110,7 @@ pub async fn run(
     line: impl AsRef<OsStr>,
     input: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
+    let sudo = line.as_ref().as_bytes().starts_with(b"sudo -n ");
     let Piped {
         child,
         stdin,
@@ -134,7 +135,12 @@ pub async fn run(
             ANSWER_MAX_BYTES >> 20
         ));
     }
-    finished(child, &stderr).await?;
+    finished(child, &stderr).await.map_err(|mut error| {
+        if sudo && String::from_utf8_lossy(&stderr).contains("a password is required") {
+            error.push_str(SUDO_WANTS_A_PASSWORD);
+        }
+        error
+    })?;
     Ok(stdout)
 }
 
@@ -171,6 +177,9 @@ async fn stderr_tail(stderr: Option<openssh::ChildStderr>) -> Vec<u8> {
     }
     kept
 }
+
+/// Said when `sudo -n` on a host refuses for want of a password.
+pub const SUDO_WANTS_A_PASSWORD: &str = " — sudo on this host wants a password, and flow never types one (it runs `sudo -n`): allow these commands with NOPASSWD in the host's sudoers, or set `sudo: false` if the user may do this without root";
 
 /// Writes `input` to a remote command's stdin and closes it. Awaited beside the command's
 /// output (never spawned off), so a cancelled step stops feeding it.
