@@ -5,6 +5,7 @@
 //! (reporters). Step types plug in through `step_type` and the `registry`.
 
 pub mod analyze;
+pub mod argv_secrets;
 pub mod catalogue;
 pub mod children;
 pub mod code_scan;
@@ -19,6 +20,7 @@ pub mod graph_view;
 pub mod headless;
 pub mod history;
 pub mod journal;
+pub mod key_file;
 pub mod kinds;
 pub mod live;
 pub mod load;
@@ -38,9 +40,12 @@ pub mod registry;
 pub mod resources;
 pub mod run;
 pub mod run_graph;
+pub mod run_key;
 pub mod run_lock;
 pub mod saved_plan;
 pub mod schema;
+pub mod secret_forms;
+pub mod secret_outputs;
 pub mod secrets;
 pub mod skip_propagation;
 pub mod source;
@@ -51,6 +56,7 @@ pub mod summary;
 pub mod table;
 pub mod template;
 pub mod template_env;
+pub mod template_taint;
 pub mod three_valued;
 pub mod values;
 pub mod yaml;

@@ -98,13 +98,19 @@ pub(crate) fn resolve_params(
     inputs: &ParamInputs,
 ) -> Result<ResolvedParams, Vec<Diagnostic>> {
     let cwd = std::env::current_dir().unwrap_or_default();
-    crate::param::resolve(
+    let params = crate::param::resolve(
         &checked.playbook.params,
         inputs,
         &|name| std::env::var(name).ok(),
         &cwd,
     )
-    .map_err(|d| d.items)
+    .map_err(|d| d.items)?;
+    // Once the params are good: an error about them comes first.
+    print_diagnostics(&crate::argv_secrets::given_with_p(
+        &checked.playbook.params,
+        inputs,
+    ));
+    Ok(params)
 }
 
 /// Loads and checks the playbook and resolves its params: everything before a run.

@@ -248,7 +248,7 @@ impl Runner {
             }
         };
         let ctx = self.step_context(step, scope);
-        match self.invoke(body, params, &ctx).await {
+        match self.invoke(step, body, params, &ctx).await {
             Ok(outputs) => StepOutcome::succeeded(outputs, 1),
             Err(e) => StepOutcome::from_error(e),
         }
