@@ -61,6 +61,11 @@ outputs:
         plan.contains("24 characters of A-Z a-z 0-9 !*+,-.=_~ (generated at apply)"),
         "{plan}"
     );
+    // What reads it is not known before apply.
+    assert!(
+        plan.contains("new password (known after apply: steps.pw.value)"),
+        "{plan}"
+    );
     let verbose = channels.channel("apply -v");
     assert!(verbose.contains("new password *** (147 bits)"), "{verbose}");
     // The key it comes from: one per run, readable by its owner only, in no event.

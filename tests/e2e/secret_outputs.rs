@@ -190,3 +190,29 @@ steps:
     assert_eq!(out.file("written.txt"), "Kept-Secret-4410");
     assert!(!crate::common::read_tree(&state).contains("Kept-Secret"));
 }
+
+/// On a terminal, the live view shows the note in place of a secret stream's lines while the
+/// step runs, and the value nowhere.
+#[test]
+fn the_live_view_does_not_show_the_lines_of_a_secret_output() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("playbook.yaml"),
+        r#"flow: 1
+steps:
+  mint:
+    type: exec
+    secret_outputs: [stdout]
+    with: { shell: 'echo "Live""-Secret-8080"; sleep 1; echo "still working" >&2; sleep 1' }
+  use:
+    type: log
+    with: { message: "got {{ steps.mint.stdout }}" }
+"#,
+    )
+    .expect("playbook");
+    let terminal = crate::common::pty::Terminal::start(dir.path(), "apply playbook.yaml");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("Live-Secret"), "{screen}");
+    assert!(screen.contains("got ***"), "{screen}");
+}
