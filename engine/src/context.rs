@@ -102,6 +102,13 @@ impl PlanContext {
     pub fn add_secret(&self, value: &serde_json::Value) {
         self.emitter.masker.add(value);
     }
+
+    /// Whether this step's lines of `stream` (`stdout`, `stderr`) are shown: not when they
+    /// make up an output the playbook declared secret. Leave them out of messages then too
+    /// (the tail of stderr in a failure).
+    pub fn shows_stream(&self, stream: &str) -> bool {
+        self.emitter.shows(&self.step_id, stream)
+    }
 }
 
 /// Paths in step params are relative to the working directory flow runs in, like the paths
@@ -147,6 +154,8 @@ pub struct StepContext {
     /// Stable across retries and resumes of this step (and element): for APIs that take an
     /// idempotency token.
     pub idempotency_token: String,
+    /// The run's folder (`None` in a plan): see `derived_bytes`.
+    pub run_dir: Option<PathBuf>,
     pub mode: Mode,
     pub interaction: Arc<Interaction>,
 }
@@ -194,6 +203,21 @@ impl StepContext {
             step: Some(self.step_id.clone()),
             message: message.to_string(),
         });
+    }
+
+    /// Bytes derived from the run's key (made with the run's folder) for `purpose` and this step and
+    /// element: the same ones again when the run is resumed, without the journal holding
+    /// anything they make (see `run_key`). For values that must not change on a resume, like
+    /// a generated password.
+    pub fn derived_bytes(&self, purpose: &str) -> Result<crate::run_key::DerivedBytes, StepError> {
+        let Some(dir) = &self.run_dir else {
+            return Err(StepError::failed(
+                "this run has no folder to keep its key in (values are derived at apply)",
+            ));
+        };
+        let key = crate::run_key::RunKey::load(dir, false).map_err(StepError::Failed)?;
+        let element = self.element.map(|e| e.to_string()).unwrap_or_default();
+        Ok(key.stream(&format!("{}\0{element}\0{purpose}", self.step_id)))
     }
 
     /// Asks for approval: `--yes` or `--approve STEP` answer without asking; otherwise the

@@ -110,21 +110,26 @@ pub struct Evaluator<'a> {
     pub deferred_params: &'a [String],
     /// In a plan, a `for_each` over a list not known yet: `item` is not known either.
     pub item_unknown: bool,
+    /// The run's secrets: what a template derives from one becomes one (`template_taint`).
+    pub masker: Option<&'a crate::secrets::Masker>,
 }
 
 impl Evaluator<'_> {
     pub fn render(&self, tmpl: &Tmpl) -> Result<Value, RenderError> {
         match tmpl {
             Tmpl::Literal(value) => Ok(value.clone()),
-            Tmpl::Expr(source) => self.expression(source),
+            Tmpl::Expr(source) => self.tainted(source, false, self.expression(source)),
             Tmpl::Text(source) if source.references.iter().any(|r| self.unknown(r)) => {
-                self.render_around(source)
+                self.tainted(source, true, self.render_around(source))
             }
-            Tmpl::Text(source) => self
-                .env
-                .render_str(&source.text, &self.context)
-                .map(Value::String)
-                .map_err(|e| self.explain(source, &e)),
+            Tmpl::Text(source) => self.tainted(
+                source,
+                true,
+                self.env
+                    .render_str(&source.text, &self.context)
+                    .map(Value::String)
+                    .map_err(|e| self.explain(source, &e)),
+            ),
             Tmpl::List(items) => items
                 .iter()
                 .map(|i| self.render(i))
@@ -136,6 +141,19 @@ impl Evaluator<'_> {
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(Value::Object),
         }
+    }
+
+    /// What `source` rendered to, after what it derived from a secret was registered.
+    fn tainted(
+        &self,
+        source: &Source,
+        text: bool,
+        rendered: Result<Value, RenderError>,
+    ) -> Result<Value, RenderError> {
+        if let (Ok(value), Some(masker)) = (&rendered, self.masker) {
+            crate::template_taint::learn(self, masker, source, text, value);
+        }
+        rendered
     }
 
     /// What a step's `when` decides: run, skip (with the reason: the check that failed, and
@@ -218,6 +236,10 @@ impl Evaluator<'_> {
     }
 
     /// Whether a reference is not known until apply (only ever in a plan).
+    pub fn is_unknown(&self, reference: &Reference) -> bool {
+        self.unknown(reference)
+    }
+
     fn unknown(&self, reference: &Reference) -> bool {
         (self.is_unknown)(reference)
             || (self.item_unknown && matches!(reference.root(), "item" | "item_index"))

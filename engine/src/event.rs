@@ -1,6 +1,7 @@
 //! The event stream of a run: everything flow shows, streams as JSON or records is one of
 //! these, in order.
 
+use crate::secret_outputs::HiddenLines;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -248,6 +249,10 @@ pub trait Reporter: Send + Sync {
 pub struct Emitter {
     pub masker: std::sync::Arc<crate::secrets::Masker>,
     reporters: Vec<Box<dyn Reporter>>,
+    /// The lines each step does not show (its declared secret outputs are made of them).
+    hidden: std::sync::RwLock<std::collections::HashMap<String, HiddenLines>>,
+    /// The (step, element, stream) whose first hidden line was replaced by a note.
+    noted: std::sync::Mutex<std::collections::HashSet<(String, Option<usize>, String)>>,
 }
 
 impl Emitter {
@@ -255,10 +260,54 @@ impl Emitter {
         masker: std::sync::Arc<crate::secrets::Masker>,
         reporters: Vec<Box<dyn Reporter>>,
     ) -> Self {
-        Self { masker, reporters }
+        Self {
+            masker,
+            reporters,
+            hidden: Default::default(),
+            noted: Default::default(),
+        }
+    }
+
+    /// From now on, the lines `lines` of step `step` are not shown: the first of each
+    /// stream becomes a note saying so, the others are dropped.
+    pub fn hide_lines(&self, step: &str, lines: HiddenLines) {
+        self.hidden
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(step.to_string(), lines);
+    }
+
+    /// Whether the lines of `stream` of step `step` are shown.
+    pub fn shows(&self, step: &str, stream: &str) -> bool {
+        let hidden = self.hidden.read().unwrap_or_else(|e| e.into_inner());
+        hidden.is_empty() || !hidden.get(step).is_some_and(|h| h.hides(stream))
     }
 
     pub fn emit(&self, event: Event) {
+        let event = match event {
+            Event::StepOutput {
+                step,
+                element,
+                stream,
+                ..
+            } if !self.shows(&step, &stream) => {
+                let first = self
+                    .noted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((step.clone(), element, stream.clone()));
+                if !first {
+                    return;
+                }
+                Event::StepOutput {
+                    step,
+                    element,
+                    line: crate::secret_outputs::hidden_note(&stream),
+                    stream,
+                }
+            }
+            event => event,
+        };
         let event = if self.masker.is_empty() {
             event
         } else {

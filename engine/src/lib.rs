@@ -5,6 +5,7 @@
 //! (reporters). Step types plug in through `step_type` and the `registry`.
 
 pub mod analyze;
+pub mod argv_secrets;
 pub mod catalogue;
 pub mod children;
 pub mod code_scan;
@@ -20,6 +21,7 @@ pub mod headless;
 pub mod history;
 pub mod journal;
 pub mod journal_read;
+pub mod key_file;
 pub mod kinds;
 pub mod live;
 pub mod load;
@@ -40,9 +42,12 @@ pub mod regular_file;
 pub mod resources;
 pub mod run;
 pub mod run_graph;
+pub mod run_key;
 pub mod run_lock;
 pub mod saved_plan;
 pub mod schema;
+pub mod secret_forms;
+pub mod secret_outputs;
 pub mod secrets;
 pub mod skip_propagation;
 pub mod source;
@@ -53,6 +58,7 @@ pub mod summary;
 pub mod table;
 pub mod template;
 pub mod template_env;
+pub mod template_taint;
 pub mod three_valued;
 pub mod values;
 pub mod yaml;

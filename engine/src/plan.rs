@@ -292,7 +292,7 @@ impl Runner {
             if runs_now {
                 let ctx = self.step_context(step, scope);
                 let read = tokio::select! {
-                    read = self.invoke(&step.body, params.clone(), &ctx) => read,
+                    read = self.invoke(step, &step.body, params.clone(), &ctx) => read,
                     _ = self.interrupted() => Err(crate::step_type::StepError::failed("interrupted")),
                 };
                 match read {

@@ -69,49 +69,21 @@ pub const PLAN_KEY_FILE: &str = "plan-key";
 impl PlanKey {
     /// The state dir's key, made (0600, in a 0700 folder) when `create` and there is none.
     pub fn load(state_dir: &std::path::Path, create: bool) -> std::io::Result<Option<PlanKey>> {
-        use std::io::{Read as _, Write as _};
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        use std::os::unix::fs::DirBuilderExt as _;
         let path = state_dir.join(PLAN_KEY_FILE);
-        let read = |path: &std::path::Path| -> std::io::Result<PlanKey> {
-            let text = crate::regular_file::read_text(path, 4096).map_err(|e| match e {
-                crate::regular_file::ReadError::Io(e) => e,
-                other => std::io::Error::other(format!("{}: {other}", path.display())),
-            })?;
-            let key = decode_hex(text.trim())
-                .filter(|k| k.len() >= 32)
-                .ok_or_else(|| {
-                    std::io::Error::other(format!("{} is not a flow plan key", path.display()))
-                })?;
-            Ok(PlanKey { key })
-        };
-        match read(&path) {
-            Ok(key) => return Ok(Some(key)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        if let Some(key) = crate::key_file::read(&path)? {
+            return Ok(Some(PlanKey { key }));
+        }
+        if !create {
+            return Ok(None);
         }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(state_dir)?;
-        let mut key = vec![0u8; 32];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        // A key another flow made at the same moment wins; this one is dropped.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                file.write_all(format!("{hex}\n").as_bytes())?;
-                file.sync_all()?;
-                Ok(Some(PlanKey { key }))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path).map(Some),
-            Err(e) => Err(e),
-        }
+        Ok(Some(PlanKey {
+            key: crate::key_file::create(&path)?,
+        }))
     }
 
     /// Names the key without revealing it.
@@ -120,19 +92,7 @@ impl PlanKey {
     }
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::key_file::hex;
 
 /// HMAC-SHA256 (RFC 2104).
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {

@@ -175,6 +175,13 @@ fn check_format(format: &str, node: &Node) -> Result<(), String> {
             Some(why) => Err(why),
             None => Ok(()),
         },
+        "distinct-characters" => {
+            let mut seen = std::collections::HashSet::new();
+            match text.chars().find(|c| !seen.insert(*c)) {
+                Some(twice) => Err(format!("`{twice}` is there more than once")),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -329,6 +329,13 @@ impl JsonSchema for Secret {
 /// Schema markers: facts about a field that the engine reads from its type's schema, so the
 /// check of `with`, the masking and the editor schema share one definition.
 pub const SECRET_MARK: &str = "x-flow-secret";
+/// An output that is a secret for some values only, with when: `x-flow-maybe-secret: "when
+/// the parameter is a SecureString"`. The step registers such a value itself
+/// (`PlanContext::add_secret`); `flow validate` warns where one reaches a command line.
+pub const MAYBE_SECRET_MARK: &str = "x-flow-maybe-secret";
+/// A field whose value ends up in a process's command line (`exec`'s `command` and `shell`),
+/// which every local user can read in `ps`: `flow validate` warns when a secret reaches it.
+pub const ARGV_MARK: &str = "x-flow-argv";
 /// A bare expression evaluated by the engine before the step runs (`assert.that`).
 pub const EXPRESSION_MARK: &str = "x-flow-expression";
 /// An expression the step evaluates itself, many times, with these extra names

@@ -101,14 +101,20 @@ pub(crate) fn resolve_params(
     inputs: &ParamInputs,
 ) -> Result<ResolvedParams, Vec<Diagnostic>> {
     let cwd = std::env::current_dir().unwrap_or_default();
-    crate::param::resolve_asking(
+    let params = crate::param::resolve_asking(
         &checked.playbook.params,
         inputs,
         &|name| std::env::var(name).ok(),
         &cwd,
         &crate::prompt::ParamPrompter(crate::prompt::TerminalPrompter::detect()),
     )
-    .map_err(|d| d.items)
+    .map_err(|d| d.items)?;
+    // Once the params are good: an error about them comes first.
+    print_diagnostics(&crate::argv_secrets::given_with_p(
+        &checked.playbook.params,
+        inputs,
+    ));
+    Ok(params)
 }
 
 /// Loads and checks the playbook and resolves its params: everything before a run.

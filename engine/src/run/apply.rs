@@ -341,7 +341,7 @@ impl Runner {
             Err(e) => return failed(StepError::failed(format!("`undo.with`: {e}"))),
         };
         let ctx = self.undo_context(step, scope, earlier);
-        match self.invoke(body, params, &ctx).await {
+        match self.invoke(step, body, params, &ctx).await {
             Ok(outputs) => StepOutcome::succeeded(outputs, 1),
             Err(e) => failed(e),
         }

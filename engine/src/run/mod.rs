@@ -35,6 +35,8 @@ pub struct RunSettings {
     pub offline: bool,
     /// Plan only: show all a read returned (`-v`), not a brief of it.
     pub whole_reads: bool,
+    /// The run's folder in the state dir (an apply's), where its key is kept.
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 /// How a run ended, for the summary and the exit code.
@@ -80,6 +82,11 @@ impl Runner {
         interrupt: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
         learn_param_secrets(&params, &emitter.masker);
+        for step in &checked.playbook.steps {
+            if let Some(hidden) = step.secret_outputs.hidden_lines(step.body.step_type.meta()) {
+                emitter.hide_lines(&step.id, hidden);
+            }
+        }
         let now = jiff::Timestamp::now();
         let env = build_environment(TemplateSettings {
             now,
@@ -174,6 +181,7 @@ impl Runner {
                 .item
                 .as_ref()
                 .is_some_and(|(item, _)| crate::evaluate::find_unknown(item).is_some()),
+            masker: Some(&*self.emitter.masker),
         }
     }
 
@@ -304,6 +312,7 @@ impl Runner {
             run_id: self.settings.run_id.clone(),
             element,
             idempotency_token: self.token(&step.id, element),
+            run_dir: self.settings.run_dir.clone(),
             mode: self.settings.mode,
             interaction: Arc::clone(&self.interaction),
         }

@@ -5,7 +5,8 @@
 use super::remote_kill::RemoteKill;
 use super::{Sessions, SshTarget};
 use crate::core::exec::{
-    Captured, ExecOutputs, Parse, capture, failure_message, parse_outputs, reporter,
+    COMMAND_STREAMS, Captured, ExecOutputs, Parse, capture, failure_message, parse_outputs,
+    reporter,
 };
 use crate::core::program::Program;
 use flow_engine::prelude::*;
@@ -27,9 +28,10 @@ pub struct SshExecParams {
     #[serde(flatten)]
     pub target: SshTarget,
     /// The program and its arguments, each quoted for the remote shell.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("x-flow-argv" = true))]
     pub command: Option<Vec<Text>>,
     /// A script for the remote `sh -c`, when you need pipes or redirection.
+    #[schemars(extend("x-flow-argv" = true))]
     pub shell: Option<String>,
     /// Run as root through `sudo -n` (fails at once if sudo wants a password).
     #[serde(default)]
@@ -115,6 +117,7 @@ impl StepType for SshExec {
     const EFFECT: Effect = Effect::Write;
     const EFFECT_OVERRIDABLE: bool = true;
     const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[&["command", "shell"]];
+    const STREAMS: &'static [(&'static str, &'static str)] = COMMAND_STREAMS;
     const EXAMPLE: &'static str = r#"restart:
   type: ssh.exec
   with:
@@ -199,7 +202,8 @@ impl StepType for SshExec {
         let exit_code = status.code().unwrap_or(-1);
         let ok_codes = params.ok_codes.clone().unwrap_or_else(|| vec![0]);
         if !ok_codes.contains(&exit_code) {
-            let mut message = failure_message(&shown, exit_code, &ok_codes, &stderr.text);
+            let shown_stderr = ctx.shows_stream("stderr").then_some(stderr.text.as_str());
+            let mut message = failure_message(&shown, exit_code, &ok_codes, shown_stderr);
             message.push_str(&format!(" (on {host})"));
             if params.sudo && stderr.text.contains("a password is required") {
                 message.push_str(super::transfer::SUDO_WANTS_A_PASSWORD);

@@ -157,6 +157,14 @@ pub fn only_run(state: &Path) -> PathBuf {
     dirs.into_iter().next().expect("one run")
 }
 
+/// The id of the one run under `<state>/runs`.
+pub fn only_run_id(state: &Path) -> String {
+    only_run(state)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub fn run_json(run: &Path) -> Value {
     let text = std::fs::read_to_string(run.join("run.json"))
         .unwrap_or_else(|e| panic!("read {}/run.json: {e}", run.display()));
