@@ -3,24 +3,31 @@
 //! "backups may contain sensitive data"), so every copy is private to its owner — files 0600,
 //! folders 0700 — and appears whole or not at all (written beside, then renamed).
 
+use super::pod_files::ServerFiles;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Opens `path` for writing as an empty 0600 file.
+pub fn private_file(path: &Path) -> io::Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file keeps its mode through `create`: set it.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
 
 /// Copies `src` to `dest` as a 0600 file; returns the bytes copied.
 pub fn copy_private(src: &Path, dest: &Path) -> io::Result<u64> {
     let partial = partial_path(dest);
     let written = (|| {
         let mut from = fs::File::open(src)?;
-        let mut to = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)?;
-        // An older partial file keeps its mode through `create`: set it.
-        to.set_permissions(fs::Permissions::from_mode(0o600))?;
+        let mut to = private_file(&partial)?;
         let bytes = io::copy(&mut from, &mut to)?;
         to.sync_all()?;
         Ok(bytes)
@@ -46,24 +53,24 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Copies the Redis 7 AOF folder (`appendonlydir`: a manifest, a base file and incremental
-/// files) to `dest`, a 0700 folder of 0600 files. The server may rewrite its AOF meanwhile
-/// (the files change): the manifest is read before and after, and a copy that straddled a
-/// rewrite is made again, up to three times. Returns the files copied.
-pub fn copy_aof_dir(src: &Path, dest: &Path) -> io::Result<Vec<PathBuf>> {
+/// files) of the server, here or in its pod, to `dest`, a 0700 folder of 0600 files. The
+/// server may rewrite its AOF meanwhile (the files change): the manifest is read before and
+/// after, and a copy that straddled a rewrite is made again, up to three times. Returns the
+/// files copied.
+pub async fn copy_aof_dir(files: &ServerFiles, src: &str, dest: &Path) -> io::Result<Vec<PathBuf>> {
     for _ in 0..3 {
-        let before = manifest(src)?;
+        let before = manifest(files, src).await?;
         let partial = partial_path(dest);
         let _ = fs::remove_dir_all(&partial);
         private_dir(&partial)?;
         let mut copied = Vec::new();
         let mut vanished = false;
-        for entry in fs::read_dir(src)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            match copy_private(&entry.path(), &partial.join(entry.file_name())) {
-                Ok(_) => copied.push(dest.join(entry.file_name())),
+        for name in files.list(src).await? {
+            match files
+                .copy_private(&format!("{src}/{name}"), &partial.join(&name))
+                .await
+            {
+                Ok(_) => copied.push(dest.join(&name)),
                 // Removed by a rewrite between the listing and the copy.
                 Err(error) if error.kind() == io::ErrorKind::NotFound => vanished = true,
                 Err(error) => {
@@ -72,7 +79,7 @@ pub fn copy_aof_dir(src: &Path, dest: &Path) -> io::Result<Vec<PathBuf>> {
                 }
             }
         }
-        if !vanished && manifest(src)? == before {
+        if !vanished && manifest(files, src).await? == before {
             let _ = fs::remove_dir_all(dest);
             fs::rename(&partial, dest)?;
             copied.sort();
@@ -86,21 +93,20 @@ pub fn copy_aof_dir(src: &Path, dest: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// The manifest of an AOF folder (`*.manifest`), as text.
-fn manifest(dir: &Path) -> io::Result<String> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "manifest") {
-            return fs::read_to_string(path);
+async fn manifest(files: &ServerFiles, dir: &str) -> io::Result<String> {
+    for name in files.list(dir).await? {
+        if name.ends_with(".manifest") {
+            return files.read_text(&format!("{dir}/{name}")).await;
         }
     }
     Err(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("no AOF manifest in {}", dir.display()),
+        format!("no AOF manifest in {dir}"),
     ))
 }
 
 /// `dest.partial`, beside `dest`.
-fn partial_path(dest: &Path) -> PathBuf {
+pub fn partial_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     dest.with_file_name(name)
@@ -110,8 +116,8 @@ fn partial_path(dest: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_copy_is_private_and_whole() {
+    #[tokio::test]
+    async fn a_copy_is_private_and_whole() {
         let dir = std::env::temp_dir().join(format!("flow-backup-copy-{}", std::process::id()));
         private_dir(&dir).unwrap();
         let src = dir.join("dump.rdb");
@@ -130,7 +136,13 @@ mod tests {
         )
         .unwrap();
         fs::write(aof.join("a.aof.1.base.rdb"), "base").unwrap();
-        let copied = copy_aof_dir(&aof, &dir.join("copy.aof")).unwrap();
+        let copied = copy_aof_dir(
+            &ServerFiles::Local,
+            &aof.display().to_string(),
+            &dir.join("copy.aof"),
+        )
+        .await
+        .unwrap();
         assert_eq!(copied.len(), 2);
         let mode = fs::metadata(dir.join("copy.aof"))
             .unwrap()
