@@ -387,12 +387,18 @@ fn a_forced_restore_over_newer_data_brings_the_backup_back() {
     );
     assert_eq!(cli(&cluster, &["GET", "cloudradar:state"]), "later");
 
+    // This time from its S3 URI (the script's --s3-uri).
+    let archive = moto
+        .keys("radar-backups")
+        .into_iter()
+        .find(|k| k.ends_with(".tgz"))
+        .expect("the backup");
     let out = run(
         Some(&moto),
         &cluster,
         "redis-restore.yaml",
         &[
-            "bucket=radar-backups",
+            &format!("s3_uri=s3://radar-backups/{archive}"),
             "work_dir=work",
             "force=true",
             "check_key=cloudradar:state",
@@ -513,6 +519,15 @@ fn cloudradar_restore_from_a_local_archive_verifies_its_checksum_before_touching
         cli(&target, &["LRANGE", "cloudradar:events", "0", "0"]),
         "event-0"
     );
+    // A key the backup does not hold fails the check, whatever the count.
+    let mut again = params.clone();
+    again.extend(["force=true", "check_key=cloudradar:not-in-the-backup"]);
+    run(None, &target, "redis-restore.yaml", &again)
+        .code(1)
+        .stdout_has(
+            "cloudradar:not-in-the-backup, a key of the backup, is not in the restored Redis",
+        )
+        .stdout_has("verdict        FAILED");
 }
 
 /// The GitHub Actions workflow shipped beside the playbooks (the seed's CI pipeline): it

@@ -269,6 +269,21 @@ fn october_prune_lists_what_it_deletes_and_deletes_only_that() {
         .stdout_has("redis-backup-20250101_000000.rdb")
         .stdout_has("redis-backup-20250102_000000.rdb")
         .stdout_lacks("redis-backup-20250103_000000.rdb");
+    crate::common::run::flow(
+        &dir,
+        &[
+            "plan",
+            &prune,
+            "-p",
+            "out_dir=backups",
+            "-p",
+            "older_than=8d",
+        ],
+        &[],
+    )
+    .code(0)
+    .stdout_has("delete 3 of `redis-backup-*.rdb` in ")
+    .stdout_has("(older than 8d; 1 kept)");
     crate::common::run::flow(&dir, &["apply", &prune, "-p", "out_dir=backups"], &[])
         .code(1)
         .stdout_has("say what to keep: -p keep=24");

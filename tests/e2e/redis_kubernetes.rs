@@ -181,3 +181,42 @@ fn a_kubernetes_block_says_what_is_wrong() {
     run("url: 'redis://localhost:6379', kubernetes: { namespace: data, pod: redis-0, context: stand-in }")
         .code(0);
 }
+
+/// A `kill -9` of flow takes its port-forward along (flow's supervisor ends it).
+#[test]
+fn a_killed_flow_leaves_no_port_forward_running() {
+    let cluster = Cluster::start(&[redis_statefulset("data", "redis", labels(), &[])]);
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = format!(
+        "flow: 1\n{DEFAULTS}steps:\n  write:\n    type: redis.command\n    with: {{ command: [SET, k, v] }}\n  long:\n    type: exec\n    with: {{ shell: 'echo yes > started; sleep 30' }}\n"
+    );
+    std::fs::write(dir.path().join("playbook.yaml"), playbook).unwrap();
+    let mut flow = std::process::Command::new(crate::common::flow_bin())
+        .args(["apply", "playbook.yaml", "--yes"])
+        .current_dir(dir.path())
+        .envs(cluster.env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("out.txt")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        crate::common::run::wait_for_file(
+            &dir.path().join("started"),
+            std::time::Duration::from_secs(30)
+        ),
+        "{}",
+        crate::common::read(&dir.path().join("out.txt"))
+    );
+    assert!(
+        !cluster.kubectl_processes().is_empty(),
+        "the port-forward runs"
+    );
+    crate::common::run::signal(flow.id(), "KILL");
+    crate::common::run::wait_bounded(&mut flow, std::time::Duration::from_secs(10));
+    assert!(
+        cluster.until(|| cluster.kubectl_processes().is_empty()),
+        "left running: {:?}",
+        cluster.kubectl_processes()
+    );
+}
