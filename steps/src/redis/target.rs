@@ -122,16 +122,17 @@ impl Connections {
     /// The connection to `target`, opened on first use — and opened again when its
     /// port-forward ended (its pod went away): a new forward goes to the pod there is now.
     pub async fn get(&self, target: &RedisTarget) -> Result<MultiplexedConnection, StepError> {
-        Ok(self.open(target).await?.0)
+        Ok(self.opened(target).await?.0)
     }
 
     /// The pod a `kubernetes:` target's connection goes to now (`pod/redis-0`), opening it
     /// if need be.
     pub async fn pod(&self, target: &RedisTarget) -> Result<Option<String>, StepError> {
-        Ok(self.open(target).await?.1)
+        Ok(self.opened(target).await?.1)
     }
 
-    async fn open(
+    /// The connection to `target` and the pod its forward goes to, opened if need be.
+    async fn opened(
         &self,
         target: &RedisTarget,
     ) -> Result<(MultiplexedConnection, Option<String>), StepError> {
