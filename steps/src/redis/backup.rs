@@ -1,9 +1,11 @@
 //! `redis.backup`: BGSAVE, wait until it is done, and copy the RDB file (and the AOF files,
-//! when AOF is on) out when the server's data folder is on this machine. A save already
-//! running when the step starts (a cron backup) holds data from before the step: it is waited
-//! out and ours runs after it, so the backup is at least as new as the step.
+//! when AOF is on) out when the server's data folder is on this machine or in its pod (a
+//! `kubernetes:` target). A save already running when the step starts (a cron backup) holds
+//! data from before the step: it is waited out and ours runs after it, so the backup is at
+//! least as new as the step.
 
 use super::backup_copy::{copy_aof_dir, copy_file, private_dir};
+use super::pod_files::ServerFiles;
 use super::{Connections, RedisTarget, reply};
 use flow_engine::duration::format_duration;
 use flow_engine::prelude::*;
@@ -22,7 +24,8 @@ pub struct BackupParams {
     /// `backups/redis-backup-%Y%m%d_%H%M%S.rdb`; a folder (existing, or written with a
     /// trailing `/`) gets a timestamped file inside, like `cp`. The copy is private (0600).
     /// With AOF on, the AOF files are copied beside it (`<name>.aof`). Needs the server's
-    /// `dir` on this machine.
+    /// `dir` on this machine, or in its pod (a `kubernetes:` target: copied through
+    /// `kubectl exec`).
     pub dest: Option<String>,
 }
 
@@ -30,12 +33,13 @@ pub struct BackupParams {
 pub struct BackupOutputs {
     /// LASTSAVE after the save (Unix seconds).
     pub lastsave: i64,
-    /// The server's RDB file (`dir`/`dbfilename`).
+    /// The server's RDB file (`dir`/`dbfilename`), as the server sees it (in its pod, for a
+    /// `kubernetes:` target).
     pub rdb_path: String,
     /// The copy made with `dest`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Size of the RDB file (when it is readable here).
+    /// Size of the RDB file (when it is readable from here, or from its pod).
     pub bytes: Option<u64>,
     /// The copy of the AOF files (a folder for Redis 7's `appendonlydir`, else a file), when
     /// AOF is on and they were copied.
@@ -153,35 +157,37 @@ impl Backup {
         ctx: &StepContext,
         connections: &Connections,
         target: &RedisTarget,
+        files: &ServerFiles,
         dest: &Path,
     ) -> Result<Option<String>, StepError> {
         if self.config(connections, target, "appendonly").await? != "yes" {
             return Ok(None);
         }
-        let data_dir = PathBuf::from(self.config(connections, target, "dir").await?);
+        let data_dir = self.config(connections, target, "dir").await?;
         let aof_dest = dest.with_extension("aof");
         let (src, folder) = match self.config(connections, target, "appenddirname").await {
-            Ok(name) => (data_dir.join(name), true),
+            Ok(name) => (format!("{data_dir}/{name}"), true),
             Err(_) => (
-                data_dir.join(self.config(connections, target, "appendfilename").await?),
+                format!(
+                    "{data_dir}/{}",
+                    self.config(connections, target, "appendfilename").await?
+                ),
                 false,
             ),
         };
         let copied = if folder {
-            let (from, to) = (src.clone(), aof_dest.clone());
-            tokio::task::spawn_blocking(move || copy_aof_dir(&from, &to).map(|files| files.len()))
+            copy_aof_dir(files, &src, &aof_dest)
                 .await
-                .map_err(|e| StepError::failed(format!("the AOF copy stopped: {e}")))?
+                .map(|files| files.len())
         } else {
-            copy_file(&src, &aof_dest).await.map(|_| 1)
+            copy_file(files, &src, &aof_dest).await.map(|_| 1)
         };
         match copied {
             Ok(files) => {
                 ctx.output(
                     "log",
                     &format!(
-                        "AOF is on: copied {} ({files} file{}) to {}",
-                        src.display(),
+                        "AOF is on: copied {src} ({files} file{}) to {}",
                         if files == 1 { "" } else { "s" },
                         aof_dest.display()
                     ),
@@ -190,13 +196,29 @@ impl Backup {
             }
             Err(error) => {
                 ctx.warn(&format!(
-                    "AOF is on but its files were not copied ({}: {error}): the backup is the \
-                     RDB snapshot only",
-                    src.display()
+                    "AOF is on but its files were not copied ({src}: {error}): the backup is the \
+                     RDB snapshot only"
                 ));
                 Ok(None)
             }
         }
+    }
+
+    /// Where the server's files can be read from: here, its pod, or nowhere (through a
+    /// `tunnel`, they are on the tunnel's host — never a file of the same name here).
+    async fn files(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+    ) -> Result<Option<ServerFiles>, StepError> {
+        if let Some(kubernetes) = &target.kubernetes {
+            let pod = connections.pod(target).await?.unwrap_or_default();
+            return Ok(Some(ServerFiles::Pod {
+                target: kubernetes.clone(),
+                pod,
+            }));
+        }
+        Ok(target.tunnel.is_none().then_some(ServerFiles::Local))
     }
 
     async fn lastsave(
@@ -312,29 +334,50 @@ impl StepType for Backup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = began.elapsed().as_secs_f64();
-        let data_dir = PathBuf::from(self.config(&connections, target, "dir").await?);
-        let rdb_path = data_dir.join(self.config(&connections, target, "dbfilename").await?);
-        let shown = rdb_path.display().to_string();
-        let bytes = tokio::fs::metadata(&rdb_path).await.ok().map(|m| m.len());
+        let data_dir = self.config(&connections, target, "dir").await?;
+        let dbfilename = self.config(&connections, target, "dbfilename").await?;
+        let rdb_path = format!("{}/{dbfilename}", data_dir.trim_end_matches('/'));
+        let files = self.files(&connections, target).await?;
+        let bytes = match &files {
+            Some(files) => files.size(&rdb_path).await,
+            None => None,
+        };
         if bytes == Some(0) {
             return Err(StepError::failed(format!(
-                "the backup is empty: {shown} has 0 bytes"
+                "the backup is empty: {rdb_path} has 0 bytes"
             )));
         }
         let (mut path, mut aof_path) = (None, None);
         if let Some(dest) = &params.dest {
-            let bytes = bytes.ok_or_else(|| {
-                StepError::failed(format!("cannot copy the backup: {shown} is not readable on this machine (is Redis remote?)"))
+            let files = files.ok_or_else(|| {
+                StepError::failed(format!(
+                    "cannot copy the backup: through a `tunnel`, {rdb_path} is on {} — copy it \
+                     with ssh.download",
+                    target
+                        .tunnel
+                        .as_ref()
+                        .map(|t| t.display())
+                        .unwrap_or_default()
+                ))
             })?;
-            let dbfilename = self.config(&connections, target, "dbfilename").await?;
+            let bytes = bytes.ok_or_else(|| {
+                StepError::failed(format!(
+                    "cannot copy the backup: {rdb_path} is not readable {} (is Redis remote? a \
+                     Redis in Kubernetes takes a `kubernetes:` block)",
+                    match &files {
+                        ServerFiles::Local => "on this machine",
+                        ServerFiles::Pod { .. } => "in its pod",
+                    }
+                ))
+            })?;
             let dest = destination(&ctx.resolve_path(&stamped(dest)), dest, &dbfilename);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 private_dir(parent).map_err(|e| {
                     StepError::failed(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
-            let copied = copy_file(&rdb_path, &dest).await.map_err(|e| {
-                StepError::failed(format!("cannot copy {shown} to {}: {e}", dest.display()))
+            let copied = copy_file(&files, &rdb_path, &dest).await.map_err(|e| {
+                StepError::failed(format!("cannot copy {rdb_path} to {}: {e}", dest.display()))
             })?;
             if copied == 0 {
                 return Err(StepError::failed(format!(
@@ -343,11 +386,13 @@ impl StepType for Backup {
                 )));
             }
             path = Some(dest.display().to_string());
-            aof_path = self.copy_aof(ctx, &connections, target, &dest).await?;
+            aof_path = self
+                .copy_aof(ctx, &connections, target, &files, &dest)
+                .await?;
         }
         Ok(BackupOutputs {
             lastsave,
-            rdb_path: shown,
+            rdb_path,
             path,
             bytes,
             aof_path,
