@@ -1,5 +1,7 @@
-//! The shipped playbooks of seeds 001 (ProspectFlow session store) and 002 (October backup
-//! and restore), end to end against real redis-server processes on 127.0.0.1. The cluster
+//! The shipped playbooks of seeds 001 (ProspectFlow session store: health and sessions; its
+//! backup, restore and incident playbooks run against its docker-compose container in
+//! playbooks_prospectflow.rs) and 002 (October backup and restore), end to end against real
+//! redis-server processes on 127.0.0.1. The cluster
 //! side of seed 002 goes through `kubectl`, played by tests/fixtures/k8s/kubectl, which acts
 //! on local processes: a redis-server restarted after SHUTDOWN as a ReplicaSet would, and the
 //! worker Deployment's replica count in a file.
@@ -153,115 +155,6 @@ fn session_inspect_counts_lists_views_and_deletes_one_session() {
     assert_eq!(server.cli(&["EXISTS", "session:sub-1"]), "1");
     run(&["-p", "session=session:sub-1", "-p", "delete=true", "--yes"]).code(0);
     assert_eq!(server.keys("*"), ["other", "session:sub-2"]);
-}
-
-/// A redis-server the restore playbook started (daemonized, its pid in a file): killed when
-/// the test ends.
-struct Daemon(PathBuf);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
-/// Seed 001's Redis (AOF + RDB) with 50 sessions, backed up with redis.backup (RDB and AOF
-/// copies), then changed: a session written after the backup, ten deleted. The restore
-/// playbook (with or without the AOF copy) must bring back exactly the backup.
-fn restore_with_aof(with_aof_copy: bool) {
-    let data = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_in(data.path(), &["--appendonly", "yes"]);
-    for i in 0..50 {
-        server.cli(&[
-            "SET",
-            &format!("session:{i:02}"),
-            r#"{"organisationId":"org-a"}"#,
-        ]);
-    }
-    let backup = Flow::new()
-        .playbook(&format!(
-            "flow: 1\nsteps:\n  backup:\n    type: redis.backup\n    with: {{ url: \"{}\", dest: backups/redis.rdb }}\n",
-            server.url()
-        ))
-        .args(&["apply", "playbook.yaml", "--yes"])
-        .run();
-    backup.code(0);
-    assert!(backup.exists("backups/redis.aof"), "{}", backup.context());
-    server.cli(&["SET", "session:after-backup", "{}"]);
-    for i in 0..10 {
-        server.cli(&["DEL", &format!("session:{i:02}")]);
-    }
-    assert_eq!(server.cli(&["DBSIZE"]), "41");
-
-    let port = server.port().to_string();
-    let dir = data.path().display().to_string();
-    let pidfile = data.path().join("restored.pid");
-    let _daemon = Daemon(pidfile.clone());
-    let stop = format!("stop=[redis-cli, -p, '{port}', shutdown, nosave]");
-    let start = format!(
-        "start=[redis-server, --port, '{port}', --bind, 127.0.0.1, --dir, '{dir}', --appendonly, 'yes', --save, '', --daemonize, 'yes', --pidfile, '{}']",
-        pidfile.display()
-    );
-    let rdb = backup.path("backups/redis.rdb").display().to_string();
-    let aof = if with_aof_copy {
-        backup.path("backups/redis.aof").display().to_string()
-    } else {
-        String::new()
-    };
-    let restore = playbook("prospectflow/redis-restore.yaml");
-    let args = [
-        "apply",
-        restore.as_str(),
-        "--yes",
-        "-p",
-        &format!("url={}", server.url()),
-        "-p",
-        &format!("backup={rdb}"),
-        "-p",
-        &format!("aof={aof}"),
-        "-p",
-        &stop,
-        "-p",
-        &start,
-        "-p",
-        "present_key=session:00",
-        "-p",
-        "absent_key=session:after-backup",
-    ];
-    let out = Flow::new().args(&args).run();
-    out.code(0)
-        .stdout_has("restored ")
-        .stdout_has(": 41 keys before, 50 now (AOF on)");
-    // The server serves the backup: 50 sessions, session:00 back, the later one gone …
-    assert_eq!(server.cli(&["DBSIZE"]), "50");
-    assert_eq!(
-        server.cli(&["EXISTS", "session:00", "session:after-backup"]),
-        "1"
-    );
-    // … and keeps serving it after another restart (it is in its AOF now).
-    server.cli(&["SET", "session:after-restore", "{}"]);
-    std::process::Command::new("redis-cli")
-        .args(["-p", &port, "shutdown"])
-        .status()
-        .unwrap();
-    let again = RedisServer::start_on(server.port(), &["--dir", &dir, "--appendonly", "yes"]);
-    assert_eq!(again.cli(&["DBSIZE"]), "51");
-    assert_eq!(
-        again.cli(&["EXISTS", "session:00", "session:after-restore"]),
-        "2"
-    );
-}
-
-#[test]
-fn restore_brings_an_rdb_backup_back_into_a_redis_running_aof() {
-    restore_with_aof(false);
-}
-
-#[test]
-fn restore_brings_the_aof_copy_of_a_backup_back() {
-    restore_with_aof(true);
 }
 
 #[test]
@@ -634,28 +527,4 @@ fn a_declined_restore_leaves_workers_and_data_alone() {
     assert_eq!(server.cli(&["GET", "test-backup"]), "current");
     let calls = std::fs::read_to_string(cluster.state.path().join("calls.log")).unwrap();
     assert!(!calls.contains("scale"), "{calls}");
-}
-
-#[test]
-fn prospectflow_backup_warns_without_aof_and_copies_the_rdb() {
-    let server = RedisServer::start_with(&["--dbfilename", "dump.rdb"]);
-    server.cli(&["SET", "session:a", "{}"]);
-    let ran = Flow::new()
-        .args(&[
-            "apply",
-            &playbook("prospectflow/redis-backup.yaml"),
-            "-p",
-            &format!("url={}", server.url()),
-            "-p",
-            "dest=backup/redis-%Y%m%d.rdb",
-        ])
-        .run();
-    ran.code(0).stderr_has("warning: step `aof`: AOF is off");
-    let copies: Vec<_> = std::fs::read_dir(ran.path("backup"))
-        .expect("backup folder")
-        .collect();
-    assert_eq!(copies.len(), 1);
-    let copy = copies[0].as_ref().unwrap().path();
-    assert!(std::fs::read(&copy).unwrap().starts_with(b"REDIS"));
-    ran.stdout_has(&format!("{}", std::fs::metadata(&copy).unwrap().len()));
 }

@@ -371,13 +371,19 @@ impl Lines {
 }
 
 /// `command exited with 3 (expected 0)` and the last lines of stderr, which usually say why.
+/// A script of several lines is named, not quoted: views show an error's first line, which
+/// should say why the step failed, not `set -eu`.
 pub fn failure_message(shown: &str, exit_code: i32, ok_codes: &[i32], stderr: &str) -> String {
     let expected = ok_codes
         .iter()
         .map(i32::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut message = format!("`{shown}` exited with {exit_code} (expected {expected})");
+    let what = match shown.trim_end().lines().count() {
+        0 | 1 => format!("`{}`", shown.trim_end()),
+        lines => format!("the shell script ({lines} lines)"),
+    };
+    let mut message = format!("{what} exited with {exit_code} (expected {expected})");
     let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
     if !tail.is_empty() {
         message.push_str(": ");
@@ -428,6 +434,28 @@ pub fn parse_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_script_is_named_so_the_first_line_says_why_it_failed() {
+        let script = "set -eu\ncp backup.rdb /data/dump.rdb\necho done\n";
+        let message = failure_message(
+            script,
+            1,
+            &[0],
+            "cp: cannot stat 'backup.rdb': No such file",
+        );
+        assert_eq!(
+            message.lines().next(),
+            Some(
+                "the shell script (3 lines) exited with 1 (expected 0): cp: cannot stat \
+                 'backup.rdb': No such file"
+            )
+        );
+        assert_eq!(
+            failure_message("false", 1, &[0], ""),
+            "`false` exited with 1 (expected 0)"
+        );
+    }
 
     fn split(chunks: &[&[u8]]) -> (Vec<String>, Captured) {
         let mut lines = Lines::default();

@@ -22,15 +22,21 @@ pub struct BackupParams {
     /// `backups/redis-backup-%Y%m%d_%H%M%S.rdb`; a folder (existing, or written with a
     /// trailing `/`) gets a timestamped file inside, like `cp`. The copy is private (0600).
     /// With AOF on, the AOF files are copied beside it (`<name>.aof`). Needs the server's
-    /// `dir` on this machine.
+    /// `dir` on this machine (or `data_dir`).
     pub dest: Option<String>,
+    /// The server's data folder as this machine sees it, when that is not the path the server
+    /// gives (`CONFIG GET dir` answers the server's own view): a container's bind mount —
+    /// `infra/redis/data` on the host for the container's `/data`. The files are copied from
+    /// here.
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct BackupOutputs {
     /// LASTSAVE after the save (Unix seconds).
     pub lastsave: i64,
-    /// The server's RDB file (`dir`/`dbfilename`).
+    /// The server's RDB file as this machine reaches it (`data_dir`, else `dir`, and
+    /// `dbfilename`).
     pub rdb_path: String,
     /// The copy made with `dest`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,12 +159,12 @@ impl Backup {
         ctx: &StepContext,
         connections: &Connections,
         target: &RedisTarget,
+        data_dir: &Path,
         dest: &Path,
     ) -> Result<Option<String>, StepError> {
         if self.config(connections, target, "appendonly").await? != "yes" {
             return Ok(None);
         }
-        let data_dir = PathBuf::from(self.config(connections, target, "dir").await?);
         let aof_dest = dest.with_extension("aof");
         let (src, folder) = match self.config(connections, target, "appenddirname").await {
             Ok(name) => (data_dir.join(name), true),
@@ -259,7 +265,10 @@ impl StepType for Backup {
             format!("BGSAVE on {}", params.target.display()),
         );
         if let Some(dest) = &params.dest {
-            d = d.detail(format!("copy the RDB file to {}", stamped(dest)));
+            d = d.detail(match &params.data_dir {
+                Some(folder) => format!("copy the RDB file from {folder} to {}", stamped(dest)),
+                None => format!("copy the RDB file to {}", stamped(dest)),
+            });
         }
         d
     }
@@ -306,10 +315,14 @@ impl StepType for Backup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = began.elapsed().as_secs_f64();
-        let data_dir = PathBuf::from(self.config(&connections, target, "dir").await?);
+        let data_dir = match &params.data_dir {
+            Some(folder) => ctx.resolve_path(folder),
+            None => PathBuf::from(self.config(&connections, target, "dir").await?),
+        };
         let rdb_path = data_dir.join(self.config(&connections, target, "dbfilename").await?);
         let shown = rdb_path.display().to_string();
-        let bytes = tokio::fs::metadata(&rdb_path).await.ok().map(|m| m.len());
+        let metadata = tokio::fs::metadata(&rdb_path).await.ok();
+        let bytes = metadata.as_ref().map(|m| m.len());
         if bytes == Some(0) {
             return Err(StepError::failed(format!(
                 "the backup is empty: {shown} has 0 bytes"
@@ -318,8 +331,15 @@ impl StepType for Backup {
         let (mut path, mut aof_path) = (None, None);
         if let Some(dest) = &params.dest {
             let bytes = bytes.ok_or_else(|| {
-                StepError::failed(format!("cannot copy the backup: {shown} is not readable on this machine (is Redis remote?)"))
+                StepError::failed(format!(
+                    "cannot copy the backup: {shown} is not readable on this machine (is Redis \
+                     remote, or in a container? `data_dir` names the folder this machine sees \
+                     as the server's `dir`)"
+                ))
             })?;
+            if let Some(written) = metadata.as_ref().and_then(|m| m.modified().ok()) {
+                stale_copy_check(&shown, written, lastsave)?;
+            }
             let dbfilename = self.config(&connections, target, "dbfilename").await?;
             let dest = destination(&ctx.resolve_path(&stamped(dest)), dest, &dbfilename);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -341,7 +361,9 @@ impl StepType for Backup {
                 )));
             }
             path = Some(dest.display().to_string());
-            aof_path = self.copy_aof(ctx, &connections, target, &dest).await?;
+            aof_path = self
+                .copy_aof(ctx, &connections, target, &data_dir, &dest)
+                .await?;
         }
         Ok(BackupOutputs {
             lastsave,
@@ -352,6 +374,33 @@ impl StepType for Backup {
             seconds,
         })
     }
+}
+
+/// The file about to be copied must be the one this save wrote: a `dump.rdb` older than the
+/// save is another server's, or a folder the server no longer writes (a wrong `data_dir`, a
+/// bind mount that is not the server's `dir`) — copying it would make an old backup look new.
+const STALE_AFTER_SECONDS: i64 = 5;
+
+fn stale_copy_check(
+    shown: &str,
+    written: std::time::SystemTime,
+    lastsave: i64,
+) -> Result<(), StepError> {
+    let written = written
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // LASTSAVE is set (in whole seconds) when the server notices the save ended, a cron tick
+    // after the file was renamed into place: a file of this save is at most a moment older.
+    if written + STALE_AFTER_SECONDS < lastsave {
+        return Err(StepError::failed(format!(
+            "{shown} was last written {} s before this save finished (LASTSAVE {lastsave}): it \
+             is not the file the server saves — is `data_dir` (or the server's `dir`) the \
+             folder it writes?",
+            lastsave - written
+        )));
+    }
+    Ok(())
 }
 
 /// Where the copy goes: `dest` itself, or inside it when it is a folder (an existing one, or

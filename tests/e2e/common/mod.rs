@@ -2,6 +2,7 @@
 //! assert on what a user sees — exit code, stdout, stderr, files left behind.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod moto;
 pub mod pty;
 pub mod redis;
