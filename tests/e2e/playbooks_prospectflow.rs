@@ -602,3 +602,19 @@ fn incident_with_a_password_reaches_redis_in_and_out_of_the_container_and_never_
         .stdout_has("Biggest string found '\"session:");
     assert!(!ran.both().contains("s3cret-pw-42"), "{}", ran.context());
 }
+
+/// The health report through the published port: the container's redis.conf is the
+/// runbook's (256 MB, allkeys-lru, AOF), so no setting is flagged.
+#[test]
+fn health_report_of_the_compose_redis_finds_the_runbooks_settings() {
+    let host = DockerHost::new();
+    host.up();
+    sessions(&host, 3);
+    host.flow(&["apply", &playbook("redis-health.yaml")])
+        .code(0)
+        .stdout_has("maxmemory           256.0 MiB")
+        .stdout_has("maxmemory_policy    allkeys-lru")
+        .stdout_has("aof_enabled         true")
+        .stderr_lacks("warning: step `memory_limit`")
+        .stderr_lacks("warning: step `eviction_policy`");
+}
