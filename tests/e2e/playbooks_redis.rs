@@ -1,11 +1,13 @@
-//! The shipped playbooks of seed 001 (ProspectFlow session store), end to end against real
-//! redis-server processes on 127.0.0.1. (Seed 002, October, is in playbooks_october.rs.)
+//! The shipped playbooks of seed 001 (ProspectFlow session store: health and sessions), end
+//! to end against real redis-server processes on 127.0.0.1. Its backup, restore and incident
+//! playbooks run against its docker-compose container in playbooks_prospectflow.rs; seed 002
+//! (October) is in playbooks_october.rs.
 
 use crate::common::redis::RedisServer;
 use crate::common::{Flow, Outcome};
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn playbook(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -152,115 +154,6 @@ fn session_inspect_counts_lists_views_and_deletes_one_session() {
     assert_eq!(server.keys("*"), ["other", "session:sub-2"]);
 }
 
-/// A redis-server the restore playbook started (daemonized, its pid in a file): killed when
-/// the test ends.
-struct Daemon(PathBuf);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
-/// Seed 001's Redis (AOF + RDB) with 50 sessions, backed up with redis.backup (RDB and AOF
-/// copies), then changed: a session written after the backup, ten deleted. The restore
-/// playbook (with or without the AOF copy) must bring back exactly the backup.
-fn restore_with_aof(with_aof_copy: bool) {
-    let data = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_in(data.path(), &["--appendonly", "yes"]);
-    for i in 0..50 {
-        server.cli(&[
-            "SET",
-            &format!("session:{i:02}"),
-            r#"{"organisationId":"org-a"}"#,
-        ]);
-    }
-    let backup = Flow::new()
-        .playbook(&format!(
-            "flow: 1\nsteps:\n  backup:\n    type: redis.backup\n    with: {{ url: \"{}\", dest: backups/redis.rdb }}\n",
-            server.url()
-        ))
-        .args(&["apply", "playbook.yaml", "--yes"])
-        .run();
-    backup.code(0);
-    assert!(backup.exists("backups/redis.aof"), "{}", backup.context());
-    server.cli(&["SET", "session:after-backup", "{}"]);
-    for i in 0..10 {
-        server.cli(&["DEL", &format!("session:{i:02}")]);
-    }
-    assert_eq!(server.cli(&["DBSIZE"]), "41");
-
-    let port = server.port().to_string();
-    let dir = data.path().display().to_string();
-    let pidfile = data.path().join("restored.pid");
-    let _daemon = Daemon(pidfile.clone());
-    let stop = format!("stop=[redis-cli, -p, '{port}', shutdown, nosave]");
-    let start = format!(
-        "start=[redis-server, --port, '{port}', --bind, 127.0.0.1, --dir, '{dir}', --appendonly, 'yes', --save, '', --daemonize, 'yes', --pidfile, '{}']",
-        pidfile.display()
-    );
-    let rdb = backup.path("backups/redis.rdb").display().to_string();
-    let aof = if with_aof_copy {
-        backup.path("backups/redis.aof").display().to_string()
-    } else {
-        String::new()
-    };
-    let restore = playbook("prospectflow/redis-restore.yaml");
-    let args = [
-        "apply",
-        restore.as_str(),
-        "--yes",
-        "-p",
-        &format!("url={}", server.url()),
-        "-p",
-        &format!("backup={rdb}"),
-        "-p",
-        &format!("aof={aof}"),
-        "-p",
-        &stop,
-        "-p",
-        &start,
-        "-p",
-        "present_key=session:00",
-        "-p",
-        "absent_key=session:after-backup",
-    ];
-    let out = Flow::new().args(&args).run();
-    out.code(0)
-        .stdout_has("restored ")
-        .stdout_has(": 41 keys before, 50 now (AOF on)");
-    // The server serves the backup: 50 sessions, session:00 back, the later one gone …
-    assert_eq!(server.cli(&["DBSIZE"]), "50");
-    assert_eq!(
-        server.cli(&["EXISTS", "session:00", "session:after-backup"]),
-        "1"
-    );
-    // … and keeps serving it after another restart (it is in its AOF now).
-    server.cli(&["SET", "session:after-restore", "{}"]);
-    std::process::Command::new("redis-cli")
-        .args(["-p", &port, "shutdown"])
-        .status()
-        .unwrap();
-    let again = RedisServer::start_on(server.port(), &["--dir", &dir, "--appendonly", "yes"]);
-    assert_eq!(again.cli(&["DBSIZE"]), "51");
-    assert_eq!(
-        again.cli(&["EXISTS", "session:00", "session:after-restore"]),
-        "2"
-    );
-}
-
-#[test]
-fn restore_brings_an_rdb_backup_back_into_a_redis_running_aof() {
-    restore_with_aof(false);
-}
-
-#[test]
-fn restore_brings_the_aof_copy_of_a_backup_back() {
-    restore_with_aof(true);
-}
-
 fn sessions(server: &RedisServer) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -398,28 +291,4 @@ fn session_purge_by_organisation_without_an_organisation_says_what_to_pass() {
         .code(1)
         .stdout_has("pass -p org=<organisationId>");
     assert_eq!(server.keys("*").len(), 7);
-}
-
-#[test]
-fn prospectflow_backup_warns_without_aof_and_copies_the_rdb() {
-    let server = RedisServer::start_with(&["--dbfilename", "dump.rdb"]);
-    server.cli(&["SET", "session:a", "{}"]);
-    let ran = Flow::new()
-        .args(&[
-            "apply",
-            &playbook("prospectflow/redis-backup.yaml"),
-            "-p",
-            &format!("url={}", server.url()),
-            "-p",
-            "dest=backup/redis-%Y%m%d.rdb",
-        ])
-        .run();
-    ran.code(0).stderr_has("warning: step `aof`: AOF is off");
-    let copies: Vec<_> = std::fs::read_dir(ran.path("backup"))
-        .expect("backup folder")
-        .collect();
-    assert_eq!(copies.len(), 1);
-    let copy = copies[0].as_ref().unwrap().path();
-    assert!(std::fs::read(&copy).unwrap().starts_with(b"REDIS"));
-    ran.stdout_has(&format!("{}", std::fs::metadata(&copy).unwrap().len()));
 }

@@ -381,7 +381,9 @@ impl Lines {
 }
 
 /// `command exited with 3 (expected 0)` and the last lines of stderr, which usually say why —
-/// `None` when stderr is part of a secret output and is not shown.
+/// `None` when stderr is part of a secret output and is not shown. A script of several lines
+/// is named, not quoted: views show an error's first line, which should say why the step
+/// failed, not `set -eu`.
 pub fn failure_message(
     shown: &str,
     exit_code: i32,
@@ -393,7 +395,11 @@ pub fn failure_message(
         .map(i32::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut message = format!("`{shown}` exited with {exit_code} (expected {expected})");
+    let what = match shown.trim_end().lines().count() {
+        0 | 1 => format!("`{}`", shown.trim_end()),
+        lines => format!("the shell script ({lines} lines)"),
+    };
+    let mut message = format!("{what} exited with {exit_code} (expected {expected})");
     let Some(stderr) = stderr else {
         message.push_str(" (stderr not shown: the step's output is secret)");
         return message;
@@ -448,6 +454,28 @@ pub fn parse_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_script_is_named_so_the_first_line_says_why_it_failed() {
+        let script = "set -eu\ncp backup.rdb /data/dump.rdb\necho done\n";
+        let message = failure_message(
+            script,
+            1,
+            &[0],
+            Some("cp: cannot stat 'backup.rdb': No such file"),
+        );
+        assert_eq!(
+            message.lines().next(),
+            Some(
+                "the shell script (3 lines) exited with 1 (expected 0): cp: cannot stat \
+                 'backup.rdb': No such file"
+            )
+        );
+        assert_eq!(
+            failure_message("false", 1, &[0], Some("")),
+            "`false` exited with 1 (expected 0)"
+        );
+    }
 
     fn split(chunks: &[&[u8]]) -> (Vec<String>, Captured) {
         let mut lines = Lines::default();

@@ -24,17 +24,22 @@ pub struct BackupParams {
     /// `backups/redis-backup-%Y%m%d_%H%M%S.rdb`; a folder (existing, or written with a
     /// trailing `/`) gets a timestamped file inside, like `cp`. The copy is private (0600).
     /// With AOF on, the AOF files are copied beside it (`<name>.aof`). Needs the server's
-    /// `dir` on this machine, or in its pod (a `kubernetes:` target: copied through
-    /// `kubectl exec`).
+    /// `dir` on this machine or in its pod (a `kubernetes:` target: copied through `kubectl
+    /// exec`), or `data_dir`.
     pub dest: Option<String>,
+    /// The server's data folder as this machine sees it, when that is not the path the server
+    /// gives (`CONFIG GET dir` answers the server's own view): a container's bind mount —
+    /// `infra/redis/data` on the host for the container's `/data`. The files are copied from
+    /// here.
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct BackupOutputs {
     /// LASTSAVE after the save (Unix seconds).
     pub lastsave: i64,
-    /// The server's RDB file (`dir`/`dbfilename`), as the server sees it (in its pod, for a
-    /// `kubernetes:` target).
+    /// The server's RDB file as flow reads it: `data_dir`, else the server's `dir` (in its
+    /// pod, for a `kubernetes:` target), and `dbfilename`.
     pub rdb_path: String,
     /// The copy made with `dest`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,12 +163,12 @@ impl Backup {
         connections: &Connections,
         target: &RedisTarget,
         files: &ServerFiles,
+        data_dir: &str,
         dest: &Path,
     ) -> Result<Option<String>, StepError> {
         if self.config(connections, target, "appendonly").await? != "yes" {
             return Ok(None);
         }
-        let data_dir = self.config(connections, target, "dir").await?;
         let aof_dest = dest.with_extension("aof");
         let (src, folder) = match self.config(connections, target, "appenddirname").await {
             Ok(name) => (format!("{data_dir}/{name}"), true),
@@ -279,7 +284,10 @@ impl StepType for Backup {
             format!("BGSAVE on {}", params.target.display()),
         );
         if let Some(dest) = &params.dest {
-            d = d.detail(format!("copy the RDB file to {}", stamped(dest)));
+            d = d.detail(match &params.data_dir {
+                Some(folder) => format!("copy the RDB file from {folder} to {}", stamped(dest)),
+                None => format!("copy the RDB file to {}", stamped(dest)),
+            });
             if let Err(e) = check_destination(&ctx.resolve_path(&stamped(dest))) {
                 d = d.detail(format!("will fail: {e}"));
             }
@@ -334,10 +342,21 @@ impl StepType for Backup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = began.elapsed().as_secs_f64();
-        let data_dir = self.config(&connections, target, "dir").await?;
         let dbfilename = self.config(&connections, target, "dbfilename").await?;
+        // Where flow reads the server's files: `data_dir` when the playbook names it (a
+        // container's bind mount: the server's own `dir` is its view, `/data`), else the
+        // server's `dir`, here or in its pod.
+        let (data_dir, files) = match &params.data_dir {
+            Some(folder) => (
+                ctx.resolve_path(folder).display().to_string(),
+                Some(ServerFiles::Local),
+            ),
+            None => (
+                self.config(&connections, target, "dir").await?,
+                self.files(&connections, target).await?,
+            ),
+        };
         let rdb_path = format!("{}/{dbfilename}", data_dir.trim_end_matches('/'));
-        let files = self.files(&connections, target).await?;
         let bytes = match &files {
             Some(files) => files.size(&rdb_path).await,
             None => None,
@@ -362,14 +381,22 @@ impl StepType for Backup {
             })?;
             let bytes = bytes.ok_or_else(|| {
                 StepError::failed(format!(
-                    "cannot copy the backup: {rdb_path} is not readable {} (is Redis remote? a \
-                     Redis in Kubernetes takes a `kubernetes:` block)",
+                    "cannot copy the backup: {rdb_path} is not readable {} (is Redis remote, or \
+                     in a container? `data_dir` names the folder this machine sees as the \
+                     server's `dir`; a Redis in Kubernetes takes a `kubernetes:` block)",
                     match &files {
                         ServerFiles::Local => "on this machine",
                         ServerFiles::Pod { .. } => "in its pod",
                     }
                 ))
             })?;
+            if let ServerFiles::Local = files
+                && let Some(written) = std::fs::metadata(&rdb_path)
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+            {
+                stale_copy_check(&rdb_path, written, lastsave)?;
+            }
             let dest = destination(&ctx.resolve_path(&stamped(dest)), dest, &dbfilename);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 private_dir(parent).map_err(|e| {
@@ -387,7 +414,7 @@ impl StepType for Backup {
             }
             path = Some(dest.display().to_string());
             aof_path = self
-                .copy_aof(ctx, &connections, target, &files, &dest)
+                .copy_aof(ctx, &connections, target, &files, &data_dir, &dest)
                 .await?;
         }
         Ok(BackupOutputs {
@@ -399,6 +426,33 @@ impl StepType for Backup {
             seconds,
         })
     }
+}
+
+/// The file about to be copied must be the one this save wrote: a `dump.rdb` older than the
+/// save is another server's, or a folder the server no longer writes (a wrong `data_dir`, a
+/// bind mount that is not the server's `dir`) — copying it would make an old backup look new.
+const STALE_AFTER_SECONDS: i64 = 5;
+
+fn stale_copy_check(
+    shown: &str,
+    written: std::time::SystemTime,
+    lastsave: i64,
+) -> Result<(), StepError> {
+    let written = written
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // LASTSAVE is set (in whole seconds) when the server notices the save ended, a cron tick
+    // after the file was renamed into place: a file of this save is at most a moment older.
+    if written + STALE_AFTER_SECONDS < lastsave {
+        return Err(StepError::failed(format!(
+            "{shown} was last written {} s before this save finished (LASTSAVE {lastsave}): it \
+             is not the file the server saves — is `data_dir` (or the server's `dir`) the \
+             folder it writes?",
+            lastsave - written
+        )));
+    }
+    Ok(())
 }
 
 /// Where the copy goes: `dest` itself, or inside it when it is a folder (an existing one, or

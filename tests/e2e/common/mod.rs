@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod channels;
+pub mod docker;
 pub mod k8s;
 pub mod moto;
 pub mod pty;
