@@ -315,3 +315,55 @@ fn october_prune_lists_what_it_deletes_and_deletes_only_that() {
         ]
     );
 }
+
+/// Seed 002's `make redis-backup` exited 2 when no pod has the label; flow exits 1 and names
+/// the selector and what it found, and writes no file.
+#[test]
+fn october_backup_without_a_pod_of_the_label_names_the_selector_and_writes_nothing() {
+    let cluster = october();
+    let out = tempfile::tempdir().unwrap();
+    cluster
+        .flow(Flow::new())
+        .args(&[
+            "apply",
+            &playbook("redis-backup.yaml"),
+            "--yes",
+            "-p",
+            &format!("out_dir={}", out.path().display()),
+            "-p",
+            "app_label=nope",
+        ])
+        .run()
+        .code(1)
+        .stdout_has("✘ backup")
+        .stdout_has("app=nope")
+        .stdout_has("no pods")
+        .stderr_lacks("warning: output");
+    assert!(backups(out.path()).is_empty(), "{:?}", backups(out.path()));
+    assert!(cluster.until(|| cluster.kubectl_processes().is_empty()));
+}
+
+/// A Redis with AOF would start from its AOF and ignore the restored dump.rdb: the restore
+/// stops at `rdb_only`, before anything is asked or scaled.
+#[test]
+fn october_restore_refuses_a_redis_that_runs_aof_before_touching_anything() {
+    let cluster = Cluster::start(&[
+        redis_deployment(
+            "october",
+            "redis",
+            json!({ "app": "redis" }),
+            &["--appendonly", "yes"],
+        ),
+        deployment("october", "worker", 2, &["sleep", "infinity"]),
+    ]);
+    cli(&cluster, &["SET", "test-backup", "current"]);
+    let file = cluster.dir().join("some-backup.rdb");
+    std::fs::write(&file, "REDIS0011").expect("backup file");
+    restore(&cluster, &file, &["--yes"])
+        .code(1)
+        .stdout_has("✘ rdb_only")
+        .stdout_has("Redis runs with AOF");
+    assert_eq!(workers(&cluster), "2");
+    assert_eq!(cli(&cluster, &["GET", "test-backup"]), "current");
+    assert!(!cluster.calls().contains("scale"), "{}", cluster.calls());
+}

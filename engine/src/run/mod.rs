@@ -269,10 +269,15 @@ impl Runner {
             let value = match self.evaluator(&Scope::default(), is_unknown).render(tmpl) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.emitter.emit(Event::Warning {
-                        step: None,
-                        message: format!("output `{name}`: {e}"),
-                    });
+                    // A run that did not finish has outputs whose steps never ran: their
+                    // `null` is expected there, and a warning per output would bury the
+                    // failure that matters.
+                    if status == RunStatus::Succeeded {
+                        self.emitter.emit(Event::Warning {
+                            step: None,
+                            message: format!("output `{name}`: {e}"),
+                        });
+                    }
                     Value::Null
                 }
             };
