@@ -367,3 +367,29 @@ fn october_restore_refuses_a_redis_that_runs_aof_before_touching_anything() {
     assert_eq!(cli(&cluster, &["GET", "test-backup"]), "current");
     assert!(!cluster.calls().contains("scale"), "{}", cluster.calls());
 }
+
+/// The Makefile's variables work as they did: `OUT_DIR=… NS=… make redis-backup` is
+/// `OUT_DIR=… NS=… flow apply redis-backup.yaml`.
+#[test]
+fn october_backup_takes_the_makefiles_environment_variables() {
+    let cluster = october();
+    let out = tempfile::tempdir().unwrap();
+    let elsewhere = out.path().join("from-env");
+    cluster
+        .flow(Flow::new())
+        .env("OUT_DIR", elsewhere.to_str().unwrap())
+        .env("NS", "october")
+        .env("APP_LABEL", "redis")
+        .args(&["apply", &playbook("redis-backup.yaml"), "--yes"])
+        .run()
+        .code(0);
+    assert_eq!(backups(&elsewhere).len(), 1, "{:?}", backups(&elsewhere));
+    cluster
+        .flow(Flow::new())
+        .env("OUT_DIR", elsewhere.to_str().unwrap())
+        .env("APP_LABEL", "nope")
+        .args(&["apply", &playbook("redis-backup.yaml"), "--yes"])
+        .run()
+        .code(1)
+        .stdout_has("october/app=nope");
+}

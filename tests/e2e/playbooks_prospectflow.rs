@@ -531,6 +531,23 @@ fn incident_restarts_the_container_when_asked() {
     assert_ne!(host.inspect("{{.State.StartedAt}}"), started);
 }
 
+/// The runbook's "recreate container": `down` removes the container, `up -d` makes a new one
+/// on the same bind-mounted data, and Redis answers again with the sessions it had.
+#[test]
+fn incident_recreates_the_container_on_its_data_when_asked() {
+    let host = DockerHost::new();
+    host.up();
+    sessions(&host, 4);
+    host.cli(&["SAVE"]);
+    let id = host.inspect("{{.Id}}");
+    incident(&host, &["-p", "action=recreate", "--yes"])
+        .code(0)
+        .stdout_has("✔ recreate_down")
+        .stdout_has("✔ recreate_up")
+        .stdout_has("Redis answers again with 4 keys");
+    assert_ne!(host.inspect("{{.Id}}"), id, "a new container");
+}
+
 fn session_store() -> RedisServer {
     let server = RedisServer::start();
     for i in 0..25 {
