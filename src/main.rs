@@ -256,10 +256,7 @@ fn main() {
             (None, None) => exit::INVALID,
         },
         Command::Runs if json => print_json(&flow_engine::history::runs_json(&global.state_dir)),
-        Command::Runs => {
-            print!("{}", flow_engine::history::runs_page(&global.state_dir));
-            exit::OK
-        }
+        Command::Runs => print_page(&flow_engine::history::runs_page(&global.state_dir)),
         Command::Show { run } if json => {
             // Streamed: a journal may be far larger than memory should hold.
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -272,6 +269,8 @@ fn main() {
                 });
             match shown {
                 Ok(()) => exit::OK,
+                // `flow show … | head`: the reader has what it wanted.
+                Err(message) if message.contains("Broken pipe") => exit::OK,
                 Err(message) => page_or_error(Err(Diagnostic::error(None, message))),
             }
         }
@@ -285,16 +284,10 @@ fn main() {
             token,
         }),
         Command::Graph { playbook, format } => match ops::check(&playbook, &registry) {
-            Ok(checked) => {
-                print!(
-                    "{}",
-                    flow_engine::graph_view::graph(
-                        &checked,
-                        matches!(format, GraphFormat::Mermaid)
-                    )
-                );
-                exit::OK
-            }
+            Ok(checked) => print_page(&flow_engine::graph_view::graph(
+                &checked,
+                matches!(format, GraphFormat::Mermaid),
+            )),
             Err(code) => code,
         },
         Command::Steps { step_type } if json => {
@@ -309,11 +302,7 @@ fn main() {
         )),
         Command::Schema => {
             let schema = flow_engine::playbook_schema::playbook_schema(&registry);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema).unwrap_or_default()
-            );
-            exit::OK
+            print_json(&schema)
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "flow", &mut std::io::stdout());
@@ -324,20 +313,28 @@ fn main() {
 }
 
 fn print_json(value: &serde_json::Value) -> i32 {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
-    exit::OK
+    print_page(&(serde_json::to_string_pretty(value).unwrap_or_default() + "\n"))
+}
+
+/// Writes a page to stdout. A reader that stopped early (`flow schema | head`) is not an
+/// error: `print!` would panic on the broken pipe, so the page is written by hand.
+fn print_page(page: &str) -> i32 {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(page.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            exit::STEP_FAILED
+        }
+    }
 }
 
 /// Prints a page, or its diagnostic with exit 2.
 fn page_or_error(page: Result<String, Diagnostic>) -> i32 {
     match page {
-        Ok(page) => {
-            print!("{page}");
-            exit::OK
-        }
+        Ok(page) => print_page(&page),
         Err(diagnostic) => {
             ops::print_diagnostics(&[diagnostic]);
             exit::INVALID

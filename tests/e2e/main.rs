@@ -13,6 +13,7 @@ mod corpus;
 mod damaged_journals;
 mod docker_standin;
 mod docs;
+mod early_readers;
 mod ec2_steps;
 mod envfile_formats;
 mod exact_plan;
