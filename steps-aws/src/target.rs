@@ -176,13 +176,47 @@ where
                 .map(|id| format!(" (request id {id})"))
                 .unwrap_or_default();
             let status = service_error.raw().status().as_u16();
-            if code == "error" && status >= 500 {
+            if crate::iam::is_denial(code, status) {
+                // A HEAD is refused with a bare 403: no code, no text.
+                let code = if code == "error" {
+                    "Forbidden (HTTP 403)"
+                } else {
+                    code
+                };
+                let text = if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {text}")
+                };
+                let hint = crate::iam::denial_hint(service, operation);
+                format!("{what} failed: {code}{text}{request}{hint}")
+            } else if code == "error" && status >= 500 {
                 format!(
                     "{what} failed: the endpoint answered HTTP {status} without an AWS error (a stand-in that does not implement this call?){request}"
                 )
             } else {
                 format!("{what} failed: {code}: {text}{request}")
             }
+        }
+        // A 403 whose body the SDK cannot read (a stand-in answering a JSON service in XML):
+        // its code, read by hand, tells a refusal from, say, a bad signature.
+        other
+            if other
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 403) =>
+        {
+            let code = other
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .and_then(crate::iam::code_in)
+                .unwrap_or_else(|| "error".to_string());
+            let hint = if crate::iam::is_denial(&code, 403) {
+                crate::iam::denial_hint(service, operation)
+            } else {
+                String::new()
+            };
+            let code = if code == "error" { "Forbidden" } else { &code };
+            format!("{what} failed: {code} (HTTP 403){hint}")
         }
         other => {
             // The causes, outermost first, each in its own words (not the debug dump that

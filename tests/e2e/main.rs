@@ -24,6 +24,8 @@ mod plan_reads;
 mod playbooks_aws;
 mod playbooks_blot;
 mod playbooks_redis;
+mod policy;
+mod policy_on_moto;
 mod processes;
 mod redis_scale;
 mod redis_steps;

@@ -9,7 +9,7 @@ use crate::common::moto::Moto;
 use crate::common::{Flow, Outcome, read, read_tree};
 use std::path::{Path, PathBuf};
 
-fn playbook(path: &str) -> String {
+pub(crate) fn playbook(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("playbooks")
         .join(path)
@@ -334,11 +334,11 @@ fn cloudradar_restore_from_a_local_archive_verifies_its_checksum_before_touching
     assert_eq!(files(target.data.path()), files(source.data.path()));
 }
 
-const TOKEN: &str = "Tok3n-For-Redis-9f8e7d6c";
+pub(crate) const TOKEN: &str = "Tok3n-For-Redis-9f8e7d6c";
 
 /// The two stacks as they would be after a first deploy, made with CreateStack (moto does not
 /// compute the Outputs of a stack made through a change set; MOTO.md), plus the API's logs.
-fn math_visuals_world(moto: &Moto, api_says: &str) {
+pub(crate) fn math_visuals_world(moto: &Moto, api_says: &str) {
     let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/math-visuals/infra");
     moto.boto(&format!(
         "shared = open('{}').read()\n\
@@ -354,7 +354,7 @@ fn math_visuals_world(moto: &Moto, api_says: &str) {
     ));
 }
 
-fn math_visuals_params() -> Vec<&'static str> {
+pub(crate) fn math_visuals_params() -> Vec<&'static str> {
     vec![
         "region=us-east-1",
         "create_replication_group=false",

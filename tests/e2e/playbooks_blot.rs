@@ -13,9 +13,9 @@ use crate::common::{Flow, Outcome};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-const SNAPSHOT: &str = "daily/2026-12-01.rdb";
+pub(crate) const SNAPSHOT: &str = "daily/2026-12-01.rdb";
 
-fn playbook(name: &str) -> String {
+pub(crate) fn playbook(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("playbooks/blot")
         .join(name)
@@ -24,8 +24,8 @@ fn playbook(name: &str) -> String {
 }
 
 /// Everything a run talks to, stopped when dropped (the restored Redis too).
-struct World {
-    moto: Moto,
+pub(crate) struct World {
+    pub(crate) moto: Moto,
     sshd: Sshd,
     production: RedisServer,
     /// The "remote" side: the env file, the stand-in commands and their call log, the
@@ -53,7 +53,11 @@ fn write_script(path: &Path, text: &str) {
 
 impl World {
     fn start() -> Self {
-        let moto = Moto::start();
+        Self::on(Moto::start())
+    }
+
+    /// The world with its AWS side on `moto` (one checking IAM, say).
+    pub(crate) fn on(moto: Moto) -> Self {
         let template = moto.launch_template("blot-redis");
         let group = moto.boto(
             "print(ec2.create_security_group(GroupName='blot-redis', Description='redis')['GroupId'])",
@@ -111,7 +115,7 @@ impl World {
         self.remote.path().join("redis")
     }
 
-    fn env_file(&self) -> String {
+    pub(crate) fn env_file(&self) -> String {
         std::fs::read_to_string(self.remote.path().join("secrets.env")).expect("env file")
     }
 
@@ -120,7 +124,7 @@ impl World {
     }
 
     /// The params that point the playbook at the stand-ins.
-    fn params(&self) -> Vec<String> {
+    pub(crate) fn params(&self) -> Vec<String> {
         let r = self.remote.path().display();
         [
             "region=us-east-1".to_string(),
@@ -143,7 +147,7 @@ impl World {
     }
 
     /// `flow COMMAND provision-and-restore.yaml` with the stand-ins' params and `extra`.
-    fn provision(&self, command: &[&str], extra: &[&str]) -> Outcome {
+    pub(crate) fn provision(&self, command: &[&str], extra: &[&str]) -> Outcome {
         let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         args.insert(1, playbook("provision-and-restore.yaml"));
         for p in self
@@ -394,7 +398,7 @@ fn the_plan_is_the_runbooks_dry_run_every_aws_call_and_ssh_command_nothing_creat
 }
 
 /// Two tagged instances (one stopped) and an unrelated one, with an audit log line.
-fn tagged_instances(moto: &Moto) -> (String, String) {
+pub(crate) fn tagged_instances(moto: &Moto) -> (String, String) {
     let ids = moto.boto(
         "image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
          def launch(tags):\n\
@@ -410,7 +414,7 @@ fn tagged_instances(moto: &Moto) -> (String, String) {
     (running.to_string(), stopped.to_string())
 }
 
-fn cleanup(moto: &Moto, command: &[&str], params: &[&str], audit: &str) -> Outcome {
+pub(crate) fn cleanup(moto: &Moto, command: &[&str], params: &[&str], audit: &str) -> Outcome {
     let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
     args.insert(1, playbook("cleanup.yaml"));
     for p in ["region=us-east-1"].iter().chain(params) {

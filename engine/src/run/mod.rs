@@ -79,8 +79,30 @@ impl Runner {
         interaction: Arc<Interaction>,
         interrupt: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
-        learn_param_secrets(&params, &emitter.masker);
         let now = jiff::Timestamp::now();
+        Self::new_at(
+            checked,
+            params,
+            settings,
+            emitter,
+            interaction,
+            interrupt,
+            now,
+        )
+    }
+
+    /// A runner whose `now()` is `now` (`flow policy` renders at two moments to find what
+    /// depends on the clock).
+    pub fn new_at(
+        checked: Arc<Checked>,
+        params: ResolvedParams,
+        settings: RunSettings,
+        emitter: Arc<Emitter>,
+        interaction: Arc<Interaction>,
+        interrupt: tokio::sync::watch::Receiver<bool>,
+        now: jiff::Timestamp,
+    ) -> Arc<Self> {
+        learn_param_secrets(&params, &emitter.masker);
         let env = build_environment(TemplateSettings {
             now,
             playbook_dir: checked.playbook.dir.clone(),

@@ -1,0 +1,1 @@
+//! What `flow policy` prints.
