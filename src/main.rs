@@ -16,7 +16,7 @@ use std::path::PathBuf;
     long_about = "flow runs operations runbooks written as YAML playbooks. A playbook declares typed params and a \
 graph of typed steps; flow validates the whole playbook before it touches anything, shows a plan of what it would \
 do, and applies it with dependencies, concurrency, retries, approvals and a summary.",
-    after_help = "Examples:\n  flow validate playbooks/examples/hello.yaml\n  flow plan playbooks/examples/hello.yaml -p who=ops\n  flow apply playbooks/examples/hello.yaml -p who=ops --yes\n\nExit codes: 0 success · 1 a step failed · 2 invalid playbook, params or usage · 3 approval declined or needed · 130 interrupted"
+    after_help = "Examples:\n  flow validate playbooks/examples/hello.yaml\n  flow plan playbooks/examples/hello.yaml -p who=ops\n  flow apply playbooks/examples/hello.yaml -p who=ops --yes\n\nExit codes: 0 success · 1 a step failed · 2 invalid playbook, params or usage · 3 approval declined or needed · 4 rollback incomplete (an undo failed: a step is still applied) · 130 interrupted"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,7 +59,7 @@ impl ParamArgs {
         ParamInputs {
             cli: self.params,
             file: self.params_file,
-            values: Default::default(),
+            ..Default::default()
         }
     }
 }
@@ -91,7 +91,7 @@ enum Command {
     },
     /// Apply a playbook (validated first), or a plan saved by `flow plan --out`; or resume a run.
     #[command(
-        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply plan.json --yes\n  flow apply --resume 20261123-021758-4f2a --approve go_ahead\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3.\nEach run is recorded under --state-dir: see `flow runs` and `flow show RUN`.\n\nResume: `--resume RUN` goes on with a run that failed, was declined, needs an approval, was interrupted\nor was killed. Steps that finished keep their recorded outputs and do not run again; the others run from\nthe playbook as it is now (fix the failed step, then resume), with the same run id and idempotency\ntokens. Changing a step that finished is refused (exit 2, with a diff). Give secret params again with -p."
+        after_help = "Examples:\n  flow apply playbooks/examples/hello.yaml -p who=ops\n  flow apply restore.yaml -p snapshot=daily/2026-11-22.rdb --approve go_ahead\n  flow apply plan.json --yes\n  flow apply --resume 20261123-021758-4f2a --approve go_ahead\n\nWithout a terminal (CI), `confirm` steps need --yes or --approve STEP; otherwise the run stops with exit 3.\nEach run is recorded under --state-dir: see `flow runs` and `flow show RUN`.\n\nResume: `--resume RUN` goes on with a run that failed, was declined, needs an approval, was interrupted\nor was killed. Steps that finished keep their recorded outputs and do not run again; the others run from\nthe playbook as it is now (fix the failed step, then resume), with the same run id and idempotency\ntokens. Changing a step that finished is refused (exit 2, with a diff). Give secret params again with -p.\nA run whose rollback is incomplete (exit 4: an undo failed) runs the failed undos again first, with\ntheir own tokens; if one fails again, nothing else runs and it exits 4 again.\n\nExit codes: 0 success · 1 a step failed · 2 invalid playbook, params, plan or usage · 3 approval declined\nor needed · 4 rollback incomplete: a step failed (or was declined, or the run interrupted) and an undo\nfailed, so a step is still applied · 130 interrupted"
     )]
     Apply {
         /// The playbook file, or a PLAN.json saved by `flow plan --out` (not with --resume).
@@ -286,8 +286,17 @@ fn main() {
             exit::OK
         }
         Command::Show { run } if json => {
-            match flow_engine::history::show_json(&global.state_dir, &run) {
-                Ok(value) => print_json(&value),
+            // Streamed: a journal may be far larger than memory should hold.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let shown = flow_engine::history::show_json(&global.state_dir, &run, &mut out)
+                .and_then(|()| {
+                    use std::io::Write as _;
+                    writeln!(out)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| format!("cannot write the run: {e}"))
+                });
+            match shown {
+                Ok(()) => exit::OK,
                 Err(message) => page_or_error(Err(Diagnostic::error(None, message))),
             }
         }

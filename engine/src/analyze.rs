@@ -140,6 +140,7 @@ pub fn analyze(playbook: Playbook, warnings: Vec<Diagnostic>) -> Result<Checked,
         &needed,
         &every_step,
     ));
+    warnings.extend(crate::argv_secrets::warnings(&playbook));
     Ok(Checked {
         playbook,
         deps,

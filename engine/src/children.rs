@@ -13,6 +13,9 @@
 //!   nothing but read a pipe whose only writer is flow — is told every group flow starts and
 //!   ends. When flow dies, the pipe reads end-of-file and the supervisor ends each group
 //!   still registered the same graceful way (SIGTERM, SIGKILL after `GRACE`), then exits.
+//! - what runs on another host (an `ssh.exec` command) is out of reach of signals: its step
+//!   leaves a [`LastWill`] with the supervisor, a command (the remote kill) that the
+//!   supervisor runs first when flow dies, while the connections it goes through are still up.
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -209,7 +212,71 @@ pub fn kill_all() {
 enum Message {
     Started = 1,
     Ended = 2,
+    /// Followed by the length of an argv (4 bytes) and the argv, each argument NUL-ended.
+    WillMade = 3,
+    WillWithdrawn = 4,
 }
+
+/// A command the supervisor runs if flow dies (`kill -9`, a crash, an OOM kill) while this
+/// is alive — before it ends the groups it watches, so a connection the command goes
+/// through (an SSH control master) is still up. Withdrawn when dropped.
+///
+/// For what signals cannot reach: a command flow started on another host.
+pub struct LastWill {
+    id: i32,
+}
+
+impl LastWill {
+    /// Leaves `argv` (its program an absolute path: the supervisor cannot search `PATH`) with
+    /// the supervisor. `None` when it cannot take it: no supervisor, or an argv longer than
+    /// `WILL_BYTES` or with more than `WILL_ARGS_MAX` arguments.
+    pub fn new(argv: &[&std::ffi::OsStr]) -> Option<LastWill> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::sync::atomic::{AtomicI32, Ordering};
+        static NEXT_ID: AtomicI32 = AtomicI32::new(1);
+        if argv.is_empty()
+            || argv.len() >= WILL_ARGS_MAX
+            || !argv[0].as_bytes().starts_with(b"/")
+            || argv.iter().any(|a| a.as_bytes().contains(&0))
+        {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        for arg in argv {
+            bytes.extend_from_slice(arg.as_bytes());
+            bytes.push(0);
+        }
+        if bytes.len() > WILL_BYTES {
+            return None;
+        }
+        supervisor();
+        let Some(Some(pipe)) = SUPERVISOR.get() else {
+            return None;
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut message = Vec::with_capacity(12 + bytes.len());
+        message.extend_from_slice(&(Message::WillMade as i32).to_ne_bytes());
+        message.extend_from_slice(&id.to_ne_bytes());
+        message.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+        message.extend_from_slice(&bytes);
+        // One writer at a time (the lock), so the message arrives whole.
+        lock(pipe).write_all(&message).ok()?;
+        Some(LastWill { id })
+    }
+}
+
+impl Drop for LastWill {
+    fn drop(&mut self) {
+        tell_supervisor(Message::WillWithdrawn, self.id);
+    }
+}
+
+/// The most last wills the supervisor keeps at once, and the room each has.
+const WILLS_MAX: usize = 256;
+const WILL_BYTES: usize = 2048;
+const WILL_ARGS_MAX: usize = 32;
+/// How long the supervisor lets the last wills run before it ends what they go through.
+const WILL_WAIT: Duration = Duration::from_secs(5);
 
 /// A process group flow did not spawn itself but must not outlive it (an SSH control master,
 /// which daemonizes into a session of its own): the supervisor ends it if flow dies.
@@ -240,16 +307,31 @@ fn tell_supervisor(message: Message, pgid: i32) {
     }
 }
 
+/// The supervisor's memory, allocated before the fork (the supervisor allocates nothing).
+struct Ledger {
+    /// Groups to end.
+    slots: Vec<i32>,
+    /// Last wills: their ids (0: free), lengths and argv bytes.
+    will_ids: Vec<i32>,
+    will_lens: Vec<usize>,
+    wills: Vec<u8>,
+}
+
 /// Starts the supervisor once.
 fn supervisor() {
     SUPERVISOR.get_or_init(|| {
         let (reader, writer) = std::io::pipe().ok()?;
-        let mut slots = vec![0i32; SUPERVISED_MAX];
+        let mut ledger = Ledger {
+            slots: vec![0i32; SUPERVISED_MAX],
+            will_ids: vec![0i32; WILLS_MAX],
+            will_lens: vec![0usize; WILLS_MAX],
+            wills: vec![0u8; WILLS_MAX * WILL_BYTES],
+        };
         let read_fd = std::os::fd::AsRawFd::as_raw_fd(&reader);
         // SAFETY: the child only makes async-signal-safe calls (see `supervise`) and never
-        // returns; it allocates nothing (the slots are allocated before the fork).
+        // returns; it allocates nothing (the ledger is allocated before the fork).
         match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => unsafe { supervise(read_fd, &mut slots) },
+            Ok(nix::unistd::ForkResult::Child) => unsafe { supervise(read_fd, &mut ledger) },
             Ok(nix::unistd::ForkResult::Parent { .. }) => {
                 drop(reader);
                 Some(Mutex::new(writer))
@@ -259,10 +341,32 @@ fn supervisor() {
     });
 }
 
-/// The supervisor: records the groups flow reports, and ends those still registered when
-/// flow's end of the pipe closes. Runs in a child forked from a multi-threaded process, so
-/// it makes only async-signal-safe calls.
-unsafe fn supervise(read_fd: i32, slots: &mut [i32]) -> ! {
+/// Reads exactly `buf.len()` bytes from fd 0; false at end-of-file or an error.
+///
+/// # Safety
+/// Async-signal-safe: only `read`.
+unsafe fn read_exact(buf: &mut [u8]) -> bool {
+    use nix::libc;
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into our own buffer.
+        let n = unsafe { libc::read(0, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n > 0 {
+            got += n as usize;
+        } else if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// The supervisor: records the groups flow reports and the last wills it leaves; when
+/// flow's end of the pipe closes, runs the last wills, then ends the groups still
+/// registered. Runs in a child forked from a multi-threaded process, so it makes only
+/// async-signal-safe calls.
+unsafe fn supervise(read_fd: i32, ledger: &mut Ledger) -> ! {
     use nix::libc;
     // SAFETY (whole function): plain system calls on our own fds and on process groups.
     unsafe {
@@ -282,49 +386,148 @@ unsafe fn supervise(read_fd: i32, slots: &mut [i32]) -> ! {
                 libc::close(fd);
             }
         }
+        let slots = &mut ledger.slots[..];
         let mut count = 0usize;
         let mut message = [0u8; 8];
-        'read: loop {
-            let mut got = 0;
-            while got < message.len() {
-                let n = libc::read(0, message[got..].as_mut_ptr().cast(), message.len() - got);
-                if n > 0 {
-                    got += n as usize;
-                } else if n < 0 && *libc::__errno_location() == libc::EINTR {
-                    continue;
-                } else {
-                    break 'read;
-                }
-            }
+        while read_exact(&mut message) {
             let kind = i32::from_ne_bytes([message[0], message[1], message[2], message[3]]);
-            let pgid = i32::from_ne_bytes([message[4], message[5], message[6], message[7]]);
+            let id = i32::from_ne_bytes([message[4], message[5], message[6], message[7]]);
             if kind == Message::Started as i32 {
                 if count < slots.len() {
-                    slots[count] = pgid;
+                    slots[count] = id;
                     count += 1;
                 }
-            } else if let Some(i) = slots[..count].iter().position(|&p| p == pgid) {
-                slots[i] = slots[count - 1];
-                count -= 1;
+            } else if kind == Message::Ended as i32 {
+                if let Some(i) = slots[..count].iter().position(|&p| p == id) {
+                    slots[i] = slots[count - 1];
+                    count -= 1;
+                }
+            } else if kind == Message::WillMade as i32 {
+                let mut len = [0u8; 4];
+                if !read_exact(&mut len) {
+                    break;
+                }
+                let len = u32::from_ne_bytes(len) as usize;
+                let free = ledger.will_ids.iter().position(|&w| w == 0);
+                match free {
+                    Some(i) if len <= WILL_BYTES && id != 0 => {
+                        let room = &mut ledger.wills[i * WILL_BYTES..i * WILL_BYTES + len];
+                        if !read_exact(room) {
+                            break;
+                        }
+                        ledger.will_ids[i] = id;
+                        ledger.will_lens[i] = len;
+                    }
+                    // No room: read past it (flow never sends more than `WILL_BYTES`).
+                    _ => {
+                        let mut left = len;
+                        let mut sink = [0u8; 256];
+                        while left > 0 {
+                            let n = left.min(sink.len());
+                            if !read_exact(&mut sink[..n]) {
+                                break;
+                            }
+                            left -= n;
+                        }
+                    }
+                }
+            } else if kind == Message::WillWithdrawn as i32
+                && let Some(i) = ledger.will_ids.iter().position(|&w| w == id && id != 0)
+            {
+                ledger.will_ids[i] = 0;
             }
         }
-        // flow is gone.
+        // flow is gone. First its last wills, while what they go through is still up.
+        run_wills(ledger);
+        let slots = &ledger.slots[..];
         for &pgid in &slots[..count] {
             libc::kill(-pgid, libc::SIGTERM);
             libc::kill(-pgid, libc::SIGCONT);
         }
-        let step = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 50_000_000,
-        };
         let mut waited = Duration::ZERO;
         while waited < GRACE && slots[..count].iter().any(|&p| libc::kill(-p, 0) == 0) {
-            libc::nanosleep(&step, std::ptr::null_mut());
-            waited += Duration::from_millis(50);
+            nap();
+            waited += NAP;
         }
         for &pgid in &slots[..count] {
             libc::kill(-pgid, libc::SIGKILL);
         }
         libc::_exit(0)
+    }
+}
+
+const NAP: Duration = Duration::from_millis(50);
+
+/// Sleeps `NAP`. Async-signal-safe.
+fn nap() {
+    let step = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: NAP.as_nanos() as _,
+    };
+    // SAFETY: nanosleep with a valid timespec.
+    unsafe { nix::libc::nanosleep(&step, std::ptr::null_mut()) };
+}
+
+/// Runs each last will still registered (stdin, stdout and stderr on /dev/null), all at
+/// once, and waits for them up to `WILL_WAIT`; one still running then is killed.
+/// Async-signal-safe: fork, exec, wait.
+unsafe fn run_wills(ledger: &mut Ledger) {
+    use nix::libc;
+    let mut pids = [0 as libc::pid_t; WILLS_MAX];
+    // SAFETY (whole function): fork and exec of argv built in preallocated memory.
+    unsafe {
+        for (i, pid) in pids.iter_mut().enumerate() {
+            if ledger.will_ids[i] == 0 {
+                continue;
+            }
+            let bytes = &ledger.wills[i * WILL_BYTES..i * WILL_BYTES + ledger.will_lens[i]];
+            let mut argv = [std::ptr::null::<libc::c_char>(); WILL_ARGS_MAX + 1];
+            let mut argc = 0;
+            let mut start = 0;
+            for (at, &b) in bytes.iter().enumerate() {
+                if b == 0 && argc < WILL_ARGS_MAX {
+                    argv[argc] = bytes[start..].as_ptr().cast();
+                    argc += 1;
+                    start = at + 1;
+                }
+            }
+            if argc == 0 {
+                continue;
+            }
+            match libc::fork() {
+                0 => {
+                    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                        libc::signal(signal, libc::SIG_DFL);
+                    }
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                    if null >= 0 {
+                        for fd in 0..3 {
+                            libc::dup2(null, fd);
+                        }
+                    }
+                    libc::execv(argv[0], argv.as_ptr());
+                    libc::_exit(127);
+                }
+                child if child > 0 => *pid = child,
+                _ => {}
+            }
+        }
+        let mut waited = Duration::ZERO;
+        loop {
+            for pid in pids.iter_mut().filter(|p| **p > 0) {
+                if libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) != 0 {
+                    *pid = 0;
+                }
+            }
+            if pids.iter().all(|&p| p == 0) || waited >= WILL_WAIT {
+                break;
+            }
+            nap();
+            waited += NAP;
+        }
+        for &pid in pids.iter().filter(|&&p| p > 0) {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
     }
 }

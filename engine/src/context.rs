@@ -102,6 +102,13 @@ impl PlanContext {
     pub fn add_secret(&self, value: &serde_json::Value) {
         self.emitter.masker.add(value);
     }
+
+    /// Whether this step's lines of `stream` (`stdout`, `stderr`) are shown: not when they
+    /// make up an output the playbook declared secret. Leave them out of messages then too
+    /// (the tail of stderr in a failure).
+    pub fn shows_stream(&self, stream: &str) -> bool {
+        self.emitter.shows(&self.step_id, stream)
+    }
 }
 
 /// Paths in step params are relative to the working directory flow runs in, like the paths
@@ -147,6 +154,8 @@ pub struct StepContext {
     /// Stable across retries and resumes of this step (and element): for APIs that take an
     /// idempotency token.
     pub idempotency_token: String,
+    /// The run's folder (`None` in a plan): see `derived_bytes`.
+    pub run_dir: Option<PathBuf>,
     pub mode: Mode,
     pub interaction: Arc<Interaction>,
 }
@@ -196,9 +205,30 @@ impl StepContext {
         });
     }
 
+    /// Bytes derived from the run's key (made with the run's folder) for `purpose` and this step and
+    /// element: the same ones again when the run is resumed, without the journal holding
+    /// anything they make (see `run_key`). For values that must not change on a resume, like
+    /// a generated password.
+    pub fn derived_bytes(&self, purpose: &str) -> Result<crate::run_key::DerivedBytes, StepError> {
+        let Some(dir) = &self.run_dir else {
+            return Err(StepError::failed(
+                "this run has no folder to keep its key in (values are derived at apply)",
+            ));
+        };
+        let key = crate::run_key::RunKey::load(dir, false).map_err(StepError::Failed)?;
+        let element = self.element.map(|e| e.to_string()).unwrap_or_default();
+        Ok(key.stream(&format!("{}\0{element}\0{purpose}", self.step_id)))
+    }
+
     /// Asks for approval: `--yes` or `--approve STEP` answer without asking; otherwise the
-    /// terminal is asked, and without one the step needs a flag (exit 3).
-    pub async fn approve(&self, message: &str, table: Option<String>) -> Result<(), StepError> {
+    /// terminal is asked, and without one the step needs a flag (exit 3) — its error then
+    /// carries the question and the table, which nobody was shown. Returns how it was given:
+    /// `terminal`, `--yes` or `--approve`.
+    pub async fn approve(
+        &self,
+        message: &str,
+        table: Option<String>,
+    ) -> Result<&'static str, StepError> {
         let approvals = &self.interaction.approvals;
         let how = if approvals.yes {
             Some("--yes")
@@ -209,13 +239,18 @@ impl StepContext {
         };
         if let Some(how) = how {
             self.record_approval(true, how);
-            return Ok(());
+            return Ok(how);
         }
         if !self.interaction.is_interactive() {
-            return Err(StepError::NeedsApproval(format!(
-                "step `{id}` needs approval and there is no terminal to ask: pass `--approve {id}` (or `--yes` to approve every step)",
+            let mut error = format!(
+                "step `{id}` needs approval and there is no terminal to ask: pass `--approve {id}` (or `--yes` to approve every step)\nThe question: {message}",
                 id = self.step_id
-            )));
+            );
+            if let Some(table) = &table {
+                error.push('\n');
+                error.push_str(table.trim_end());
+            }
+            return Err(StepError::NeedsApproval(error));
         }
         let _turn = self.interaction.lock.lock().await;
         let _prompt = PromptGuard::new(self);
@@ -230,7 +265,7 @@ impl StepContext {
         .map_err(prompt_error)?;
         self.record_approval(answer, "terminal");
         if answer {
-            Ok(())
+            Ok("terminal")
         } else {
             Err(StepError::Declined(format!(
                 "step `{}` was declined",

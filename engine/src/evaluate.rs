@@ -40,9 +40,22 @@ pub fn unknowns_as_text(value: &Value) -> Value {
     }
 }
 
+/// How a secret param left to apply (`flow plan` without it) reads in a plan.
+pub const GIVEN_AT_APPLY: &str = "(given at apply)";
+
 /// Whether text holds a value not known until apply.
 pub fn mentions_unknown(text: &str) -> bool {
-    text.contains("(known after apply: ")
+    text.contains("(known after apply: ") || text.contains(GIVEN_AT_APPLY)
+}
+
+/// How an unknown waiting on `path` reads: `expression` known after apply, or — for a param
+/// (only a secret not given to the plan is unknown) — given at apply.
+pub fn waiting_text(path: &str, expression: &str) -> String {
+    if path.starts_with("params.") {
+        GIVEN_AT_APPLY.to_string()
+    } else {
+        format!("(known after apply: {expression})")
+    }
 }
 
 /// Displays a value for plan and log lines: strings bare, unknowns as
@@ -51,7 +64,7 @@ pub fn display_value(value: &Value) -> String {
     if let Some(Value::String(path)) = value.get(UNKNOWN_KEY) {
         return match value.get(SHOWN_KEY) {
             Some(Value::String(shown)) => shown.clone(),
-            _ => format!("(known after apply: {path})"),
+            _ => waiting_text(path, path),
         };
     }
     match value {
@@ -93,23 +106,30 @@ pub struct Evaluator<'a> {
     pub env: &'a Environment<'static>,
     pub context: minijinja::Value,
     pub is_unknown: &'a (dyn Fn(&Reference) -> bool + Sync),
+    /// In a plan, the secret params left to apply: unknown like a write's outputs.
+    pub deferred_params: &'a [String],
     /// In a plan, a `for_each` over a list not known yet: `item` is not known either.
     pub item_unknown: bool,
+    /// The run's secrets: what a template derives from one becomes one (`template_taint`).
+    pub masker: Option<&'a crate::secrets::Masker>,
 }
 
 impl Evaluator<'_> {
     pub fn render(&self, tmpl: &Tmpl) -> Result<Value, RenderError> {
         match tmpl {
             Tmpl::Literal(value) => Ok(value.clone()),
-            Tmpl::Expr(source) => self.expression(source),
+            Tmpl::Expr(source) => self.tainted(source, false, self.expression(source)),
             Tmpl::Text(source) if source.references.iter().any(|r| self.unknown(r)) => {
-                self.render_around(source)
+                self.tainted(source, true, self.render_around(source))
             }
-            Tmpl::Text(source) => self
-                .env
-                .render_str(&source.text, &self.context)
-                .map(Value::String)
-                .map_err(|e| self.explain(source, &e)),
+            Tmpl::Text(source) => self.tainted(
+                source,
+                true,
+                self.env
+                    .render_str(&source.text, &self.context)
+                    .map(Value::String)
+                    .map_err(|e| self.explain(source, &e)),
+            ),
             Tmpl::List(items) => items
                 .iter()
                 .map(|i| self.render(i))
@@ -121,6 +141,19 @@ impl Evaluator<'_> {
                 .collect::<Result<serde_json::Map<_, _>, _>>()
                 .map(Value::Object),
         }
+    }
+
+    /// What `source` rendered to, after what it derived from a secret was registered.
+    fn tainted(
+        &self,
+        source: &Source,
+        text: bool,
+        rendered: Result<Value, RenderError>,
+    ) -> Result<Value, RenderError> {
+        if let (Ok(value), Some(masker)) = (&rendered, self.masker) {
+            crate::template_taint::learn(self, masker, source, text, value);
+        }
+        rendered
     }
 
     /// What a step's `when` decides: run, skip (with the reason: the check that failed, and
@@ -193,17 +226,28 @@ impl Evaluator<'_> {
         };
         let path = reference.dotted();
         let text = crate::template::strip_braces(&source.text);
-        Ok(if text == path || text.len() > 120 {
-            unknown(&path)
-        } else {
-            serde_json::json!({ UNKNOWN_KEY: path, SHOWN_KEY: crate::partial_render::shown_expression(text) })
-        })
+        Ok(
+            if text == path || text.len() > 120 || reference.root() == "params" {
+                unknown(&path)
+            } else {
+                serde_json::json!({ UNKNOWN_KEY: path, SHOWN_KEY: crate::partial_render::shown_expression(text) })
+            },
+        )
     }
 
     /// Whether a reference is not known until apply (only ever in a plan).
+    pub fn is_unknown(&self, reference: &Reference) -> bool {
+        self.unknown(reference)
+    }
+
     fn unknown(&self, reference: &Reference) -> bool {
         (self.is_unknown)(reference)
             || (self.item_unknown && matches!(reference.root(), "item" | "item_index"))
+            || (reference.root() == "params"
+                && reference
+                    .path
+                    .get(1)
+                    .is_some_and(|name| self.deferred_params.contains(name)))
     }
 
     /// A text with unknowns: rendered around them when it can be, else unknown whole.

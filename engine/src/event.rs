@@ -1,6 +1,7 @@
 //! The event stream of a run: everything flow shows, streams as JSON or records is one of
 //! these, in order.
 
+use crate::secret_outputs::HiddenLines;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -43,6 +44,9 @@ pub enum RunStatus {
     Declined,
     NeedsApproval,
     Interrupted,
+    /// A step failed, was declined or the run was interrupted, and an `undo` that should have
+    /// reversed a completed step failed (or could not run): that step is still applied.
+    RollbackIncomplete,
 }
 
 impl RunStatus {
@@ -52,13 +56,15 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::Running => 1,
             RunStatus::Declined | RunStatus::NeedsApproval => 3,
             RunStatus::Interrupted => 130,
+            RunStatus::RollbackIncomplete => 4,
         }
     }
 
-    /// For people: `needs approval`.
+    /// For people: `needs approval`, `failed — rollback incomplete`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::NeedsApproval => "needs approval",
+            RunStatus::RollbackIncomplete => "failed — rollback incomplete",
             other => other.key(),
         }
     }
@@ -72,6 +78,7 @@ impl RunStatus {
             RunStatus::Declined => "declined",
             RunStatus::NeedsApproval => "needs_approval",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::RollbackIncomplete => "rollback_incomplete",
         }
     }
 }
@@ -170,6 +177,12 @@ pub enum Event {
         step: Option<String>,
         message: String,
     },
+    /// The order a plan's `undo` bodies would run in if a step failed: the steps with an
+    /// `undo`, last completed first (in plan order: the order they complete when they run one
+    /// after the other).
+    PlanRollback {
+        steps: Vec<String>,
+    },
     RunFinished {
         status: RunStatus,
         exit_code: i32,
@@ -178,7 +191,37 @@ pub enum Event {
         outputs: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Each `undo` that failed (or could not run): the step it should have reversed is
+        /// still applied. Set with status `rollback_incomplete`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed_undos: Vec<FailedUndo>,
     },
+}
+
+/// An `undo` that failed: what it should have reversed, and why it did not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedUndo {
+    /// The step it belongs to (still applied).
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<usize>,
+    /// The step's type: what is still applied.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The undo's type.
+    pub undo_type: String,
+    pub error: String,
+}
+
+impl FailedUndo {
+    /// `` `rotate_secret` (secrets.put) is still applied: its undo (secrets.put) failed: … ``
+    pub fn sentence(&self, label: &str) -> String {
+        let element = self.element.map(|e| format!("[{e}]")).unwrap_or_default();
+        format!(
+            "`{label}{element}` ({}) is still applied: its undo ({}) failed: {}",
+            self.type_name, self.undo_type, self.error
+        )
+    }
 }
 
 /// What the `run_started` of `flow apply --resume` adds.
@@ -190,6 +233,10 @@ pub struct Resumed {
     pub host: String,
     /// Steps that succeeded (or were skipped by their `when`) before and do not run again.
     pub kept: Vec<String>,
+    /// Steps whose `undo` failed before: the resume runs those undos again first (with their
+    /// own tokens), and goes on only if they all succeed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undo_first: Vec<String>,
 }
 
 /// Receives the events of a run, already masked. The terminal view, the JSON stream and
@@ -202,6 +249,10 @@ pub trait Reporter: Send + Sync {
 pub struct Emitter {
     pub masker: std::sync::Arc<crate::secrets::Masker>,
     reporters: Vec<Box<dyn Reporter>>,
+    /// The lines each step does not show (its declared secret outputs are made of them).
+    hidden: std::sync::RwLock<std::collections::HashMap<String, HiddenLines>>,
+    /// The (step, element, stream) whose first hidden line was replaced by a note.
+    noted: std::sync::Mutex<std::collections::HashSet<(String, Option<usize>, String)>>,
 }
 
 impl Emitter {
@@ -209,10 +260,54 @@ impl Emitter {
         masker: std::sync::Arc<crate::secrets::Masker>,
         reporters: Vec<Box<dyn Reporter>>,
     ) -> Self {
-        Self { masker, reporters }
+        Self {
+            masker,
+            reporters,
+            hidden: Default::default(),
+            noted: Default::default(),
+        }
+    }
+
+    /// From now on, the lines `lines` of step `step` are not shown: the first of each
+    /// stream becomes a note saying so, the others are dropped.
+    pub fn hide_lines(&self, step: &str, lines: HiddenLines) {
+        self.hidden
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(step.to_string(), lines);
+    }
+
+    /// Whether the lines of `stream` of step `step` are shown.
+    pub fn shows(&self, step: &str, stream: &str) -> bool {
+        let hidden = self.hidden.read().unwrap_or_else(|e| e.into_inner());
+        hidden.is_empty() || !hidden.get(step).is_some_and(|h| h.hides(stream))
     }
 
     pub fn emit(&self, event: Event) {
+        let event = match event {
+            Event::StepOutput {
+                step,
+                element,
+                stream,
+                ..
+            } if !self.shows(&step, &stream) => {
+                let first = self
+                    .noted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((step.clone(), element, stream.clone()));
+                if !first {
+                    return;
+                }
+                Event::StepOutput {
+                    step,
+                    element,
+                    line: crate::secret_outputs::hidden_note(&stream),
+                    stream,
+                }
+            }
+            event => event,
+        };
         let event = if self.masker.is_empty() {
             event
         } else {
@@ -341,18 +436,29 @@ impl Event {
                 step: step.clone(),
                 message: text(message),
             },
+            Event::PlanRollback { steps } => Event::PlanRollback {
+                steps: steps.clone(),
+            },
             Event::RunFinished {
                 status,
                 exit_code,
                 duration_ms,
                 outputs,
                 error,
+                failed_undos,
             } => Event::RunFinished {
                 status: *status,
                 exit_code: *exit_code,
                 duration_ms: *duration_ms,
                 outputs: value(outputs),
                 error: opt(error),
+                failed_undos: failed_undos
+                    .iter()
+                    .map(|f| FailedUndo {
+                        error: masker.mask(&f.error),
+                        ..f.clone()
+                    })
+                    .collect(),
             },
         }
     }
@@ -372,6 +478,12 @@ impl crate::kinds::PlanLine {
             details: self.details.iter().map(|d| masker.mask(d)).collect(),
             condition: self.condition.as_ref().map(|c| masker.mask(c)),
             reason: self.reason.as_ref().map(|r| masker.mask(r)),
+            undo: self.undo.as_ref().map(|u| crate::kinds::UndoPlan {
+                type_name: u.type_name.clone(),
+                action: u.action,
+                summary: masker.mask(&u.summary),
+                details: u.details.iter().map(|d| masker.mask(d)).collect(),
+            }),
         }
     }
 }

@@ -34,6 +34,7 @@ pub fn runner(checked: Checked, mode: Mode) -> Result<Arc<Runner>, Vec<Diagnosti
         concurrency: 8,
         offline: false,
         whole_reads: false,
+        run_dir: None,
     };
     let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
     let emitter = Arc::new(Emitter::new(Arc::new(Masker::new()), Vec::new()));

@@ -3,7 +3,8 @@
 use crate::duration::format_duration;
 use crate::event::Event;
 use crate::event::RunStatus;
-use crate::journal::{RunRecord, list_runs, load_run, runs_dir};
+use crate::journal::{RunRecord, events_path, find_run, list_runs, runs_dir};
+use crate::journal_read::{Damage, read_events};
 use crate::printable;
 use crate::summary::Summary;
 use crate::table::render_rows;
@@ -46,7 +47,8 @@ pub fn resumable(record: &RunRecord, state_dir: &Path) -> bool {
         RunStatus::Failed
         | RunStatus::Declined
         | RunStatus::NeedsApproval
-        | RunStatus::Interrupted => true,
+        | RunStatus::Interrupted
+        | RunStatus::RollbackIncomplete => true,
     };
     unfinished && record.rebuilt.is_none() && !record.fingerprints.is_empty()
 }
@@ -91,14 +93,17 @@ pub fn runs_page(state_dir: &Path) -> String {
     render_rows(&rows, true)
 }
 
-/// `flow show RUN`: one run's record, steps, approvals and outputs.
+/// `flow show RUN`: one run's record, steps, approvals and outputs. The journal is read one
+/// event at a time; what could not be read of it is said, after what could.
 pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
-    let (record, events) = load_run(state_dir, id)?;
+    let record = find_run(state_dir, id)?;
     let mut summary = Summary::default();
     let mut started: Vec<String> = Vec::new();
-    for event in &events {
-        summary.observe(event);
-        match event {
+    let mut attempts = Attempts::default();
+    let read = read_events(&events_path(state_dir, &record), |event| {
+        summary.observe(&event);
+        attempts.observe(&event);
+        match &event {
             Event::StepStarted {
                 step,
                 element: None,
@@ -106,7 +111,7 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
             } if !started.contains(step) => started.push(step.clone()),
             _ => {}
         }
-    }
+    });
     let unfinished: Vec<&String> = started
         .iter()
         .filter(|s| !summary.rows.iter().any(|r| &r.step == *s))
@@ -195,8 +200,11 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
         printable::line(&record.name),
         render_rows(&header, false)
     );
+    if let Some(damage) = damage_note(state_dir, &record, &read) {
+        out.push_str(&damage);
+    }
     out.push_str(&format!("\nSteps\n{}", summary.table()));
-    if let Some(attempts) = attempts_table(&events) {
+    if let Some(attempts) = attempts.table() {
         out.push_str(&format!("\nAttempts, run then resumes\n{attempts}"));
     }
     if !unfinished.is_empty() {
@@ -215,6 +223,9 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     if let Some(outputs) = summary.outputs_table() {
         out.push_str(&format!("\nOutputs\n{outputs}"));
     }
+    if let Some(rollback) = summary.rollback_text() {
+        out.push_str(&rollback);
+    }
     if let Some(error) = &record.error {
         out.push_str(&format!(
             "\nError: {}\n",
@@ -224,31 +235,68 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// What `flow show` says of a journal it could not read whole: the events shown are those
+/// it could read.
+fn damage_note(
+    state_dir: &Path,
+    record: &RunRecord,
+    read: &Result<Damage, crate::regular_file::ReadError>,
+) -> Option<String> {
+    let path = events_path(state_dir, record);
+    let shown = printable::line(&path.display().to_string()).into_owned();
+    match read {
+        Err(e) => Some(format!(
+            "\nJournal\n  {shown} cannot be read ({e}): no steps to show\n"
+        )),
+        Ok(damage) if damage.is_empty() => None,
+        Ok(damage) => {
+            let verdict = match damage.blocks_resume() {
+                Some(_) => "damaged; shown below is what could be read",
+                None => "a line was cut short (the run crashed); shown below is the rest",
+            };
+            let mut note = format!("\nJournal\n  {shown} is {verdict}:\n");
+            for line in damage.lines().iter().take(20) {
+                note.push_str(&format!("  - {}\n", printable::line(line)));
+            }
+            if damage.lines().len() > 20 {
+                note.push_str(&format!("  … {} more\n", damage.lines().len() - 20));
+            }
+            Some(note)
+        }
+    }
+}
+
 /// For a run that was resumed: what each step came to in the run and in each resume —
 /// `failed ×2` (two attempts), `kept` (from before), `no end recorded` (flow was killed).
-fn attempts_table(events: &[Event]) -> Option<String> {
-    let mut parts = 0usize;
-    let mut cells: Vec<(String, Vec<String>)> = Vec::new();
-    let cell = |cells: &mut Vec<(String, Vec<String>)>, step: &str, part: usize, text: String| {
-        let index = match cells.iter().position(|(s, _)| s == step) {
+#[derive(Default)]
+struct Attempts {
+    parts: usize,
+    cells: Vec<(String, Vec<String>)>,
+}
+
+impl Attempts {
+    fn cell(&mut self, step: &str, text: String) {
+        let part = self.parts.max(1) - 1;
+        let index = match self.cells.iter().position(|(s, _)| s == step) {
             Some(index) => index,
             None => {
-                cells.push((step.to_string(), Vec::new()));
-                cells.len() - 1
+                self.cells.push((step.to_string(), Vec::new()));
+                self.cells.len() - 1
             }
         };
-        let row = &mut cells[index].1;
+        let row = &mut self.cells[index].1;
         row.resize(row.len().max(part + 1), String::new());
         row[part] = text;
-    };
-    for event in events {
+    }
+
+    fn observe(&mut self, event: &Event) {
         match event {
-            Event::RunStarted { .. } => parts += 1,
+            Event::RunStarted { .. } => self.parts += 1,
             Event::StepStarted {
                 step,
                 element: None,
                 ..
-            } => cell(&mut cells, step, parts.max(1) - 1, "no end recorded".into()),
+            } => self.cell(step, "no end recorded".into()),
             Event::StepFinished {
                 step,
                 element: None,
@@ -262,29 +310,32 @@ fn attempts_table(events: &[Event]) -> Option<String> {
                     (false, n) if *n > 1 => format!("{} ×{n}", status.as_str()),
                     (false, _) => status.as_str().to_string(),
                 };
-                cell(&mut cells, step, parts.max(1) - 1, text);
+                self.cell(step, text);
             }
             _ => {}
         }
     }
-    if parts < 2 {
-        return None;
+
+    fn table(&self) -> Option<String> {
+        if self.parts < 2 {
+            return None;
+        }
+        let mut rows = vec![
+            std::iter::once("step".to_string())
+                .chain(std::iter::once("run".to_string()))
+                .chain((1..self.parts).map(|n| format!("resume {n}")))
+                .collect::<Vec<_>>(),
+        ];
+        for (step, row) in &self.cells {
+            let mut line = vec![printable::line(step).into_owned()];
+            line.extend((0..self.parts).map(|p| match row.get(p) {
+                Some(text) if !text.is_empty() => text.clone(),
+                _ => "-".into(),
+            }));
+            rows.push(line);
+        }
+        Some(render_rows(&rows, true))
     }
-    let mut rows = vec![
-        std::iter::once("step".to_string())
-            .chain(std::iter::once("run".to_string()))
-            .chain((1..parts).map(|n| format!("resume {n}")))
-            .collect::<Vec<_>>(),
-    ];
-    for (step, row) in cells {
-        let mut line = vec![printable::line(&step).into_owned()];
-        line.extend((0..parts).map(|p| match row.get(p) {
-            Some(text) if !text.is_empty() => text.clone(),
-            _ => "-".into(),
-        }));
-        rows.push(line);
-    }
-    Some(render_rows(&rows, true))
 }
 
 /// `flow --output json runs`: the run records, newest first, each with `resumable`.
@@ -305,8 +356,70 @@ pub fn runs_json(state_dir: &Path) -> serde_json::Value {
     serde_json::Value::Array(runs)
 }
 
-/// `flow --output json show RUN`: the record and every event of the run.
-pub fn show_json(state_dir: &Path, id: &str) -> Result<serde_json::Value, String> {
-    let (record, events) = load_run(state_dir, id)?;
-    Ok(serde_json::json!({ "run": record, "events": events }))
+/// `flow --output json show RUN`: the record and every event of the run, written to `out` as
+/// they are read (pretty JSON: `{"run": …, "events": […], "journal": …}`); `journal` says
+/// what could not be read (`null` when all could).
+pub fn show_json(state_dir: &Path, id: &str, out: impl std::io::Write) -> Result<(), String> {
+    let record = find_run(state_dir, id)?;
+    let events = JournalEvents {
+        path: events_path(state_dir, &record),
+        damage: std::cell::RefCell::new(None),
+    };
+    let shown = ShowJson {
+        run: &record,
+        events: &events,
+        journal: JournalState(&events),
+    };
+    serde_json::to_writer_pretty(out, &shown).map_err(|e| format!("cannot write the run: {e}"))
+}
+
+#[derive(serde::Serialize)]
+struct ShowJson<'a> {
+    run: &'a RunRecord,
+    events: &'a JournalEvents,
+    journal: JournalState<'a>,
+}
+
+/// The events of a journal, serialized as they are read; what could not be read is kept for
+/// [`JournalState`], serialized after them.
+struct JournalEvents {
+    path: std::path::PathBuf,
+    damage: std::cell::RefCell<Option<Result<Damage, String>>>,
+}
+
+impl serde::Serialize for JournalEvents {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut failed = None;
+        let read = read_events(&self.path, |event| {
+            if failed.is_none()
+                && let Err(e) = seq.serialize_element(&event)
+            {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        *self.damage.borrow_mut() = Some(read.map_err(|e| e.to_string()));
+        seq.end()
+    }
+}
+
+struct JournalState<'a>(&'a JournalEvents);
+
+impl serde::Serialize for JournalState<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &*self.0.damage.borrow() {
+            Some(Ok(damage)) if damage.is_empty() => serializer.serialize_none(),
+            Some(Ok(damage)) => serde_json::json!({
+                "damaged": damage.blocks_resume().is_some(),
+                "problems": damage.lines(),
+            })
+            .serialize(serializer),
+            Some(Err(e)) => serde_json::json!({ "unreadable": e }).serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
 }

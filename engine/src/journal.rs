@@ -177,9 +177,7 @@ impl JournalReporter {
             .open(dir.join("events.jsonl"))?;
         // A killed flow may have left half a line at the end: the next event starts a line
         // of its own.
-        if let Ok(text) = std::fs::read(dir.join("events.jsonl"))
-            && text.last().is_some_and(|b| *b != b'\n')
-        {
+        if ends_inside_a_line(&dir.join("events.jsonl")) {
             (&events).write_all(b"\n")?;
         }
         Ok(Self {
@@ -215,6 +213,19 @@ impl JournalReporter {
             eprintln!("error: {message}: no further step starts");
         }
     }
+}
+
+/// Whether the file's last byte is not a newline (read alone: a journal may be large).
+fn ends_inside_a_line(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok((mut file, meta)) = crate::regular_file::open(path) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    meta.len() > 0
+        && file.seek(SeekFrom::End(-1)).is_ok()
+        && file.read_exact(&mut last).is_ok()
+        && last[0] != b'\n'
 }
 
 fn write_record(dir: &Path, record: &RunRecord) -> std::io::Result<()> {
@@ -359,7 +370,10 @@ pub fn list_runs(state_dir: &Path) -> Vec<RunRecord> {
 
 /// The record of the run in `dir`: its `run.json`, or else what its events tell.
 fn read_record(dir: &Path) -> Option<RunRecord> {
-    let why = match std::fs::read_to_string(dir.join("run.json")) {
+    let why = match crate::regular_file::read_text(
+        &dir.join("run.json"),
+        crate::regular_file::INPUT_TEXT_LIMIT,
+    ) {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(record) => return Some(record),
             Err(e) => format!("run.json does not parse: {e}"),
@@ -373,20 +387,21 @@ fn read_record(dir: &Path) -> Option<RunRecord> {
 /// `run_finished` event says so. What only `run.json` holds (params, user, host, the
 /// playbook's hash) stays empty.
 fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
-    let text = std::fs::read_to_string(dir.join("events.jsonl")).ok()?;
-    let mut events = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Event>(line).ok());
-    let (run_id, name, playbook, started_at) = events.find_map(|event| match event {
+    let mut started = None;
+    let mut ends: Vec<Event> = Vec::new();
+    crate::journal_read::read_events(&dir.join("events.jsonl"), |event| match event {
         Event::RunStarted {
             run_id,
             playbook,
             name,
             at,
             ..
-        } => Some((run_id, name, playbook, at)),
-        _ => None,
-    })?;
+        } if started.is_none() => started = Some((run_id, name, playbook, at)),
+        Event::RunFinished { .. } if started.is_some() => ends.push(event),
+        _ => {}
+    })
+    .ok()?;
+    let (run_id, name, playbook, started_at) = started?;
     let mut record = RunRecord {
         run_id,
         name,
@@ -408,7 +423,7 @@ fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
         resumes: Vec::new(),
         graph: Vec::new(),
     };
-    for event in events {
+    for event in ends {
         if record.end_with(&event)
             && let Some(duration_ms) = record.duration_ms
         {
@@ -426,40 +441,52 @@ fn rebuild_record(dir: &Path, why: String) -> Option<RunRecord> {
     Some(record)
 }
 
-/// One run's record and events. `id` may be a unique prefix. A line that does not parse (the
-/// last one of a crashed run) is skipped.
-pub fn load_run(state_dir: &Path, id: &str) -> Result<(RunRecord, Vec<Event>), String> {
+/// The record of run `id` (a unique prefix works). An empty id is refused: it would be a
+/// prefix of every run's.
+pub fn find_run(state_dir: &Path, id: &str) -> Result<RunRecord, String> {
+    if id.trim().is_empty() {
+        return Err(
+            "the run id is empty: give a run id, or a unique prefix of one; `flow runs` lists them"
+                .into(),
+        );
+    }
     let runs = list_runs(state_dir);
-    let matching: Vec<&RunRecord> = runs
-        .iter()
-        .filter(|r| r.run_id == id || r.run_id.starts_with(id))
-        .collect();
-    let record = match matching.as_slice() {
-        [one] => (*one).clone(),
-        [] if runs.is_empty() => {
-            return Err(format!(
-                "no runs recorded in {}",
-                runs_dir(state_dir).display()
-            ));
-        }
-        [] => {
-            return Err(format!(
-                "no run `{id}` in {}; `flow runs` lists them",
-                runs_dir(state_dir).display()
-            ));
-        }
+    let matching: Vec<&RunRecord> = match runs.iter().find(|r| r.run_id == id) {
+        Some(exact) => vec![exact],
+        None => runs.iter().filter(|r| r.run_id.starts_with(id)).collect(),
+    };
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] if runs.is_empty() => Err(format!(
+            "no runs recorded in {}",
+            runs_dir(state_dir).display()
+        )),
+        [] => Err(format!(
+            "no run `{id}` in {}; `flow runs` lists them",
+            runs_dir(state_dir).display()
+        )),
         many => {
             let ids: Vec<&str> = many.iter().map(|r| r.run_id.as_str()).collect();
-            return Err(format!("`{id}` matches several runs: {}", ids.join(", ")));
+            Err(format!("`{id}` matches several runs: {}", ids.join(", ")))
         }
-    };
-    let path = runs_dir(state_dir)
+    }
+}
+
+/// The `events.jsonl` of a run.
+pub fn events_path(state_dir: &Path, record: &RunRecord) -> PathBuf {
+    runs_dir(state_dir)
         .join(&record.run_id)
-        .join("events.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let events = text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+        .join("events.jsonl")
+}
+
+/// One run's record and every event it could read, in memory: for small journals (tests);
+/// `flow show` and `--resume` read the events one at a time with
+/// [`crate::journal_read::read_events`].
+pub fn load_run(state_dir: &Path, id: &str) -> Result<(RunRecord, Vec<Event>), String> {
+    let record = find_run(state_dir, id)?;
+    let mut events = Vec::new();
+    let _ = crate::journal_read::read_events(&events_path(state_dir, &record), |event| {
+        events.push(event)
+    });
     Ok((record, events))
 }

@@ -128,4 +128,19 @@ pub struct PlanLine {
     pub condition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the step's `undo` would do if a later step fails: an approver sees the rollback
+    /// before approving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoPlan>,
+}
+
+/// The plan of a step's `undo`: its type and its rendered description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoPlan {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub action: Action,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }

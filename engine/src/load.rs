@@ -5,6 +5,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::param::{self, ParamSpec};
 use crate::playbook::{Body, Check, Condition, Playbook, Retry, Step};
 use crate::registry::Registry;
+use crate::secret_outputs::SecretOutputs;
 use crate::source::{SourceFile, Span};
 use crate::step_type::Effect;
 use crate::template::{self, Tmpl};
@@ -37,6 +38,8 @@ const STEP_FIELDS: &[&str] = &[
     "confirm",
     "effect",
     "undo",
+    "secret",
+    "secret_outputs",
 ];
 const RETRY_FIELDS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "until"];
 const UNDO_FIELDS: &[&str] = &["type", "with"];
@@ -46,12 +49,13 @@ pub fn load_file(
     path: &std::path::Path,
     registry: &Registry,
 ) -> Result<(Playbook, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        vec![Diagnostic::error(
-            None,
-            format!("cannot read playbook {}: {e}", path.display()),
-        )]
-    })?;
+    let bytes =
+        crate::regular_file::read(path, crate::regular_file::INPUT_TEXT_LIMIT).map_err(|e| {
+            vec![Diagnostic::error(
+                None,
+                format!("cannot read playbook {}: {e}", path.display()),
+            )]
+        })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(error) => {
@@ -608,6 +612,7 @@ impl Loader<'_> {
             }
             self.body(id, &format!("step `{id}`, undo"), &n.span, n, None)
         });
+        let secret_outputs = self.secret_outputs(node, body.as_ref(), &what);
         if self.diags.items[errors_before..]
             .iter()
             .any(Diagnostic::is_error)
@@ -631,7 +636,78 @@ impl Loader<'_> {
             continue_on_error,
             confirm,
             undo,
+            secret_outputs,
         })
+    }
+
+    /// `secret: true` or `secret_outputs: [names]`: each name an output of the step's type.
+    fn secret_outputs(&mut self, node: &Node, body: Option<&Body>, what: &str) -> SecretOutputs {
+        let all = node
+            .get("secret")
+            .and_then(|n| self.boolean(n, &format!("`secret` of {what}")))
+            .unwrap_or(false);
+        let Some(list) = node.get("secret_outputs") else {
+            return if all {
+                SecretOutputs::All
+            } else {
+                SecretOutputs::None
+            };
+        };
+        if all {
+            self.diags.push(
+                Diagnostic::error(
+                    Some(&list.span),
+                    format!("{what} has `secret: true`, which makes every output secret: `secret_outputs` would add nothing"),
+                )
+                .with_help("keep one of the two"),
+            );
+            return SecretOutputs::All;
+        }
+        let NodeValue::List(items) = &list.value else {
+            self.diags.push(
+                Diagnostic::error(
+                    Some(&list.span),
+                    format!(
+                        "`secret_outputs` of {what} must be a list of output names, found {}",
+                        list.kind()
+                    ),
+                )
+                .with_help("for example `secret_outputs: [stdout]`"),
+            );
+            return SecretOutputs::None;
+        };
+        let outputs: Vec<String> = body
+            .map(|b| b.step_type.meta().outputs.clone())
+            .unwrap_or_default();
+        let mut names = Vec::new();
+        for item in items {
+            let Some(name) = self.string(item, &format!("an entry of `secret_outputs` of {what}"))
+            else {
+                continue;
+            };
+            if let Some(body) = body
+                && !outputs.contains(&name)
+            {
+                let d = Diagnostic::error(
+                    Some(&item.span),
+                    format!("{what}: `{}` has no output `{name}`", body.type_name),
+                );
+                self.diags.push(
+                    match did_you_mean(&name, outputs.iter().map(String::as_str)) {
+                        Some(hint) => d.with_help(hint),
+                        None if outputs.is_empty() => {
+                            d.with_help(format!("`{}` has no outputs", body.type_name))
+                        }
+                        None => d.with_help(format!("its outputs: {}", outputs.join(", "))),
+                    },
+                );
+                continue;
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        SecretOutputs::Named(names)
     }
 
     /// `type` + `with` (with defaults merged under it), checked against the type's schema.

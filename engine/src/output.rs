@@ -147,6 +147,7 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
         details,
         condition,
         reason,
+        undo,
     }) = event
     else {
         return None;
@@ -170,6 +171,20 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
     if let Some(condition) = condition {
         line.push_str(&format!("  [only if: {condition}]"));
     }
+    // What a failure later would reverse, under the step: an approver sees the rollback.
+    let undo = undo.iter().flat_map(|undo| {
+        std::iter::once(format!(
+            "        undo if a later step fails: {} {}  ({})",
+            undo.action.symbol(),
+            printable::line(&undo.summary),
+            undo.type_name
+        ))
+        .chain(
+            undo.details
+                .iter()
+                .map(|d| format!("            {}", printable::line(d))),
+        )
+    });
     Some(
         std::iter::once(printable::line(&line).into_owned())
             .chain(
@@ -177,6 +192,7 @@ pub fn plan_lines(event: &Event) -> Option<Vec<String>> {
                     .iter()
                     .map(|d| format!("        {}", printable::line(d))),
             )
+            .chain(undo)
             .collect(),
     )
 }
@@ -234,7 +250,11 @@ pub(crate) fn clock() -> String {
 
 /// What the end of a plan prints.
 pub(crate) fn plan_end(summary: &Summary) -> String {
-    let mut out = format!("\nPlan: {}.", summary.plan);
+    let mut out = String::new();
+    if let Some(rollback) = summary.rollback_order() {
+        out.push_str(&format!("\n{rollback}"));
+    }
+    out.push_str(&format!("\nPlan: {}.", summary.plan));
     if let Some(error) = &summary.error {
         out.push_str(&format!(
             "\nPlan failed: {}",

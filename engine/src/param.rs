@@ -57,6 +57,8 @@ pub struct ParamSpec {
     pub env: Option<String>,
     pub secret: bool,
     pub must_exist: bool,
+    /// Asked on a terminal when no source gives a value (`ask: true`).
+    pub ask: bool,
 }
 
 const FIELDS: &[&str] = &[
@@ -71,6 +73,7 @@ const FIELDS: &[&str] = &[
     "env",
     "secret",
     "must_exist",
+    "ask",
 ];
 
 /// Parses `name: { type: …, … }` from the playbook's `params:`.
@@ -226,6 +229,7 @@ pub fn parse_spec(
         env: text("env", diags),
         secret: flag("secret", diags).unwrap_or(false),
         must_exist: flag("must_exist", diags).unwrap_or(true),
+        ask: flag("ask", diags).unwrap_or(false),
     };
     if let Some(default) = node.get("default") {
         // Whether a default path exists is a fact about the machine, checked when params are
@@ -436,6 +440,9 @@ pub struct ParamInputs {
     pub file: Option<PathBuf>,
     /// Values already typed (from a saved plan): stronger than the file, weaker than `-p`.
     pub values: IndexMap<String, Value>,
+    /// For a plan: a secret param no source gives is left to apply (shown `(given at apply)`)
+    /// instead of stopping the plan — a plan needs no secret values.
+    pub defer_secrets: bool,
 }
 
 /// Resolved params: name → value, plus which are secret.
@@ -446,6 +453,8 @@ pub struct ResolvedParams {
     /// The `default`s the playbook writes for secret params, in use or not: masked like the
     /// values (a default that `-p` overrode is still a secret written in the playbook text).
     pub secret_defaults: Vec<Value>,
+    /// Secret params left to apply (`defer_secrets`): unknown in the plan, `none` meanwhile.
+    pub deferred: Vec<String>,
 }
 
 impl ResolvedParams {
@@ -459,13 +468,64 @@ impl ResolvedParams {
     }
 }
 
+/// Someone to ask for a param that has `ask: true` and no value from any source.
+pub trait ParamAsker {
+    /// The answer, checked with `check` (a terminal asks again until it passes); `None` when
+    /// there is nobody to ask.
+    fn ask(
+        &self,
+        spec: &ParamSpec,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Option<std::io::Result<String>>;
+}
+
+/// Nobody to ask: `ask: true` params fall back to their default, or are missing.
+pub struct NoAsking;
+
+impl ParamAsker for NoAsking {
+    fn ask(
+        &self,
+        _: &ParamSpec,
+        _: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Option<std::io::Result<String>> {
+        None
+    }
+}
+
 /// Resolves every declared param from its sources, reporting every problem at once (and
-/// each param at most once).
+/// each param at most once). Nobody is asked (see [`resolve_asking`]).
 pub fn resolve(
     specs: &IndexMap<String, ParamSpec>,
     inputs: &ParamInputs,
     env: &dyn Fn(&str) -> Option<String>,
     cwd: &Path,
+) -> Result<ResolvedParams, Diagnostics> {
+    resolve_asking(specs, inputs, env, cwd, &NoAsking)
+}
+
+/// What the operator typed for an `ask: true` param: empty takes the default (or `none` for
+/// an optional param), anything else is parsed and checked like a `-p` value.
+fn answer_value(spec: &ParamSpec, text: &str, cwd: &Path) -> Result<Option<Value>, String> {
+    if text.is_empty() {
+        return match &spec.default {
+            Some(_) => Ok(None),
+            None if !spec.required => Ok(Some(Value::Null)),
+            None => Err("a value is needed".into()),
+        };
+    }
+    let value = parse_text(spec, text).and_then(|v| check_value(spec, v, cwd));
+    value
+        .map(Some)
+        .map_err(|message| redact(spec, &message, text))
+}
+
+/// As [`resolve`]; a param with `ask: true` that no source gives is asked of `asker`.
+pub fn resolve_asking(
+    specs: &IndexMap<String, ParamSpec>,
+    inputs: &ParamInputs,
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+    asker: &dyn ParamAsker,
 ) -> Result<ResolvedParams, Diagnostics> {
     let mut diags = Diagnostics::default();
     let mut given: IndexMap<String, (Value, String)> = IndexMap::new();
@@ -559,12 +619,37 @@ pub fn resolve(
                     continue;
                 }
             }
+        } else if let Some(asked) = (spec.ask && !(inputs.defer_secrets && spec.secret))
+            .then(|| asker.ask(spec, &|text| answer_value(spec, text, cwd).map(|_| ())))
+            .flatten()
+        {
+            let answer = asked.map_err(|e| e.to_string()).and_then(|text| {
+                answer_value(spec, &text, cwd).map(|v| v.or_else(|| spec.default.clone()))
+            });
+            match answer {
+                Ok(value) => (value.unwrap_or(Value::Null), "the answer".to_string()),
+                Err(message) => {
+                    diags.push(Diagnostic::error(
+                        Some(&spec.span),
+                        format!("param `{name}` (asked): {message}"),
+                    ));
+                    continue;
+                }
+            }
         } else if let Some(default) = &spec.default {
             (default.clone(), "default".to_string())
+        } else if spec.required && inputs.defer_secrets && spec.secret {
+            resolved.secret.push(name.clone());
+            resolved.deferred.push(name.clone());
+            resolved.values.insert(name.clone(), Value::Null);
+            continue;
         } else if spec.required {
             let mut how = format!("pass `-p {name}=VALUE`");
             if let Some(var) = &spec.env {
                 how.push_str(&format!(" or set `{var}`"));
+            }
+            if spec.ask {
+                how.push_str(" (on a terminal flow asks for it)");
             }
             diags.push(
                 Diagnostic::error(Some(&spec.span), format!("missing required param `{name}`"))
@@ -770,7 +855,7 @@ fn read_params_file_values(
     failed: &mut std::collections::HashSet<String>,
     diags: &mut Diagnostics,
 ) -> Option<(std::sync::Arc<SourceFile>, Vec<Value>)> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::regular_file::read_text(path, crate::regular_file::INPUT_TEXT_LIMIT) {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::error(

@@ -52,7 +52,11 @@ pub fn render_around<E>(
                 rewritten.push(OPEN);
                 rewritten.push_str(&holes.len().to_string());
                 rewritten.push(CLOSE);
-                holes.push(shown_expression(inner));
+                holes.push(if reference.root() == "params" {
+                    crate::evaluate::GIVEN_AT_APPLY.to_string()
+                } else {
+                    shown_expression(inner)
+                });
                 trim_next = block.ends_with('-');
             }
             None => {

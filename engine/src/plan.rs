@@ -5,6 +5,7 @@
 use crate::evaluate::{display_value, find_unknown, unknown};
 use crate::event::{Event, RunStatus, Status};
 pub use crate::kinds::PlanLine;
+use crate::kinds::UndoPlan;
 use crate::run::{Runner, Scope};
 use crate::step_type::{Action, Description, Effect};
 use crate::template::Reference;
@@ -56,6 +57,8 @@ pub struct Plan {
     pub counts: PlanCounts,
     /// What each read step returned (unmasked), in plan order: saved plans fingerprint it.
     pub reads: indexmap::IndexMap<String, Value>,
+    /// The steps whose `undo` runs if a step fails, in the order it would run.
+    pub rollback: Vec<String>,
 }
 
 impl Runner {
@@ -82,8 +85,10 @@ impl Runner {
                 failed = true;
                 break;
             }
-            let (description, condition, reason, known) =
-                self.plan_step(index, &unknown_steps, &conditional).await;
+            let mut undo = None;
+            let (description, condition, reason, known) = self
+                .plan_step(index, &unknown_steps, &conditional, &mut undo)
+                .await;
             let step = self.step(index);
             // Known outputs come only from reads that ran.
             if known && let Some(entry) = self.table.get(&step.id) {
@@ -118,9 +123,23 @@ impl Runner {
                 details: description.details,
                 condition,
                 reason,
+                undo,
             };
             self.emitter.emit(Event::PlanStep(line.clone()));
             lines.push(line);
+        }
+        // Undo runs in reverse order of completion; planned one after the other, steps
+        // complete in plan order.
+        let rollback: Vec<String> = lines
+            .iter()
+            .rev()
+            .filter(|l| l.undo.is_some())
+            .map(|l| l.step.clone())
+            .collect();
+        if !rollback.is_empty() {
+            self.emitter.emit(Event::PlanRollback {
+                steps: rollback.clone(),
+            });
         }
         let status = if *self.interrupt.borrow() {
             RunStatus::Interrupted
@@ -141,6 +160,7 @@ impl Runner {
         self.finish_run(
             status,
             failed.then(|| "a step could not be planned".to_string()),
+            Vec::new(),
             &is_unknown,
         );
         Plan {
@@ -148,15 +168,18 @@ impl Runner {
             lines,
             counts,
             reads,
+            rollback,
         }
     }
 
     /// One plan line; the last value says whether the step's outputs are known afterwards.
+    /// `undo` gets the plan of the step's `undo`, when it has one and is not skipped.
     async fn plan_step(
         self: &Arc<Self>,
         index: usize,
         unknown_steps: &Arc<RwLock<HashSet<String>>>,
         conditional: &RwLock<HashSet<String>>,
+        undo: &mut Option<UndoPlan>,
     ) -> (Description, Option<String>, Option<String>, bool) {
         let step = self.step(index);
         let is_unknown = {
@@ -269,7 +292,7 @@ impl Runner {
             if runs_now {
                 let ctx = self.step_context(step, scope);
                 let read = tokio::select! {
-                    read = self.invoke(&step.body, params.clone(), &ctx) => read,
+                    read = self.invoke(step, &step.body, params.clone(), &ctx) => read,
                     _ = self.interrupted() => Err(crate::step_type::StepError::failed("interrupted")),
                 };
                 match read {
@@ -278,7 +301,14 @@ impl Runner {
                     // `deploy` creates): the read is left to apply, not a failed plan.
                     Err(e) if let Some(write) = self.pending_write_before(index, unknown_steps) => {
                         let mut description = self
-                            .describe(step, params.clone(), params_known, effect)
+                            .describe(
+                                step,
+                                &step.body,
+                                params.clone(),
+                                params_known,
+                                effect,
+                                false,
+                            )
                             .await;
                         description.details.push(format!(
                             "read during apply, after `{write}` has changed things (read now: {})",
@@ -304,7 +334,9 @@ impl Runner {
             } else {
                 all_known = false;
             }
-            let mut description = self.describe(step, params, params_known, effect).await;
+            let mut description = self
+                .describe(step, &step.body, params, params_known, effect, false)
+                .await;
             // A read shows what it returned (an element of a `for_each` is one line of many:
             // its result stays in the journal of the apply).
             if runs_now
@@ -343,7 +375,7 @@ impl Runner {
             };
             self.record(step, Status::Succeeded, entry);
         }
-        let mut description = merge_descriptions(descriptions, &elements, elements_unknown);
+        let mut description = merge_descriptions(descriptions, &elements, elements_unknown.clone());
         if let Some(confirm) = &step.confirm {
             let message = self
                 .evaluator(&plain, &is_unknown)
@@ -352,10 +384,19 @@ impl Runner {
                 .unwrap_or_else(|e| e.to_string());
             description.details.push(format!("asks first: {message}"));
         }
-        if let Some(undo) = &step.undo {
-            description
-                .details
-                .push(format!("undo on failure: {}", undo.type_name));
+        // A `finally` step is never undone.
+        if let Some(body) = step.undo.as_ref().filter(|_| !step.finally) {
+            *undo = Some(
+                self.plan_undo(
+                    step,
+                    body,
+                    &elements,
+                    elements_unknown,
+                    all_known,
+                    &is_unknown,
+                )
+                .await,
+            );
         }
         if self.settings.offline && effect == Effect::Read && description.action == Action::Read {
             description.details.push("not read: --offline".into());
@@ -390,15 +431,58 @@ impl Runner {
             .unwrap_or(step.body.effect)
     }
 
+    /// What the step's `undo` would do, described like a step: what the step returns is
+    /// unknown until it has run (`known after apply`), like the outputs of writes before it.
+    async fn plan_undo(
+        self: &Arc<Self>,
+        step: &crate::playbook::Step,
+        undo: &crate::playbook::Body,
+        elements: &[Scope],
+        elements_unknown: Option<String>,
+        outputs_known: bool,
+        is_unknown: &(dyn Fn(&Reference) -> bool + Sync),
+    ) -> UndoPlan {
+        let own =
+            |r: &Reference| is_unknown(r) || (!outputs_known && r.step() == Some(step.id.as_str()));
+        let mut descriptions = Vec::new();
+        for scope in elements {
+            let description = match self.render_with(undo, &self.evaluator(scope, &own)) {
+                Ok(params) => {
+                    let known = find_unknown(&params).is_none();
+                    // Described without looking at the world: what is there now is not what
+                    // the undo will find once the step has changed it.
+                    self.describe(step, undo, params, known, undo.effect, true)
+                        .await
+                }
+                Err(e) => error_line(format!("`undo.with`: {e}")),
+            };
+            descriptions.push(description);
+        }
+        let description = merge_descriptions(descriptions, elements, elements_unknown);
+        UndoPlan {
+            type_name: undo.type_name.clone(),
+            action: description.action,
+            summary: match description.action {
+                Action::Failed => format!("error: {}", description.summary),
+                _ => description.summary,
+            },
+            details: description.details,
+        }
+    }
+
+    /// The plan line of a body (the step's own, or its `undo`) with these params.
     async fn describe(
         self: &Arc<Self>,
         step: &crate::playbook::Step,
+        body: &crate::playbook::Body,
         params: Value,
         known: bool,
         effect: Effect,
+        offline: bool,
     ) -> Description {
-        let meta = step.body.step_type.meta();
-        let ctx = self.plan_context(step);
+        let meta = body.step_type.meta();
+        let mut ctx = self.plan_context(step);
+        ctx.offline |= offline;
         let fallback_action = match effect {
             Effect::Read => Action::Read,
             Effect::Write => Action::Change,
@@ -406,8 +490,7 @@ impl Runner {
         };
         let typed = if known {
             Some(
-                step.body
-                    .step_type
+                body.step_type
                     .describe_json(params.clone(), &ctx)
                     .await
                     .unwrap_or_else(error_line),
@@ -415,8 +498,7 @@ impl Runner {
         } else {
             // Unknown values read as `(known after apply: …)` text; when the params still fit
             // the type, its own description (create vs change, the command) is the best line.
-            step.body
-                .step_type
+            body.step_type
                 .describe_json(crate::evaluate::unknowns_as_text(&params), &ctx)
                 .await
                 .ok()

@@ -2,6 +2,7 @@
 //! executor work from. Every piece keeps the span it was written at.
 
 use crate::param::ParamSpec;
+use crate::secret_outputs::SecretOutputs;
 use crate::source::{SourceFile, Span};
 use crate::step_type::{DynStepType, Effect};
 use crate::template::Tmpl;
@@ -72,6 +73,8 @@ pub struct Step {
     pub continue_on_error: bool,
     pub confirm: Option<Tmpl>,
     pub undo: Option<Body>,
+    /// The outputs declared secret (`secret: true`, `secret_outputs: [...]`).
+    pub secret_outputs: SecretOutputs,
 }
 
 impl Step {

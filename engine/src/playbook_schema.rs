@@ -6,16 +6,24 @@ use serde_json::{Value, json};
 
 pub fn playbook_schema(registry: &Registry) -> Value {
     let types: Vec<&str> = registry.names().collect();
-    let per_type: Vec<Value> = registry
-        .iter()
-        .map(|t| {
-            let meta = t.meta();
-            json!({
-                "if": { "properties": { "type": { "const": meta.name } }, "required": ["type"] },
-                "then": { "properties": { "with": with_schema(&meta.params_schema) } }
+    // Each type's `with`, for a step and an `undo`; and, for a step, the names its
+    // `secret_outputs` may take.
+    let per_type = |step: bool| -> Vec<Value> {
+        registry
+            .iter()
+            .map(|t| {
+                let meta = t.meta();
+                let mut then = json!({ "with": with_schema(&meta.params_schema) });
+                if step {
+                    then["secret_outputs"] = json!({ "items": { "enum": meta.outputs } });
+                }
+                json!({
+                    "if": { "properties": { "type": { "const": meta.name } }, "required": ["type"] },
+                    "then": { "properties": then }
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let duration = json!({ "oneOf": [
         { "type": "string", "pattern": "^([0-9.]+(ms|s|m|h|d)?)+$" },
         { "type": "number", "minimum": 0 }
@@ -58,15 +66,21 @@ pub fn playbook_schema(registry: &Registry) -> Value {
             "continue_on_error": { "type": "boolean" },
             "confirm": { "type": "string", "description": "ask for approval before this step" },
             "effect": { "enum": ["read", "write"], "description": "override for generic step types" },
+            "secret": { "type": "boolean", "description": "every output of this step is a secret: masked everywhere, and its lines (a command's stdout and stderr) are not shown" },
+            "secret_outputs": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "these outputs of the step are secrets (`[stdout]`): masked everywhere, and the lines they are made of are not shown"
+            },
             "undo": {
                 "type": "object",
                 "required": ["type"],
                 "additionalProperties": false,
                 "properties": body,
-                "allOf": per_type
+                "allOf": per_type(false)
             }
         },
-        "allOf": per_type
+        "allOf": per_type(true)
     });
     let param = json!({
         "type": "object",
@@ -83,7 +97,8 @@ pub fn playbook_schema(registry: &Registry) -> Value {
             "max": { "type": "number" },
             "env": { "type": "string" },
             "secret": { "type": "boolean" },
-            "must_exist": { "type": "boolean" }
+            "must_exist": { "type": "boolean" },
+            "ask": { "type": "boolean", "description": "asked on a terminal when no source gives a value" }
         }
     });
     let steps = json!({

@@ -450,7 +450,9 @@ fn write_pretty(value: &Value, indent: usize, depth: usize, out: &mut String) {
             }
             out.push_str(&format!("{}}}", pad(indent)));
         }
-        Value::Array(items) if !items.is_empty() && (depth < 3 || column + compact.len() > WIDTH) => {
+        Value::Array(items)
+            if !items.is_empty() && (depth < 3 || column + compact.len() > WIDTH) =>
+        {
             out.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
                 out.push_str(&pad(indent + 2));

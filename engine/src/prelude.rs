@@ -7,7 +7,7 @@ pub use crate::permission::{Permission, PermissionContext, Permissions};
 pub use crate::resources::Resource;
 pub use crate::step_type::{RenderedParams, StepType};
 pub use crate::values::{
-    Evaluated, FileMode, FlowDuration, NoOutputs, OneOrMany, Scalar, Secret, Text,
+    Evaluated, FileMode, FlowDuration, NoOutputs, OneOrMany, Printable, Scalar, Secret, Text,
 };
 pub use schemars::JsonSchema;
 pub use serde::{Deserialize, Serialize};

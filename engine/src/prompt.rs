@@ -9,6 +9,46 @@ pub trait Prompter: Send + Sync {
     fn confirm(&self, message: &str, table: Option<&str>) -> io::Result<bool>;
     fn choose(&self, prompt: &str, options: &[String], default: Option<usize>)
     -> io::Result<usize>;
+    /// A line of text (`secret`: not echoed), asked again until `check` passes; Enter on an
+    /// empty line gives `""` (the caller's default).
+    fn text(
+        &self,
+        _prompt: &str,
+        _default: Option<&str>,
+        _secret: bool,
+        _check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> io::Result<String> {
+        Err(io::Error::other("no terminal"))
+    }
+}
+
+/// Asks for `ask: true` params on the terminal, when there is one.
+pub struct ParamPrompter(pub Box<dyn Prompter>);
+
+impl crate::param::ParamAsker for ParamPrompter {
+    fn ask(
+        &self,
+        spec: &crate::param::ParamSpec,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Option<io::Result<String>> {
+        if !self.0.is_interactive() {
+            return None;
+        }
+        let mut prompt = match &spec.description {
+            Some(description) => format!("{} ({description})", spec.name),
+            None => spec.name.clone(),
+        };
+        if let Some(var) = &spec.env {
+            prompt.push_str(&format!(" [or set {var}]"));
+        }
+        // A secret's default is never shown.
+        let default = spec
+            .default
+            .as_ref()
+            .filter(|_| !spec.secret)
+            .map(crate::evaluate::display_value);
+        Some(self.0.text(&prompt, default.as_deref(), spec.secret, check))
+    }
 }
 
 /// Prompts on the terminal through stderr, so stdout stays clean for data.
@@ -66,6 +106,33 @@ impl Prompter for TerminalPrompter {
             .default(default.unwrap_or(0))
             .interact()
             .map_err(to_io)
+    }
+
+    fn text(
+        &self,
+        prompt: &str,
+        default: Option<&str>,
+        secret: bool,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> io::Result<String> {
+        let prompt = crate::printable::line(prompt).into_owned();
+        if secret {
+            return dialoguer::Password::new()
+                .with_prompt(prompt)
+                .allow_empty_password(true)
+                .validate_with(|text: &String| check(text))
+                .interact()
+                .map_err(to_io);
+        }
+        let prompt = match default {
+            Some(default) => format!("{prompt} [Enter: {}]", crate::printable::line(default)),
+            None => prompt,
+        };
+        let input = dialoguer::Input::<String>::new()
+            .with_prompt(prompt)
+            .allow_empty(true)
+            .validate_with(|text: &String| check(text));
+        input.interact_text().map_err(to_io)
     }
 }
 

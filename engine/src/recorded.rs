@@ -30,62 +30,71 @@ pub struct Recorded {
     /// How many times the `undo` of each step (element) succeeded: a step that runs again
     /// after one gets a token of its own, as what the first token made is gone.
     pub undos: HashMap<(String, Option<usize>), u32>,
+    /// Undos that failed (or could not run) and have not succeeded since, by step id and
+    /// element, in the order they ran: what they should have reversed is still applied.
+    pub failed_undos: Vec<(String, Option<usize>)>,
 }
 
 impl Recorded {
     pub fn replay(events: &[Event]) -> Self {
         let mut recorded = Recorded::default();
-        for event in events {
-            let Event::StepFinished {
-                step,
-                element,
-                status,
-                outputs,
-                reason,
-                kept,
-                outputs_masked,
-                item,
-                ..
-            } = event
-            else {
-                continue;
-            };
-            // A kept step is reported again, unchanged: its record stands.
-            if *kept {
-                continue;
+        events.iter().for_each(|event| recorded.observe(event));
+        recorded
+    }
+
+    /// Takes the next event of the journal (read one at a time: it may be large).
+    pub fn observe(&mut self, event: &Event) {
+        let Event::StepFinished {
+            step,
+            element,
+            status,
+            outputs,
+            reason,
+            kept,
+            outputs_masked,
+            item,
+            ..
+        } = event
+        else {
+            return;
+        };
+        // A kept step is reported again, unchanged: its record stands.
+        if *kept {
+            return;
+        }
+        if let Some(undone) = step.strip_suffix(".undo") {
+            let key = (undone.to_string(), *element);
+            if *status == Status::Succeeded {
+                self.undone(undone, *element);
+                self.failed_undos.retain(|f| *f != key);
+            } else if !self.failed_undos.contains(&key) {
+                self.failed_undos.push(key);
             }
-            if let Some(undone) = step.strip_suffix(".undo") {
+            return;
+        }
+        let outcome = Outcome {
+            status: *status,
+            outputs: outputs.clone().unwrap_or(Value::Object(Default::default())),
+            reason: reason.clone(),
+            outputs_masked: *outputs_masked,
+            item: item.clone(),
+            undone: false,
+        };
+        match element {
+            Some(element) => {
+                self.elements
+                    .entry(step.clone())
+                    .or_default()
+                    .insert(*element, outcome);
+            }
+            None => {
+                self.completion_order.retain(|s| s != step);
                 if *status == Status::Succeeded {
-                    recorded.undone(undone, *element);
+                    self.completion_order.push(step.clone());
                 }
-                continue;
-            }
-            let outcome = Outcome {
-                status: *status,
-                outputs: outputs.clone().unwrap_or(Value::Object(Default::default())),
-                reason: reason.clone(),
-                outputs_masked: *outputs_masked,
-                item: item.clone(),
-                undone: false,
-            };
-            match element {
-                Some(element) => {
-                    recorded
-                        .elements
-                        .entry(step.clone())
-                        .or_default()
-                        .insert(*element, outcome);
-                }
-                None => {
-                    recorded.completion_order.retain(|s| s != step);
-                    if *status == Status::Succeeded {
-                        recorded.completion_order.push(step.clone());
-                    }
-                    recorded.steps.insert(step.clone(), outcome);
-                }
+                self.steps.insert(step.clone(), outcome);
             }
         }
-        recorded
     }
 
     fn undone(&mut self, step: &str, element: Option<usize>) {
@@ -164,6 +173,30 @@ mod tests {
         assert!(recorded.finished("flaky").is_some(), "succeeded on resume");
         assert!(recorded.finished("kept").is_some());
         assert_eq!(recorded.completion_order, vec!["made", "kept", "flaky"]);
+    }
+
+    #[test]
+    fn a_failed_undo_stays_outstanding_until_one_succeeds() {
+        let events = vec![
+            finished("secret", None, Status::Succeeded),
+            finished("env", None, Status::Succeeded),
+            finished("each", Some(0), Status::Succeeded),
+            finished("boom", None, Status::Failed),
+            finished("each.undo", Some(0), Status::Failed),
+            finished("env.undo", None, Status::Succeeded),
+            finished("secret.undo", None, Status::Failed),
+            // A resume runs the failed ones again: the element's succeeds this time.
+            finished("each.undo", Some(0), Status::Succeeded),
+            finished("secret.undo", None, Status::Failed),
+        ];
+        let recorded = Recorded::replay(&events);
+        assert_eq!(recorded.failed_undos, vec![("secret".to_string(), None)]);
+        assert!(
+            recorded.finished("secret").is_some(),
+            "its undo failed: still applied"
+        );
+        assert!(recorded.finished("env").is_none(), "undone");
+        assert_eq!(recorded.undos.get(&("each".to_string(), Some(0))), Some(&1));
     }
 
     #[test]

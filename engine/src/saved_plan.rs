@@ -31,9 +31,12 @@ pub struct SavedPlan {
     /// text under the key, never the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
-    /// The plan as it was shown, line by line (secrets masked).
+    /// The plan as it was shown, line by line (secrets masked), each write with its `undo`.
     #[serde(default)]
     pub lines: Vec<crate::kinds::PlanLine>,
+    /// The steps whose `undo` runs if a step fails, in the order it would run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,46 +69,21 @@ pub const PLAN_KEY_FILE: &str = "plan-key";
 impl PlanKey {
     /// The state dir's key, made (0600, in a 0700 folder) when `create` and there is none.
     pub fn load(state_dir: &std::path::Path, create: bool) -> std::io::Result<Option<PlanKey>> {
-        use std::io::{Read as _, Write as _};
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        use std::os::unix::fs::DirBuilderExt as _;
         let path = state_dir.join(PLAN_KEY_FILE);
-        let read = |path: &std::path::Path| -> std::io::Result<PlanKey> {
-            let text = std::fs::read_to_string(path)?;
-            let key = decode_hex(text.trim())
-                .filter(|k| k.len() >= 32)
-                .ok_or_else(|| {
-                    std::io::Error::other(format!("{} is not a flow plan key", path.display()))
-                })?;
-            Ok(PlanKey { key })
-        };
-        match read(&path) {
-            Ok(key) => return Ok(Some(key)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        if let Some(key) = crate::key_file::read(&path)? {
+            return Ok(Some(PlanKey { key }));
+        }
+        if !create {
+            return Ok(None);
         }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(state_dir)?;
-        let mut key = vec![0u8; 32];
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        // A key another flow made at the same moment wins; this one is dropped.
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                file.write_all(format!("{hex}\n").as_bytes())?;
-                file.sync_all()?;
-                Ok(Some(PlanKey { key }))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path).map(Some),
-            Err(e) => Err(e),
-        }
+        Ok(Some(PlanKey {
+            key: crate::key_file::create(&path)?,
+        }))
     }
 
     /// Names the key without revealing it.
@@ -114,19 +92,7 @@ impl PlanKey {
     }
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::key_file::hex;
 
 /// HMAC-SHA256 (RFC 2104).
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
@@ -159,6 +125,7 @@ pub fn fingerprint(
     masker: &Masker,
     key: Option<&PlanKey>,
 ) -> ReadFingerprint {
+    let outputs = &without_request_ids(outputs);
     let canonical = serde_json::to_string(outputs).unwrap_or_default();
     let masked = masker.mask_outputs(outputs);
     let message = format!("{plan_id}\n{canonical}");
@@ -184,6 +151,30 @@ pub fn fingerprint(
                 None => line.to_string(),
             })
             .collect(),
+    }
+}
+
+/// `(request id …)`, as a service's error names the request (AWS errors do): every call
+/// gets a new one, so it is no part of what a read returned — a plan holding one would
+/// always be refused as drift.
+pub fn strip_request_ids(text: &str) -> std::borrow::Cow<'_, str> {
+    static REQUEST_ID: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    REQUEST_ID
+        .get_or_init(|| regex::Regex::new(r" ?\(request id [^)]*\)").expect("a valid regex"))
+        .replace_all(text, "")
+}
+
+/// `outputs` with [`strip_request_ids`] applied to every text in it.
+fn without_request_ids(outputs: &Value) -> Value {
+    match outputs {
+        Value::String(text) => Value::String(strip_request_ids(text).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(without_request_ids).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), without_request_ids(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -232,7 +223,8 @@ pub fn masked_playbook_text(playbook: &crate::playbook::Playbook, masker: &Maske
 
 /// Reads a plan file; `None` when the file is not a plan (a playbook, say).
 pub fn read(path: &std::path::Path) -> Option<Result<SavedPlan, String>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    // What cannot be read is not a plan: loading it as a playbook then says why.
+    let text = crate::regular_file::read_text(path, crate::regular_file::INPUT_TEXT_LIMIT).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
     value.get("flow_plan")?;
     Some(match serde_json::from_value::<SavedPlan>(value) {

@@ -171,6 +171,17 @@ fn check_format(format: &str, node: &Node) -> Result<(), String> {
     match format {
         "flow-duration" => crate::duration::parse_duration(&text).map(|_| ()),
         "file-mode" => crate::values::parse_file_mode(&text).map(|_| ()),
+        "printable" => match crate::values::control_character(&text) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        },
+        "distinct-characters" => {
+            let mut seen = std::collections::HashSet::new();
+            match text.chars().find(|c| !seen.insert(*c)) {
+                Some(twice) => Err(format!("`{twice}` is there more than once")),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -105,137 +105,6 @@ pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// A secret as a JSON string holds it, without the quotes: `Ab\"c\\d`; with `ascii`, every
-/// character beyond ASCII escaped too (`P\u00e4ssw\u00f6rd`, as Python's `json.dumps`
-/// writes it), in lowercase or uppercase hex.
-fn json_escaped(secret: &str, ascii: bool, upper: bool) -> String {
-    let mut out = String::with_capacity(secret.len() + 8);
-    let unit = |u: u16, out: &mut String| {
-        if upper {
-            out.push_str(&format!("\\u{u:04X}"));
-        } else {
-            out.push_str(&format!("\\u{u:04x}"));
-        }
-    };
-    for c in secret.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => unit(c as u16, &mut out),
-            c if ascii && !c.is_ascii() => {
-                let mut buf = [0u16; 2];
-                for u in c.encode_utf16(&mut buf) {
-                    unit(*u, &mut out);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The forms a secret takes once printed: as written; shell-quoted whole (`'it'\''s'`) and
-/// inside a larger quoted argument (`'--password=it'\''s'`); JSON-escaped (`Ab\"c\\d`,
-/// `P\u00e4ssw\u00f6rd`, `a\/b`); base64-encoded (also with the newline `echo` adds); and, for a multi-line secret (a key), line
-/// by line as a command streams it.
-/// `secret` percent-encoded, keeping letters, digits, `-_.~` and `safe`; `plus`: a space as
-/// `+`, as in a form.
-fn percent_encoded(secret: &str, safe: &str, plus: bool) -> String {
-    let mut out = String::with_capacity(secret.len() * 3);
-    for byte in secret.bytes() {
-        match byte {
-            b' ' if plus => out.push('+'),
-            b if b.is_ascii_alphanumeric()
-                || b"-_.~".contains(&b)
-                || safe.as_bytes().contains(&b) =>
-            {
-                out.push(b as char)
-            }
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// `secret` as HTML text, with `apostrophe` for `'`.
-fn html_escaped(secret: &str, apostrophe: &str) -> String {
-    let mut out = String::with_capacity(secret.len());
-    for c in secret.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str(apostrophe),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn forms(secret: &str) -> Vec<String> {
-    let mut written = vec![secret.to_string()];
-    for (ascii, upper) in [(false, false), (true, false), (true, true)] {
-        let escaped = json_escaped(secret, ascii, upper);
-        if escaped.contains('/') {
-            written.push(escaped.replace('/', "\\/"));
-        }
-        written.push(escaped);
-    }
-    let mut out = written.clone();
-    // Each of those inside a single-quoted shell word: `to_json` output passed as an argument
-    // shows in a plan line as `'"Ab\"c'\''d"'`.
-    out.extend(
-        written
-            .iter()
-            .filter(|form| form.contains('\''))
-            .map(|form| form.replace('\'', r"'\''")),
-    );
-    let quoted = crate::template_env::shell_quote(secret);
-    if quoted != secret {
-        out.push(quoted);
-    }
-    if secret.len() >= 4 {
-        // As `| upper` and `| lower` print it.
-        out.push(secret.to_uppercase());
-        out.push(secret.to_lowercase());
-        use base64::Engine as _;
-        out.push(base64::engine::general_purpose::STANDARD.encode(secret));
-        // As `echo "$SECRET" | base64` prints it: with the newline echo adds.
-        out.push(base64::engine::general_purpose::STANDARD.encode(format!("{secret}\n")));
-    }
-    // As a URL or a form carries it (`urlencode`, Python's `quote`/`quote_plus`, a browser),
-    // and as HTML shows it.
-    for (safe, plus) in [("", false), ("/", false), ("", true)] {
-        out.push(percent_encoded(secret, safe, plus));
-    }
-    out.push(html_escaped(secret, "&#x27;"));
-    out.push(html_escaped(secret, "&#39;"));
-    if secret.contains('\n') {
-        out.extend(
-            secret
-                .lines()
-                .map(str::trim)
-                .filter(|l| l.len() >= 4)
-                .flat_map(|line| {
-                    [
-                        line.to_string(),
-                        json_escaped(line, false, false),
-                        json_escaped(line, true, false),
-                    ]
-                }),
-        );
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 /// The secret values of a run: secret params, sensitive outputs, and the leaves of any secret
 /// that is a JSON document. Shared by every writer of the run.
 #[derive(Debug, Default)]
@@ -258,7 +127,10 @@ impl Masker {
         {
             collect(&document, &mut values, false);
         }
-        let found: Vec<String> = values.iter().flat_map(|secret| forms(secret)).collect();
+        let found: Vec<String> = values
+            .iter()
+            .flat_map(|secret| crate::secret_forms::forms(secret))
+            .collect();
         if found.is_empty() {
             return;
         }
@@ -288,6 +160,11 @@ impl Masker {
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
                 .any(|s| s == text)
+    }
+
+    /// Whether `text` shows a secret (in any form the masker knows).
+    pub fn reveals(&self, text: &str) -> bool {
+        !self.is_empty() && self.mask(text) != text
     }
 
     pub fn mask(&self, text: &str) -> String {

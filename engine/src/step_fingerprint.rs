@@ -1,5 +1,6 @@
 //! What a step is, as a resume compares it: its type and effect, its `with` (with `defaults`
-//! merged), `when`, `for_each`, `confirm`, `retry`, `timeout`, `continue_on_error`, the steps
+//! merged), `when`, `for_each`, `confirm`, `retry`, `timeout`, `continue_on_error`, which of
+//! its outputs are secret (`secret`, `secret_outputs`), the steps
 //! it waits for, and the values of the params it reads — everything that decided what it did.
 //! Not its `name` (a label) nor its `undo` (which has not run, and may need a fix).
 //!
@@ -13,6 +14,7 @@ use crate::analyze::Checked;
 use crate::param::ResolvedParams;
 use crate::playbook::Step;
 use crate::saved_plan::{PlanKey, ReadFingerprint, fingerprint, holds_secret};
+use crate::secret_outputs::SecretOutputs;
 use crate::secrets::Masker;
 use crate::template::{Reference, Tmpl};
 use indexmap::IndexMap;
@@ -62,7 +64,7 @@ fn definition(checked: &Checked, step: &Step, params: &ResolvedParams) -> Value 
         .iter()
         .map(|d| checked.playbook.steps[*d].id.as_str())
         .collect();
-    json!({
+    let mut definition = json!({
         "type": step.body.type_name,
         "effect": step.body.effect.as_str(),
         "with": canonical(&step.body.with),
@@ -81,7 +83,17 @@ fn definition(checked: &Checked, step: &Step, params: &ResolvedParams) -> Value 
         "continue_on_error": step.continue_on_error,
         "needs": needs,
         "params": seen,
-    })
+    });
+    // Only when declared, so that the runs of a flow that did not know the field resume.
+    let secret = match &step.secret_outputs {
+        SecretOutputs::None => None,
+        SecretOutputs::All => Some(json!(true)),
+        SecretOutputs::Named(names) => Some(json!(names)),
+    };
+    if let (Some(secret), Some(map)) = (secret, definition.as_object_mut()) {
+        map.insert("secret".into(), secret);
+    }
+    definition
 }
 
 /// The password of every URL-like text in a definition, more eagerly than the masking of a

@@ -36,6 +36,10 @@ pub trait StepType: Send + Sync + 'static {
     /// Whether the plan line names exactly what apply acts on (the keys a delete would
     /// remove): applying a saved plan then refuses when that line would read differently now.
     const PLAN_IS_BINDING: bool = false;
+    /// Which stream of lines each output is made from, as `(output, stream)`: `exec`'s
+    /// `json` and `lines` come from `stdout`. A step whose output is declared secret does not
+    /// show those lines; a type that says nothing here shows none of its lines then.
+    const STREAMS: &'static [(&'static str, &'static str)] = &[];
 
     type Params: DeserializeOwned + JsonSchema + Send + 'static;
     type Outputs: Serialize + JsonSchema + Send + 'static;
@@ -95,6 +99,8 @@ pub struct StepMeta {
     pub runs_in_plan: bool,
     /// See `StepType::PLAN_IS_BINDING`.
     pub plan_is_binding: bool,
+    /// See `StepType::STREAMS`.
+    pub streams: &'static [(&'static str, &'static str)],
     pub exactly_one_of: &'static [&'static [&'static str]],
     pub example: &'static str,
     pub params_schema: serde_json::Value,
@@ -103,6 +109,12 @@ pub struct StepMeta {
     pub outputs: Vec<String>,
     /// Outputs marked secret: masked everywhere once a step returns them.
     pub sensitive_outputs: Vec<String>,
+    /// Outputs that are secret for some values only, with when (`ssm.get`'s `value`, when the
+    /// parameter is a SecureString): masked when the step says so at run time.
+    pub maybe_secret_outputs: Vec<(String, String)>,
+    /// Top-level `with` fields that end up in a process's command line (`exec`'s `command`
+    /// and `shell`), where every local user can read them.
+    pub argv_fields: Vec<String>,
     /// `with` fields (at any depth) marked secret, like a Redis block's `password`.
     pub secret_fields: Vec<String>,
     /// Top-level `with` fields holding bare expressions (like `assert.that`).
@@ -166,7 +178,9 @@ impl<T: StepType> Erased<T> {
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
         use crate::schema::{marked_fields, marked_fields_deep};
-        use crate::values::{DEFERRED_MARK, EXPRESSION_MARK, SECRET_MARK};
+        use crate::values::{
+            ARGV_MARK, DEFERRED_MARK, EXPRESSION_MARK, MAYBE_SECRET_MARK, SECRET_MARK,
+        };
         let meta = StepMeta {
             name: T::NAME,
             summary: T::SUMMARY,
@@ -175,9 +189,18 @@ impl<T: StepType> Erased<T> {
             defaults: T::DEFAULTS,
             runs_in_plan: T::RUNS_IN_PLAN,
             plan_is_binding: T::PLAN_IS_BINDING,
+            streams: T::STREAMS,
             exactly_one_of: T::EXACTLY_ONE_OF,
             example: T::EXAMPLE,
             sensitive_outputs: marked_fields(&outputs_schema, SECRET_MARK)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect(),
+            maybe_secret_outputs: marked_fields(&outputs_schema, MAYBE_SECRET_MARK)
+                .into_iter()
+                .map(|(name, when)| (name, when.as_str().unwrap_or("").to_string()))
+                .collect(),
+            argv_fields: marked_fields(&params_schema, ARGV_MARK)
                 .into_iter()
                 .map(|(name, _)| name)
                 .collect(),

@@ -40,6 +40,10 @@ pub struct Summary {
     pub error: Option<String>,
     /// Set when the run is a resume.
     pub resumed: Option<crate::event::Resumed>,
+    /// The undos that failed: what is still applied.
+    pub failed_undos: Vec<crate::event::FailedUndo>,
+    /// A plan: the steps whose `undo` runs if a step fails, in the order it runs.
+    pub rollback: Vec<String>,
     /// Warnings of steps still running, until their row is written.
     pending_warnings: Vec<(String, String)>,
     /// Display names (`name:`) by step id.
@@ -98,6 +102,7 @@ impl Summary {
                 self.started_at = at.clone();
             }
             Event::PlanStep(line) => self.plan.add(line.action),
+            Event::PlanRollback { steps } => self.rollback = steps.clone(),
             Event::StepFinished {
                 step,
                 element: None,
@@ -156,12 +161,14 @@ impl Summary {
                 duration_ms,
                 outputs,
                 error,
+                failed_undos,
                 ..
             } => {
                 self.status = Some(*status);
                 self.duration_ms = *duration_ms;
                 self.outputs = outputs.clone();
                 self.error = error.clone();
+                self.failed_undos = failed_undos.clone();
             }
             _ => {}
         }
@@ -243,10 +250,60 @@ impl Summary {
                     .join(", ")
             )
         };
+        let undo_first = if resumed.undo_first.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "undos that had failed run again first: {}; ",
+                resumed.undo_first.join(", ")
+            )
+        };
         Some(
             printable::line(&format!(
-                "Resume {} of run {}: {kept}.",
+                "Resume {} of run {}: {undo_first}{kept}.",
                 resumed.number, self.run_id
+            ))
+            .into_owned(),
+        )
+    }
+
+    /// Each undo that failed, as a sentence: what is still applied, and why.
+    pub fn rollback_lines(&self) -> Vec<String> {
+        self.failed_undos
+            .iter()
+            .map(|f| f.sentence(&self.label(&f.step)))
+            .collect()
+    }
+
+    /// The `Rollback incomplete` section of a summary, when an undo failed.
+    pub fn rollback_text(&self) -> Option<String> {
+        if self.failed_undos.is_empty() {
+            return None;
+        }
+        let mut out = String::from("\nRollback incomplete\n");
+        for line in self.rollback_lines() {
+            out.push_str(&format!(
+                "  ✘ {}\n",
+                printable::lines(&line, printable::CONTINUATION)
+            ));
+        }
+        out.push_str(&format!(
+            "  = help: fix what made it fail, then `flow apply --resume {}` runs the failed undo again before anything else\n",
+            self.run_id
+        ));
+        Some(out)
+    }
+
+    /// `Rollback: if a step fails, the undos run: c, then b, then a.`, for a plan.
+    pub fn rollback_order(&self) -> Option<String> {
+        if self.rollback.is_empty() {
+            return None;
+        }
+        let steps: Vec<String> = self.rollback.iter().map(|s| self.label(s)).collect();
+        Some(
+            printable::line(&format!(
+                "Rollback: if a step fails, the undo of each completed step runs, last completed first: {}.",
+                steps.join(", then ")
             ))
             .into_owned(),
         )
@@ -268,7 +325,8 @@ impl Summary {
         }
     }
 
-    /// The end of a run as people read it: table, outputs, closing line.
+    /// The end of a run as people read it: table, outputs, what a failed undo left, closing
+    /// line.
     pub fn text(&self) -> String {
         let mut out = format!("\nSummary\n{}", self.table());
         if let Some(line) = self.resume_line() {
@@ -276,6 +334,9 @@ impl Summary {
         }
         if let Some(outputs) = self.outputs_table() {
             out.push_str(&format!("\nOutputs\n{outputs}"));
+        }
+        if let Some(rollback) = self.rollback_text() {
+            out.push_str(&rollback);
         }
         out.push('\n');
         out.push_str(&self.closing_line());
@@ -304,10 +365,18 @@ impl Summary {
                 .map(|s| escape_md(&self.label(s)))
                 .collect();
             out.push_str(&format!(
-                "Resume {} of the run, by {}@{}; kept from before: {}.\n\n",
+                "Resume {} of the run, by {}@{}; {}kept from before: {}.\n\n",
                 resumed.number,
                 escape_md(&resumed.user),
                 escape_md(&resumed.host),
+                if resumed.undo_first.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "undos that had failed run again first: {}; ",
+                        escape_md(&resumed.undo_first.join(", "))
+                    )
+                },
                 if kept.is_empty() {
                     "none".to_string()
                 } else {
@@ -347,6 +416,16 @@ impl Summary {
                     escape_md(&display_value(value))
                 ));
             }
+        }
+        if !self.failed_undos.is_empty() {
+            out.push_str("\n**Rollback incomplete**\n\n");
+            for line in self.rollback_lines() {
+                out.push_str(&format!("- {}\n", escape_md(&line)));
+            }
+            out.push_str(&format!(
+                "\nFix what made it fail, then `flow apply --resume {}` runs the failed undo again before anything else.\n",
+                self.run_id
+            ));
         }
         if let Some(error) = &self.error {
             out.push_str(&format!("\n**{}**\n", escape_md(error)));

@@ -231,7 +231,8 @@ fn compile_expression_source(node: &Node, expr: &str) -> Result<Source, Diagnost
     let compiled = syntax_env()
         .compile_expression(expr)
         .map_err(|e| syntax_error(node, text, offset, &e))?;
-    let vars = compiled.undeclared_variables(true);
+    let mut vars = compiled.undeclared_variables(true);
+    vars.extend(unreported_paths(expr, true));
     check_filters(node, text, offset, expr, true)?;
     Ok(Source {
         text: expr.trim().to_string(),
@@ -245,7 +246,8 @@ fn compile_text_source(node: &Node, text: &str) -> Result<Source, Diagnostic> {
     let template = syntax_env()
         .template_from_str(text)
         .map_err(|e| syntax_error(node, text, 0, &e))?;
-    let vars = template.undeclared_variables(true);
+    let mut vars = template.undeclared_variables(true);
+    vars.extend(unreported_paths(text, false));
     check_filters(node, text, 0, text, false)?;
     Ok(Source {
         text: text.to_string(),
@@ -405,17 +407,86 @@ fn filters_and_tests(source: &str, whole_expression: bool) -> Vec<(&'static str,
 /// text), with what it reads; `None` when it does not compile alone.
 pub fn expression_source(text: &str, span: &Span) -> Option<Source> {
     let compiled = syntax_env().compile_expression(text).ok()?;
+    let mut vars = compiled.undeclared_variables(true);
+    vars.extend(unreported_paths(text, true));
     Some(Source {
         text: text.trim().to_string(),
         span: span.clone(),
-        references: all_at(compiled.undeclared_variables(true), span),
+        references: all_at(vars, span),
     })
 }
 
 /// The references of a whole text template, or `None` when it does not compile.
 pub fn text_references(text: &str, span: &Span) -> Option<Vec<Reference>> {
     let template = syntax_env().template_from_str(text).ok()?;
-    Some(all_at(template.undeclared_variables(true), span))
+    let mut vars = template.undeclared_variables(true);
+    vars.extend(unreported_paths(text, false));
+    Some(all_at(vars, span))
+}
+
+/// The `params.…` and `steps.…` paths the code of a template names, where MiniJinja leaves
+/// some out of the variables it says a template reads: the base of a slice
+/// (`params.pw[:6]`, `steps.a.b[1:]`). Without them a step would neither wait for the step
+/// whose output it slices nor be checked against it, and a slice of a secret would not count
+/// as reading one. Only code counts: not string literals, nor the text around `{{ }}`.
+fn unreported_paths(text: &str, whole_expression: bool) -> Vec<String> {
+    static PATH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?:^|[^A-Za-z0-9_.])((?:params|steps)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+            .expect("a valid regex")
+    });
+    let code = if whole_expression {
+        literals_blanked(text)
+    } else {
+        code_blocks(text)
+            .into_iter()
+            .map(literals_blanked)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    PATH.captures_iter(&code)
+        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .collect()
+}
+
+/// The code of each `{{ … }}` and `{% … %}` of a text (not inside `{% raw %}`).
+fn code_blocks(text: &str) -> Vec<&str> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let inner = &rest[open + 2..];
+        let closer = if rest[open..].starts_with("{{") {
+            b'}'
+        } else {
+            b'%'
+        };
+        let bytes = inner.as_bytes();
+        let Some(end) = crate::code_scan::code_positions(inner)
+            .find(|&(i, depth)| depth == 0 && bytes[i] == closer && bytes.get(i + 1) == Some(&b'}'))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let block = &inner[..end];
+        rest = &inner[end + 2..];
+        if closer == b'%' && block.trim_matches(|c: char| c == '-' || c.is_whitespace()) == "raw" {
+            match rest.find("endraw") {
+                Some(at) => rest = &rest[at..],
+                None => break,
+            }
+            continue;
+        }
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// Code with its string literals replaced by spaces.
+fn literals_blanked(code: &str) -> String {
+    let mut out = vec![b' '; code.len()];
+    for (i, _) in crate::code_scan::code_positions(code) {
+        out[i] = code.as_bytes()[i];
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Variable paths as references, all at one span (a piece compiled on its own).
@@ -427,4 +498,37 @@ fn all_at(vars: std::collections::HashSet<String>, span: &Span) -> Vec<Reference
             span: span.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    fn paths(text: &str) -> Vec<String> {
+        let file = SourceFile::new("t.yaml", format!("k: {text:?}\n"));
+        let root = crate::yaml::parse(&file).expect("yaml");
+        let node = root.get("k").expect("k");
+        let mut found: Vec<String> = compile(node)
+            .expect("compiles")
+            .references()
+            .map(Reference::dotted)
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn the_base_of_a_slice_is_read() {
+        assert_eq!(paths("{{ params.pw[:6] }}"), ["params.pw"]);
+        assert_eq!(
+            paths("a {{ steps.x.stdout[1:] ~ 'params.no' }} {% if params.f[::2] %}y{% endif %}"),
+            ["params.f", "steps.x.stdout"]
+        );
+        assert_eq!(
+            paths("{% raw %}{{ params.no[:1] }}{% endraw %}"),
+            Vec::<String>::new()
+        );
+    }
 }

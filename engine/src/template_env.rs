@@ -115,55 +115,18 @@ pub fn build_environment(settings: TemplateSettings) -> Environment<'static> {
 /// files, not data sets.
 pub const READ_FILE_MAX_BYTES: u64 = 16 << 20;
 
-/// Reads a regular file of at most `READ_FILE_MAX_BYTES` as UTF-8 text. A FIFO would block
-/// the run until something writes to it, and `/dev/zero` or `/dev/urandom` never end: both
-/// are refused before they are opened, and the read stops at the limit whatever the size the
-/// file claimed (it may grow, and `/proc` files claim 0 bytes).
+/// Reads a regular file of at most `READ_FILE_MAX_BYTES` as UTF-8 text (a FIFO or a device
+/// is refused, see `regular_file`).
 fn read_file(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::FileTypeExt as _;
-    let shown = path.display();
-    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    let kind = meta.file_type();
-    let what = if kind.is_file() {
-        None
-    } else if kind.is_dir() {
-        Some("a directory")
-    } else if kind.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if kind.is_char_device() {
-        Some("a character device")
-    } else if kind.is_block_device() {
-        Some("a block device")
-    } else if kind.is_socket() {
-        Some("a socket")
-    } else {
-        Some("not a regular file")
-    };
-    if let Some(what) = what {
-        return Err(format!(
-            "cannot read {shown}: it is {what}; read_file reads regular files only"
-        ));
-    }
-    let limit = READ_FILE_MAX_BYTES;
-    let too_big = || {
-        format!(
-            "cannot read {shown}: it is larger than {} MiB, the most read_file reads",
-            limit >> 20
-        )
-    };
-    if meta.len() > limit {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_big());
-    }
-    String::from_utf8(bytes).map_err(|_| format!("cannot read {shown}: it is not UTF-8 text"))
+    crate::regular_file::read_text(path, READ_FILE_MAX_BYTES).map_err(|e| {
+        let shown = path.display();
+        match e {
+            crate::regular_file::ReadError::NotRegular(_) => {
+                format!("cannot read {shown}: {e}; read_file reads regular files only")
+            }
+            e => format!("cannot read {shown}: {e}"),
+        }
+    })
 }
 
 /// POSIX shell quoting: the value survives `sh -c` as one word, whatever it contains.
@@ -231,9 +194,17 @@ mod filter_tests {
     use super::*;
 
     fn render(template: &str) -> Result<String, String> {
-        let dir = std::env::temp_dir().join(format!("flow-filters-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("note.txt"), "from a file").unwrap();
+        // Written once: tests run in parallel, and a rewrite (truncate, then write) could be
+        // read half-done by another test's `read_file`.
+        static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        let dir = DIR
+            .get_or_init(|| {
+                let dir = std::env::temp_dir().join(format!("flow-filters-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("note.txt"), "from a file").unwrap();
+                dir
+            })
+            .clone();
         let env = build_environment(TemplateSettings {
             now: "2026-11-23T02:17:58Z".parse().unwrap(),
             playbook_dir: dir,

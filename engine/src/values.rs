@@ -96,6 +96,62 @@ impl JsonSchema for FlowDuration {
     }
 }
 
+/// Text that must stay on one line and show as itself: a name or a key sent to a service
+/// (an S3 key, a prefix). A control character in one (`\u0001`, a newline) cannot be shown
+/// in a plan, nor carried by every API (S3 lists keys as XML 1.0, which has no `\u0001`):
+/// refused at `flow validate` when written in the playbook (its schema's format), and when a
+/// template renders one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printable(pub String);
+
+/// Why `text` is not [`Printable`]: the first control character and where it is.
+pub fn control_character(text: &str) -> Option<String> {
+    let (at, c) = text.chars().enumerate().find(|(_, c)| c.is_control())?;
+    Some(format!(
+        "holds a control character (U+{:04X}, character {}), which it cannot take",
+        c as u32,
+        at + 1
+    ))
+}
+
+impl<'de> Deserialize<'de> for Printable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Text(text) = Text::deserialize(deserializer)?;
+        match control_character(&text) {
+            Some(why) => Err(serde::de::Error::custom(why)),
+            None => Ok(Printable(text)),
+        }
+    }
+}
+
+impl JsonSchema for Printable {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Printable".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["string", "number", "boolean"], "format": "printable" })
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+impl std::fmt::Display for Printable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for Printable {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A value or a list of values; `one` and `[one, two]` both work.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -273,6 +329,13 @@ impl JsonSchema for Secret {
 /// Schema markers: facts about a field that the engine reads from its type's schema, so the
 /// check of `with`, the masking and the editor schema share one definition.
 pub const SECRET_MARK: &str = "x-flow-secret";
+/// An output that is a secret for some values only, with when: `x-flow-maybe-secret: "when
+/// the parameter is a SecureString"`. The step registers such a value itself
+/// (`PlanContext::add_secret`); `flow validate` warns where one reaches a command line.
+pub const MAYBE_SECRET_MARK: &str = "x-flow-maybe-secret";
+/// A field whose value ends up in a process's command line (`exec`'s `command` and `shell`),
+/// which every local user can read in `ps`: `flow validate` warns when a secret reaches it.
+pub const ARGV_MARK: &str = "x-flow-argv";
 /// A bare expression evaluated by the engine before the step runs (`assert.that`).
 pub const EXPRESSION_MARK: &str = "x-flow-expression";
 /// An expression the step evaluates itself, many times, with these extra names

@@ -64,6 +64,8 @@ pub fn mark(status: &str) -> &'static str {
         "skipped" => "⊘",
         "running" => "⠋",
         "needs_approval" => "?",
+        // A step is still applied that should have been reversed: louder than a failure.
+        "rollback_incomplete" => "⚠",
         "unfinished" => "!",
         _ => "○",
     }

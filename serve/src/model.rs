@@ -15,7 +15,8 @@ pub struct RunSummary {
     pub run_id: String,
     pub name: String,
     pub playbook: String,
-    /// As `run.json` spells it: `running`, `succeeded`, `failed`, `needs_approval`…
+    /// As `run.json` spells it: `running`, `succeeded`, `failed`, `needs_approval`,
+    /// `rollback_incomplete`…
     pub status: String,
     /// As `flow runs` says it: `did not finish` for a killed run, `(resumed 1×)`…
     pub status_text: String,
@@ -46,11 +47,17 @@ pub struct RunDetail {
     pub error: Option<String>,
     /// The closing line the terminal prints: `Run failed after 1.2s: …`.
     pub closing_line: Option<String>,
+    /// Each `undo` that failed in the run's last attempt: what is still applied, and why.
+    pub failed_undos: Vec<flow_engine::event::FailedUndo>,
+    /// The same, as sentences: `` `x` (secrets.put) is still applied: its undo … failed: … ``.
+    pub rollback: Vec<String>,
     pub resumes: Vec<String>,
     /// The step graph was recorded (else the steps are only those the events name, unlinked).
     pub graph_recorded: bool,
     /// `events.jsonl` was longer than a page reads: what is shown is its beginning.
     pub events_cut: bool,
+    /// Lines of `events.jsonl` that could not be read: the page shows the others.
+    pub events_damage: Vec<String>,
 }
 
 /// A step's state in the run: the graph's step, and the last word of the events on it.
@@ -202,25 +209,38 @@ pub fn events_path(state_dir: &Path, record: &RunRecord) -> PathBuf {
         .join("events.jsonl")
 }
 
-/// The run's events (lines that do not parse are skipped), read up to
-/// [`EVENTS_READ_LIMIT`]; true when the file was longer.
-pub fn events(state_dir: &Path, record: &RunRecord) -> (Vec<Event>, bool) {
-    let mut bytes = Vec::new();
+/// How much of a run's `events.jsonl` a page could read.
+#[derive(Debug, Clone, Default)]
+pub struct JournalRead {
+    /// The file is longer than [`EVENTS_READ_LIMIT`]: what is shown is its beginning.
+    pub cut: bool,
+    /// Lines that could not be read (as `flow show` says them): a page shows the rest.
+    pub damage: Vec<String>,
+}
+
+/// The run's events, read up to [`EVENTS_READ_LIMIT`] as `flow show` reads a journal (line
+/// by line, lossily), and what could not be read of it.
+pub fn events(state_dir: &Path, record: &RunRecord) -> (Vec<Event>, JournalRead) {
     let path = events_path(state_dir, record);
-    if !regular_file(&path) {
-        return (Vec::new(), false);
+    let mut events = Vec::new();
+    let Ok((file, meta)) = flow_engine::regular_file::open(&path) else {
+        return (events, JournalRead::default());
+    };
+    let cut = meta.len() > EVENTS_READ_LIMIT;
+    let reader = std::io::BufReader::new(file.take(EVENTS_READ_LIMIT));
+    let mut damage =
+        flow_engine::journal_read::read_events_from(reader, |e| events.push(e)).unwrap_or_default();
+    // The line the limit cut is not damage.
+    if cut {
+        damage.cut.pop();
     }
-    let read = std::fs::File::open(path)
-        .and_then(|file| file.take(EVENTS_READ_LIMIT + 1).read_to_end(&mut bytes));
-    if read.is_err() {
-        return (Vec::new(), false);
-    }
-    let cut = bytes.len() as u64 > EVENTS_READ_LIMIT;
-    let events = String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
-    (events, cut)
+    (
+        events,
+        JournalRead {
+            cut,
+            damage: damage.lines(),
+        },
+    )
 }
 
 /// The steps of the run: the recorded graph in its order, else the steps as the events name
@@ -286,7 +306,12 @@ fn pending(step: GraphStep) -> StepView {
 }
 
 /// The run with every step's state, from its record and events.
-pub fn detail(state_dir: &Path, record: &RunRecord, events: &[Event], cut: bool) -> RunDetail {
+pub fn detail(
+    state_dir: &Path,
+    record: &RunRecord,
+    events: &[Event],
+    journal: &JournalRead,
+) -> RunDetail {
     let summary = summary(record, state_dir);
     let mut steps: Vec<StepView> = graph_of(record, events).into_iter().map(pending).collect();
     let mut approvals = Vec::new();
@@ -341,9 +366,12 @@ pub fn detail(state_dir: &Path, record: &RunRecord, events: &[Event], cut: bool)
         outputs: closing.outputs.clone(),
         error: record.error.clone().or(closing.error.clone()),
         closing_line: closing.status.map(|_| closing.closing_line()),
+        failed_undos: closing.failed_undos.clone(),
+        rollback: closing.rollback_lines(),
         resumes,
         graph_recorded: !record.graph.is_empty(),
-        events_cut: cut,
+        events_cut: journal.cut,
+        events_damage: journal.damage.clone(),
     }
 }
 
@@ -550,7 +578,12 @@ mod tests {
             ),
             event(json!({ "event": "step_output", "step": "b", "stream": "stdout", "line": "hi" })),
         ];
-        let detail = detail(Path::new("/nonexistent"), &record, &events, false);
+        let detail = detail(
+            Path::new("/nonexistent"),
+            &record,
+            &events,
+            &JournalRead::default(),
+        );
         let statuses: Vec<(&str, &str)> = detail
             .steps
             .iter()
@@ -578,7 +611,12 @@ mod tests {
                 json!({ "event": "step_finished", "step": "a.undo", "status": "succeeded", "duration_ms": 1, "attempts": 1 }),
             ),
         ];
-        let detail = detail(Path::new("/nonexistent"), &record, &events, false);
+        let detail = detail(
+            Path::new("/nonexistent"),
+            &record,
+            &events,
+            &JournalRead::default(),
+        );
         assert_eq!(detail.steps[0].duration_ms, Some(7));
         assert_eq!(detail.steps[0].attempts, 2);
         assert!(detail.steps[0].kept);

@@ -102,8 +102,8 @@ async fn load(app: &App, id: String) -> Result<model::RunDetail, Response> {
     let state_dir = Arc::clone(&app.state_dir);
     blocking(move || {
         let record = model::find(&state_dir, &id)?;
-        let (events, cut) = model::events(&state_dir, &record);
-        Ok(model::detail(&state_dir, &record, &events, cut))
+        let (events, journal) = model::events(&state_dir, &record);
+        Ok(model::detail(&state_dir, &record, &events, &journal))
     })
     .await?
     .map_err(not_found_page)
@@ -134,8 +134,8 @@ async fn step_page(State(app): State<App>, Path((id, step)): Path<(String, Strin
     let state_dir = Arc::clone(&app.state_dir);
     let found = blocking(move || {
         let record = model::find(&state_dir, &id)?;
-        let (events, cut) = model::events(&state_dir, &record);
-        let run = model::detail(&state_dir, &record, &events, cut);
+        let (events, journal) = model::events(&state_dir, &record);
+        let run = model::detail(&state_dir, &record, &events, &journal);
         let Some(view) = run.steps.iter().find(|s| s.id == step).cloned() else {
             return Err(NotFound(format!(
                 "run {} has no step `{step}`",
@@ -174,8 +174,8 @@ async fn api_run(State(app): State<App>, Path(id): Path<String>) -> Response {
     let state_dir = Arc::clone(&app.state_dir);
     let found = blocking(move || {
         let record = model::find(&state_dir, &id)?;
-        let (events, cut) = model::events(&state_dir, &record);
-        Ok::<_, NotFound>(model::detail(&state_dir, &record, &events, cut))
+        let (events, journal) = model::events(&state_dir, &record);
+        Ok::<_, NotFound>(model::detail(&state_dir, &record, &events, &journal))
     })
     .await;
     match found {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 pub struct CfnDeploy;
 
 /// CloudFormation takes at most this many bytes of template inline.
-const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+const INLINE_TEMPLATE_LIMIT: u64 = 51_200;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CfnDeployParams {
@@ -31,6 +31,11 @@ pub struct CfnDeployParams {
     /// Parameter values. A parameter not given takes the template's default.
     #[serde(default)]
     pub parameters: IndexMap<String, Scalar>,
+    /// Parameter values passed only when the template declares them (CloudFormation refuses
+    /// one it does not): for a playbook that serves templates of different shapes — a team's
+    /// own template, and a sample with extra knobs.
+    #[serde(default)]
+    pub optional_parameters: IndexMap<String, Scalar>,
     /// e.g. `[CAPABILITY_IAM]`, `CAPABILITY_NAMED_IAM`, `CAPABILITY_AUTO_EXPAND`.
     #[serde(default)]
     pub capabilities: Vec<String>,
@@ -63,29 +68,62 @@ fn text(value: &Scalar) -> String {
     }
 }
 
+/// A template read for a deploy, and the parameters it gets.
+struct Template {
+    body: String,
+    /// `parameters`, and the `optional_parameters` the template declares.
+    parameters: IndexMap<String, Scalar>,
+    /// The `optional_parameters` left out: the template does not declare them.
+    left_out: Vec<String>,
+}
+
 impl CfnDeployParams {
-    fn read_template(&self, ctx: &PlanContext) -> Result<String, StepError> {
+    fn read_template(&self, ctx: &PlanContext) -> Result<Template, StepError> {
         let path = ctx.resolve_path(&self.template);
-        let body = std::fs::read_to_string(&path).map_err(|e| {
-            StepError::failed(format!("cannot read template {}: {e}", path.display()))
-        })?;
-        if body.len() > INLINE_TEMPLATE_LIMIT {
-            return Err(StepError::failed(format!(
-                "template {} is {} bytes: CloudFormation takes at most {INLINE_TEMPLATE_LIMIT} inline (split it into nested stacks, or shorten it)",
-                path.display(),
-                body.len()
-            )));
+        // Never more than CloudFormation takes, and never a FIFO or a device (a blocking read
+        // there would hold the plan past any timeout).
+        let body = flow_engine::regular_file::read_text(&path, INLINE_TEMPLATE_LIMIT).map_err(
+            |e| match e {
+                flow_engine::regular_file::ReadError::TooLarge { .. } => StepError::failed(format!(
+                    "template {} is {} bytes: CloudFormation takes at most {INLINE_TEMPLATE_LIMIT} inline (split it into nested stacks, or shorten it)",
+                    path.display(),
+                    std::fs::metadata(&path).map(|m| m.len()).unwrap_or_default()
+                )),
+                e => StepError::failed(format!("cannot read template {}: {e}", path.display())),
+            },
+        )?;
+        let declared = declared_parameters(&path, &body);
+        let mut parameters = self.parameters.clone();
+        let mut left_out = Vec::new();
+        for (key, value) in &self.optional_parameters {
+            if parameters.contains_key(key) {
+                continue;
+            }
+            // A template flow cannot read gets none of them (CloudFormation then says why).
+            if declared.as_ref().is_some_and(|d| d.contains_key(key)) {
+                parameters.insert(key.clone(), value.clone());
+            } else {
+                left_out.push(key.clone());
+            }
         }
-        if let Some(declared) = declared_parameters(&path, &body) {
-            self.check_parameters(&declared)?;
+        if let Some(declared) = &declared {
+            self.check_parameters(&parameters, declared)?;
         }
-        Ok(body)
+        Ok(Template {
+            body,
+            parameters,
+            left_out,
+        })
     }
 
     /// CloudFormation refuses a parameter the template does not declare, and one it needs
     /// that is not given: said before anything is sent, in the plan too.
-    fn check_parameters(&self, declared: &IndexMap<String, bool>) -> Result<(), StepError> {
-        for key in self.parameters.keys() {
+    fn check_parameters(
+        &self,
+        parameters: &IndexMap<String, Scalar>,
+        declared: &IndexMap<String, bool>,
+    ) -> Result<(), StepError> {
+        for key in parameters.keys() {
             if !declared.contains_key(key) {
                 let hint =
                     flow_engine::diagnostic::did_you_mean(key, declared.keys().map(String::as_str))
@@ -105,7 +143,7 @@ impl CfnDeployParams {
         }
         let missing: Vec<&str> = declared
             .iter()
-            .filter(|(key, has_default)| !**has_default && !self.parameters.contains_key(*key))
+            .filter(|(key, has_default)| !**has_default && !parameters.contains_key(*key))
             .map(|(key, _)| key.as_str())
             .collect();
         if !missing.is_empty() {
@@ -150,7 +188,7 @@ fn declared_parameters(path: &std::path::Path, body: &str) -> Option<IndexMap<St
 }
 
 /// Parameter lines of a plan: each given value, and what it was before on an update.
-fn parameter_lines(params: &CfnDeployParams, stack: Option<&Stack>) -> Vec<String> {
+fn parameter_lines(template: &Template, stack: Option<&Stack>) -> Vec<String> {
     let before: IndexMap<String, String> = stack
         .map(|s| {
             s.parameters()
@@ -165,7 +203,7 @@ fn parameter_lines(params: &CfnDeployParams, stack: Option<&Stack>) -> Vec<Strin
         })
         .unwrap_or_default();
     let mut lines = Vec::new();
-    for (key, value) in &params.parameters {
+    for (key, value) in &template.parameters {
         let value = text(value);
         match before.get(key) {
             Some(old) if *old == value => lines.push(format!("parameter {key} = {value}")),
@@ -174,9 +212,15 @@ fn parameter_lines(params: &CfnDeployParams, stack: Option<&Stack>) -> Vec<Strin
         }
     }
     for (key, old) in &before {
-        if !params.parameters.contains_key(key) {
+        if !template.parameters.contains_key(key) {
             lines.push(format!("parameter {key}: {old} → (the template's default)"));
         }
+    }
+    if !template.left_out.is_empty() {
+        lines.push(format!(
+            "not passed (the template does not declare them): {}",
+            template.left_out.join(", ")
+        ));
     }
     lines
 }
@@ -239,10 +283,11 @@ impl StepType for CfnDeploy {
     type Outputs = CfnDeployOutputs;
 
     async fn describe(&self, params: &CfnDeployParams, ctx: &PlanContext) -> Description {
-        let body = match params.read_template(ctx) {
-            Ok(body) => body,
+        let template = match params.read_template(ctx) {
+            Ok(template) => template,
             Err(error) => return Description::new(Action::Failed, error.message().to_string()),
         };
+        let body = &template.body;
         let stack = if ctx.offline {
             None
         } else {
@@ -266,7 +311,7 @@ impl StepType for CfnDeploy {
                             params.stack_name, params.template
                         ),
                     );
-                    for line in parameter_lines(params, None) {
+                    for line in parameter_lines(&template, None) {
                         description = description.detail(line);
                     }
                     return description;
@@ -296,12 +341,12 @@ impl StepType for CfnDeploy {
                 ),
             ),
         };
-        for line in parameter_lines(params, stack.as_ref().map(|(s, _)| s)) {
+        for line in parameter_lines(&template, stack.as_ref().map(|(s, _)| s)) {
             description = description.detail(line);
         }
         match &stack {
             Some((_, Ok(Some(old)))) => {
-                for line in template_lines(old, &body) {
+                for line in template_lines(old, body) {
                     description = description.detail(line);
                 }
             }
@@ -348,7 +393,12 @@ impl StepType for CfnDeploy {
             wider_because(&[("stack_name", Some(&params.stack_name))]),
         )];
         let mut notes = Vec::new();
-        let mut texts: Vec<String> = params.parameters.values().map(text).collect();
+        let mut texts: Vec<String> = params
+            .parameters
+            .values()
+            .chain(params.optional_parameters.values())
+            .map(text)
+            .collect();
         if is_partly_unknown(&params.template) {
             notes.push(format!(
                 "`template` is known only after apply ({}): the macros it runs, the references it resolves and the resources it creates need permissions this policy cannot name",
@@ -384,7 +434,7 @@ impl StepType for CfnDeploy {
         params: CfnDeployParams,
         ctx: &StepContext,
     ) -> Result<CfnDeployOutputs, StepError> {
-        let body = params.read_template(ctx)?;
+        let template = params.read_template(ctx)?;
         let client = clients(ctx).cloudformation(&params.aws).await;
         let name = &params.stack_name;
         let deadline = Instant::now() + params.timeout();
@@ -411,11 +461,11 @@ impl StepType for CfnDeploy {
             .stack_name(name)
             .change_set_name(&change_set)
             .change_set_type(kind.clone())
-            .template_body(&body)
+            .template_body(&template.body)
             // An empty list is left out, not sent: CloudFormation reads an empty `Tags` on an
             // update as "remove every tag" (tags set outside the playbook included).
             .set_parameters(given(
-                params
+                template
                     .parameters
                     .iter()
                     .map(|(k, v)| {

@@ -5,6 +5,7 @@ pub mod cfn_deploy;
 pub mod cfn_outputs;
 pub mod cfn_permissions;
 pub mod cfn_stack;
+pub mod ec2_attach_groups;
 pub mod ec2_find;
 pub mod ec2_instances;
 pub mod ec2_run;
@@ -37,6 +38,7 @@ pub fn register_all(registry: &mut Registry) {
         .register(ssm_get::SsmGet)
         .register(ssm_put::SsmPut)
         .register(ec2_run::Ec2Run)
+        .register(ec2_attach_groups::Ec2AttachSecurityGroups)
         .register(ec2_find::Ec2Find)
         .register(ec2_wait::Ec2Wait)
         .register(ec2_stop::Ec2Stop)

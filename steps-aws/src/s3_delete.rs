@@ -11,11 +11,11 @@ pub struct S3Delete;
 pub struct S3DeleteParams {
     #[serde(flatten)]
     pub aws: AwsTarget,
-    pub bucket: String,
+    pub bucket: Printable,
     /// These keys.
-    pub keys: Option<Vec<String>>,
+    pub keys: Option<Vec<Printable>>,
     /// Or every object under this prefix…
-    pub prefix: Option<String>,
+    pub prefix: Option<Printable>,
     /// …except the newest N (ties on LastModified broken by key).
     pub keep_latest: Option<u32>,
 }
@@ -35,10 +35,10 @@ impl S3DeleteParams {
         client: &aws_sdk_s3::Client,
     ) -> Result<(Vec<String>, Vec<String>), StepError> {
         match (&self.keys, &self.prefix) {
-            (Some(keys), None) => Ok((keys.clone(), Vec::new())),
+            (Some(keys), None) => Ok((keys.iter().map(|k| k.0.clone()).collect(), Vec::new())),
             (None, Some(prefix)) => {
                 let mut objects: Vec<(i64, String)> =
-                    list_objects(client, &self.bucket, Some(prefix))
+                    list_objects(client, &self.bucket, Some(&**prefix))
                         .await?
                         .into_iter()
                         .map(|o| (o.secs, o.key))
@@ -151,7 +151,7 @@ impl StepType for S3Delete {
                 .keys
                 .iter()
                 .flatten()
-                .map(String::as_str)
+                .map(|k| &**k)
                 .chain(params.prefix.as_deref()),
         )?;
         let client = clients(ctx).s3(&params.aws).await;
@@ -172,7 +172,7 @@ impl StepType for S3Delete {
                 .map_err(|e| StepError::failed(format!("s3 DeleteObjects: {e}")))?;
             let out = client
                 .delete_objects()
-                .bucket(&params.bucket)
+                .bucket(&*params.bucket)
                 .delete(delete)
                 .send()
                 .await

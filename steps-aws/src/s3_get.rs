@@ -3,11 +3,11 @@
 
 use crate::iam::{Arns, wider_because, with_reason};
 use crate::s3_put::hex;
-use crate::target::{AwsTarget, aws_error, check_s3_names, clients};
+use crate::target::{AwsTarget, Pace, aws_error, check_s3_names, clients};
 use flow_engine::prelude::*;
+use flow_steps::core::safe_file::{self, NewMode, Replacement};
 use sha2::Digest as _;
-use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use std::io::Write as _;
 
 pub struct S3Get;
 
@@ -15,8 +15,8 @@ pub struct S3Get;
 pub struct S3GetParams {
     #[serde(flatten)]
     pub aws: AwsTarget,
-    pub bucket: String,
-    pub key: String,
+    pub bucket: Printable,
+    pub key: Printable,
     /// Where the file goes (relative to where flow runs).
     pub path: String,
     /// The sha256 (hex) the object must have (default: its recorded `sha256` metadata, if any).
@@ -30,29 +30,6 @@ pub struct S3GetOutputs {
     pub sha256: String,
     /// Whether the copy was checked against a known sha256.
     pub verified: bool,
-}
-
-/// A temp file beside the destination, removed unless it was renamed into place.
-struct Partial(Option<PathBuf>);
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    folder.join(format!(".{name}.flow-{}.part", std::process::id()))
 }
 
 impl StepType for S3Get {
@@ -69,14 +46,21 @@ impl StepType for S3Get {
     type Params = S3GetParams;
     type Outputs = S3GetOutputs;
 
-    async fn describe(&self, params: &S3GetParams, _: &PlanContext) -> Description {
-        Description::new(
+    async fn describe(&self, params: &S3GetParams, ctx: &PlanContext) -> Description {
+        let d = Description::new(
             Action::Create,
             format!(
                 "download s3://{}/{} to {}",
                 params.bucket, params.key, params.path
             ),
-        )
+        );
+        let destination = ctx.resolve_path(&params.path);
+        match safe_file::resolve_symlinks(&destination)
+            .and_then(|real| safe_file::check_regular(&real))
+        {
+            Err(e) => d.detail(format!("will fail: {e}")),
+            Ok(()) => d,
+        }
     }
 
     fn permissions(
@@ -98,12 +82,24 @@ impl StepType for S3Get {
         params: S3GetParams,
         ctx: &StepContext,
     ) -> Result<S3GetOutputs, StepError> {
-        check_s3_names(&params.bucket, [params.key.as_str()])?;
+        check_s3_names(&params.bucket, [&*params.key])?;
+        let destination = ctx.resolve_path(&params.path);
+        if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StepError::failed(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let cannot_write =
+            |e: std::io::Error| StepError::failed(format!("cannot write {}: {e}", params.path));
+        // The safe-file rules: a symlink followed, a device or FIFO refused (before anything is
+        // downloaded), the old file's owner and mode kept, and nothing at the destination until
+        // the copy is whole and checked.
+        let mut copy = Replacement::begin(&destination, NewMode::Default).map_err(cannot_write)?;
         let client = clients(ctx).s3(&params.aws).await;
         let object = client
             .get_object()
-            .bucket(&params.bucket)
-            .key(&params.key)
+            .bucket(&*params.bucket)
+            .key(&*params.key)
             .send()
             .await
             .map_err(|e| aws_error("s3", "GetObject", e))?;
@@ -111,34 +107,31 @@ impl StepType for S3Get {
             .sha256
             .clone()
             .or_else(|| object.metadata().and_then(|m| m.get("sha256")).cloned());
-        let destination = ctx.resolve_path(&params.path);
-        if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StepError::failed(format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
-        let temp = temp_beside(&destination);
-        let mut partial = Partial(Some(temp.clone()));
-        let mut file = tokio::fs::File::create(&temp)
-            .await
-            .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
+        let mut pace = Pace::new(
+            &params.aws,
+            object.content_length().and_then(|n| u64::try_from(n).ok()),
+        );
+        let broke_off = |why: String| {
+            StepError::failed(format!(
+                "s3 GetObject: the download broke off: {why}; nothing was written to {}",
+                params.path
+            ))
+        };
         let mut body = object.body;
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| StepError::failed(format!("s3 GetObject: the download broke off: {e}")))?
-        {
+        loop {
+            let chunk = match tokio::time::timeout(pace.wait(), body.try_next()).await {
+                Err(_) => return Err(broke_off(pace.stalled())),
+                Ok(Err(e)) => return Err(broke_off(e.to_string())),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            pace.step(chunk.len()).map_err(broke_off)?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
+            copy.file().write_all(&chunk).map_err(cannot_write)?;
         }
-        file.sync_all()
-            .await
-            .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
         let sha256 = hex(&hasher.finalize());
         if let Some(expected) = &expected
             && !expected.eq_ignore_ascii_case(&sha256)
@@ -148,9 +141,7 @@ impl StepType for S3Get {
                 params.bucket, params.key, params.path
             )));
         }
-        std::fs::rename(&temp, &destination)
-            .map_err(|e| StepError::failed(format!("cannot write {}: {e}", params.path)))?;
-        partial.0 = None;
+        copy.commit().await.map_err(cannot_write)?;
         Ok(S3GetOutputs {
             path: destination.display().to_string(),
             size,

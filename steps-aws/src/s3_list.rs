@@ -24,9 +24,9 @@ pub enum Sort {
 pub struct S3ListParams {
     #[serde(flatten)]
     pub aws: AwsTarget,
-    pub bucket: String,
+    pub bucket: Printable,
     /// Only keys that start with this.
-    pub prefix: Option<String>,
+    pub prefix: Option<Printable>,
     /// `newest` (default), `oldest` or `key`.
     #[serde(default)]
     pub sort: Sort,
@@ -102,7 +102,7 @@ impl StepType for S3List {
         check_s3_names(&params.bucket, params.prefix.as_deref())?;
         let client = clients(ctx).s3(&params.aws).await;
         if params.allow_missing_bucket {
-            let head = client.head_bucket().bucket(&params.bucket).send().await;
+            let head = client.head_bucket().bucket(&*params.bucket).send().await;
             if let Err(e) = head {
                 let missing = e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
                 if missing {

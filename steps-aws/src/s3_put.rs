@@ -13,8 +13,8 @@ pub struct S3Put;
 pub struct S3PutParams {
     #[serde(flatten)]
     pub aws: AwsTarget,
-    pub bucket: String,
-    pub key: String,
+    pub bucket: Printable,
+    pub key: Printable,
     /// The local file (relative to where flow runs).
     pub path: String,
 }
@@ -28,8 +28,8 @@ pub struct S3PutOutputs {
 }
 
 /// The sha256 of a file, read in chunks (never whole in memory), and its size.
-pub async fn file_sha256(path: &std::path::Path) -> std::io::Result<(String, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
+async fn file_sha256(file: std::fs::File) -> std::io::Result<(String, u64)> {
+    let mut file = tokio::fs::File::from_std(file);
     let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     let mut size = 0u64;
@@ -65,8 +65,8 @@ impl StepType for S3Put {
         let size = if flow_engine::evaluate::mentions_unknown(&params.path) {
             "size known after apply".to_string()
         } else {
-            std::fs::metadata(&params.path)
-                .map(|m| format!("{} bytes", m.len()))
+            flow_engine::regular_file::open(std::path::Path::new(&params.path))
+                .map(|(_, meta)| format!("{} bytes", meta.len()))
                 .unwrap_or_else(|e| format!("will fail: {e}"))
         };
         Description::new(
@@ -99,20 +99,30 @@ impl StepType for S3Put {
         ctx: &StepContext,
     ) -> Result<S3PutOutputs, StepError> {
         let path = ctx.resolve_path(&params.path);
-        let (sha256, size) = file_sha256(&path)
+        let cannot_read = |e: &dyn std::fmt::Display| {
+            StepError::failed(format!("cannot read {}: {e}", params.path))
+        };
+        // A FIFO would wait for a writer and `/dev/zero` never ends: regular files only.
+        let (file, _) = flow_engine::regular_file::open(&path).map_err(|e| cannot_read(&e))?;
+        let (sha256, size) = file_sha256(file).await.map_err(|e| cannot_read(&e))?;
+        // Exactly the bytes hashed, however the file changes meanwhile.
+        let body = aws_sdk_s3::primitives::ByteStream::read_from()
+            .path(&path)
+            .length(aws_sdk_s3::primitives::Length::Exact(size))
+            .build()
             .await
-            .map_err(|e| StepError::failed(format!("cannot read {}: {e}", params.path)))?;
-        let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
-            .await
-            .map_err(|e| StepError::failed(format!("cannot read {}: {e}", params.path)))?;
-        check_s3_names(&params.bucket, [params.key.as_str()])?;
+            .map_err(|e| cannot_read(&e))?;
+        check_s3_names(&params.bucket, [&*params.key])?;
         let client = clients(ctx).s3(&params.aws).await;
         let put = client
             .put_object()
-            .bucket(&params.bucket)
-            .key(&params.key)
+            .bucket(&*params.bucket)
+            .key(&*params.key)
             .metadata("sha256", &sha256)
             .body(body)
+            .customize()
+            // The call's deadline, plus time for the bytes to travel.
+            .config_override(params.aws.upload_config(size))
             .send()
             .await
             .map_err(|e| aws_error("s3", "PutObject", e))?;

@@ -17,6 +17,8 @@ pub struct SsmGetParams {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SsmGetOutputs {
+    /// The value (a secret, masked everywhere, when the parameter is a SecureString).
+    #[schemars(extend("x-flow-maybe-secret" = "when the parameter is a SecureString"))]
     pub value: String,
     /// `String`, `SecureString` or `StringList`.
     pub r#type: String,

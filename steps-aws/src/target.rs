@@ -1,11 +1,19 @@
-//! The AWS block every AWS step type takes (`region`, `profile`, `endpoint_url`; settable under
-//! `defaults: { aws: … }`), the clients of a run — created lazily, once per (service, block),
-//! as a run resource — and AWS errors in one line.
+//! The AWS block every AWS step type takes (`region`, `profile`, `endpoint_url`,
+//! `call_timeout`; settable under `defaults: { aws: … }`), the clients of a run — created
+//! lazily, once per (service, block), as a run resource — and AWS errors in one line.
+//!
+//! An endpoint is not trusted to end what it sends: each call has a deadline, retries
+//! included (`call_timeout`), each answer is read up to [`ANSWER_LIMIT`], and a download,
+//! which streams to disk and may be large, must keep a pace (see [`Pace`]).
 
 use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::primitives::SdkBody;
 use flow_engine::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// An AWS connection block: merges `defaults.aws` wherever it appears.
@@ -19,6 +27,189 @@ pub struct AwsTarget {
     /// Another endpoint (a stand-in such as moto or LocalStack); default: the SDK's own
     /// (`AWS_ENDPOINT_URL`), else AWS.
     pub endpoint_url: Option<String>,
+    /// How long one AWS call may take, its retries included (default 2m). An upload gets
+    /// more by its size; a download fails when less than 64 KiB came in that long.
+    pub call_timeout: Option<FlowDuration>,
+}
+
+/// How long a call may take unless `call_timeout` says otherwise.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most flow reads of one answer that is not a download. AWS's largest (a page of a
+/// listing, a template, a batch of log events) are a few MiB; an endpoint that never stops
+/// sending must not fill memory.
+pub const ANSWER_LIMIT: usize = 64 << 20;
+
+/// The slowest an upload may go before its call times out: its deadline is the call's, plus
+/// its size at this rate.
+const UPLOAD_FLOOR_BYTES_PER_SEC: u64 = 256 << 10;
+
+/// A download must bring at least this much in each `call_timeout`.
+const DOWNLOAD_FLOOR_BYTES: u64 = 64 << 10;
+
+impl AwsTarget {
+    /// The deadline of one call, retries included.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout.map_or(DEFAULT_CALL_TIMEOUT, |t| t.0)
+    }
+
+    /// The SDK's timeouts for a call with this deadline: 10 s to connect, 30 s (at most the
+    /// deadline) to the first byte of an answer, half the deadline per attempt, so a second
+    /// attempt fits.
+    fn timeouts(&self, deadline: Duration) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10).min(deadline))
+            .read_timeout(Duration::from_secs(30).min(deadline))
+            .operation_attempt_timeout(deadline / 2)
+            .operation_timeout(deadline)
+            .build()
+    }
+
+    /// The S3 config of an upload of `bytes`: the call's deadline, plus the time the bytes
+    /// take at [`UPLOAD_FLOOR_BYTES_PER_SEC`].
+    pub fn upload_config(&self, bytes: u64) -> aws_sdk_s3::config::Builder {
+        let deadline =
+            self.call_timeout() + Duration::from_secs(bytes / UPLOAD_FLOOR_BYTES_PER_SEC) * 2;
+        aws_sdk_s3::config::Builder::default().timeout_config(self.timeouts(deadline))
+    }
+}
+
+/// Keeps a download moving: each piece must come within the block's `call_timeout`, and
+/// each such span must bring at least [`DOWNLOAD_FLOOR_BYTES`] (an endpoint sending a byte
+/// a second never finishes, and never stops either); and never more than the answer said
+/// it holds.
+pub struct Pace {
+    span: Duration,
+    started: Instant,
+    in_span: u64,
+    total: u64,
+    announced: Option<u64>,
+}
+
+impl Pace {
+    pub fn new(target: &AwsTarget, announced: Option<u64>) -> Self {
+        Pace {
+            span: target.call_timeout(),
+            started: Instant::now(),
+            in_span: 0,
+            total: 0,
+            announced,
+        }
+    }
+
+    /// How long to wait for the next piece: until the span ends while it still owes
+    /// [`DOWNLOAD_FLOOR_BYTES`], else a whole span.
+    pub fn wait(&self) -> Duration {
+        if self.in_span >= DOWNLOAD_FLOOR_BYTES {
+            self.span
+        } else {
+            self.span.saturating_sub(self.started.elapsed())
+        }
+    }
+
+    /// Counts a piece of `len` bytes; why the download must stop, if it must.
+    pub fn step(&mut self, len: usize) -> Result<(), String> {
+        self.total += len as u64;
+        self.in_span += len as u64;
+        if let Some(announced) = self.announced
+            && self.total > announced
+        {
+            return Err(format!(
+                "the endpoint sent more than the {announced} bytes it announced"
+            ));
+        }
+        if self.started.elapsed() >= self.span {
+            if self.in_span < DOWNLOAD_FLOOR_BYTES {
+                return Err(self.stalled());
+            }
+            self.started = Instant::now();
+            self.in_span = 0;
+        }
+        Ok(())
+    }
+
+    /// Why a download must stop when [`wait`](Self::wait) passed without a piece.
+    pub fn stalled(&self) -> String {
+        if self.in_span >= DOWNLOAD_FLOOR_BYTES {
+            return format!(
+                "nothing came for {}",
+                flow_engine::duration::format_duration(self.span)
+            );
+        }
+        format!(
+            "the download stalled: {} bytes in the last {} (flow needs at least {} KiB in each              `call_timeout`)",
+            self.in_span,
+            flow_engine::duration::format_duration(self.span),
+            DOWNLOAD_FLOOR_BYTES >> 10
+        )
+    }
+}
+
+/// Reads every answer but a download's up to [`ANSWER_LIMIT`].
+#[derive(Debug)]
+struct BoundedAnswers;
+
+/// The error of an answer cut at [`ANSWER_LIMIT`].
+#[derive(Debug)]
+struct AnswerTooLarge;
+
+impl std::fmt::Display for AnswerTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the endpoint's answer is larger than {} MiB, the most flow reads of one (not an AWS answer?)",
+            ANSWER_LIMIT >> 20
+        )
+    }
+}
+
+impl std::error::Error for AnswerTooLarge {}
+
+impl Intercept for BoundedAnswers {
+    fn name(&self) -> &'static str {
+        "flow-bounded-answers"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use http_body_util::BodyExt as _;
+        // A download streams to disk, held to its `Pace`.
+        if cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .is_some_and(|m| m.name() == "GetObject")
+        {
+            return Ok(());
+        }
+        let response = context.response_mut();
+        let body = response.take_body();
+        let limited = http_body_util::Limited::new(body, ANSWER_LIMIT).map_err(
+            |e| -> aws_smithy_runtime_api::box_error::BoxError {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Box::new(AnswerTooLarge)
+                } else {
+                    e
+                }
+            },
+        );
+        *response.body_mut() = SdkBody::from_body_1_x(limited);
+        Ok(())
+    }
+}
+
+/// A client of the SDK crate `$sdk` from an `SdkConfig`, its answers bounded
+/// ([`BoundedAnswers`]): every service's client is made the same way.
+macro_rules! bounded {
+    ($sdk:ident, $config:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .interceptor(BoundedAnswers)
+                .build(),
+        )
+    };
 }
 
 /// The SDK configurations and clients of a run, one per (service, block).
@@ -41,12 +232,9 @@ impl AwsClients {
         if let Some(config) = configs.get(target) {
             return config.clone();
         }
-        // An endpoint that accepts and never answers must not hold a run forever: 10 s to
-        // connect, 30 s to the first byte of an answer (a large download then streams on).
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .read_timeout(std::time::Duration::from_secs(30))
-            .build();
+        // An endpoint that accepts and never answers, or answers a byte a second, must not
+        // hold a run forever.
+        let timeouts = target.timeouts(target.call_timeout());
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
         // An empty setting (a CI template's `endpoint_url: ""`) means "not set".
         let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
@@ -91,6 +279,7 @@ impl AwsClients {
             aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(config)
                     .force_path_style(path_style)
+                    .interceptor(BoundedAnswers)
                     .build(),
             )
         })
@@ -98,31 +287,31 @@ impl AwsClients {
     }
 
     pub async fn secrets(&self, target: &AwsTarget) -> aws_sdk_secretsmanager::Client {
-        self.client(&self.secrets, target, aws_sdk_secretsmanager::Client::new)
-            .await
+        self.client(&self.secrets, target, |c| {
+            bounded!(aws_sdk_secretsmanager, c)
+        })
+        .await
     }
 
     pub async fn ssm(&self, target: &AwsTarget) -> aws_sdk_ssm::Client {
-        self.client(&self.ssm, target, aws_sdk_ssm::Client::new)
+        self.client(&self.ssm, target, |c| bounded!(aws_sdk_ssm, c))
             .await
     }
 
     pub async fn ec2(&self, target: &AwsTarget) -> aws_sdk_ec2::Client {
-        self.client(&self.ec2, target, aws_sdk_ec2::Client::new)
+        self.client(&self.ec2, target, |c| bounded!(aws_sdk_ec2, c))
             .await
     }
 
     pub async fn cloudformation(&self, target: &AwsTarget) -> aws_sdk_cloudformation::Client {
-        self.client(
-            &self.cloudformation,
-            target,
-            aws_sdk_cloudformation::Client::new,
-        )
+        self.client(&self.cloudformation, target, |c| {
+            bounded!(aws_sdk_cloudformation, c)
+        })
         .await
     }
 
     pub async fn logs(&self, target: &AwsTarget) -> aws_sdk_cloudwatchlogs::Client {
-        self.client(&self.logs, target, aws_sdk_cloudwatchlogs::Client::new)
+        self.client(&self.logs, target, |c| bounded!(aws_sdk_cloudwatchlogs, c))
             .await
     }
 }
@@ -151,7 +340,8 @@ pub fn clients(ctx: &PlanContext) -> Arc<AwsClients> {
 
 /// One line for an AWS error: service, operation, error code, message, request id — or, when
 /// the call never reached AWS, why (no credentials, no region, an endpoint that does not
-/// answer, a stand-in that does not implement the call).
+/// answer, a stand-in that does not implement the call), or what came instead of an AWS
+/// answer (an HTML page, an answer too large).
 pub fn aws_error<E>(
     service: &str,
     operation: &str,
@@ -165,9 +355,8 @@ where
     let message = match &error {
         SdkError::ServiceError(service_error) => {
             let inner = service_error.err();
-            let code = inner.code().unwrap_or("error");
-            let text = inner.message().unwrap_or("");
-            let headers = service_error.raw().headers();
+            let raw = service_error.raw();
+            let headers = raw.headers();
             let request = inner
                 .meta()
                 .extra("aws_request_id")
@@ -175,27 +364,34 @@ where
                 .or_else(|| headers.get("x-amzn-requestid"))
                 .map(|id| format!(" (request id {id})"))
                 .unwrap_or_default();
-            let status = service_error.raw().status().as_u16();
-            if crate::iam::is_denial(code, status) {
-                // A HEAD is refused with a bare 403: no code, no text.
-                let code = if code == "error" {
-                    "Forbidden (HTTP 403)"
-                } else {
-                    code
-                };
-                let text = if text.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {text}")
-                };
-                let hint = crate::iam::denial_hint(service, operation);
-                format!("{what} failed: {code}{text}{request}{hint}")
-            } else if code == "error" && status >= 500 {
-                format!(
+            let status = raw.status().as_u16();
+            // A HEAD is refused with a bare 403: no code, no text, no body.
+            let bare_refusal = status == 403 && raw.body().bytes().is_none_or(|b| b.is_empty());
+            match inner.code() {
+                Some(code) if crate::iam::is_denial(code, status) => {
+                    let text = inner
+                        .message()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| format!(": {t}"))
+                        .unwrap_or_default();
+                    let hint = crate::iam::denial_hint(service, operation);
+                    format!("{what} failed: {code}{text}{request}{hint}")
+                }
+                None if bare_refusal => {
+                    let hint = crate::iam::denial_hint(service, operation);
+                    format!("{what} failed: Forbidden (HTTP 403){request}{hint}")
+                }
+                Some(code) => format!(
+                    "{what} failed: {code}: {}{request}",
+                    inner.message().unwrap_or("")
+                ),
+                None if status >= 500 => format!(
                     "{what} failed: the endpoint answered HTTP {status} without an AWS error (a stand-in that does not implement this call?){request}"
-                )
-            } else {
-                format!("{what} failed: {code}: {text}{request}")
+                ),
+                None => format!(
+                    "{what} failed: the endpoint answered HTTP {status} with {}, not an AWS answer (a proxy, or not an AWS endpoint?){request}",
+                    what_came(headers.get("content-type"), raw.body().bytes())
+                ),
             }
         }
         // A 403 whose body the SDK cannot read (a stand-in answering a JSON service in XML):
@@ -241,16 +437,67 @@ where
                 && all.to_lowercase().contains("region")
             {
                 format!("{what}: no AWS region: set `region` in the AWS block, or AWS_REGION")
-            } else if all.contains("timed out") {
+            } else if matches!(other, SdkError::TimeoutError(_)) || all.contains("timed out") {
                 format!(
-                    "{what}: the endpoint did not answer in time ({last}; flow waits 10 s to connect and 30 s for an answer, 3 attempts)"
+                    "{what}: the endpoint did not answer in time ({last}; flow waits 10 s to connect, 30 s for the first byte of an answer, and `call_timeout` (default 2m) for the whole call, retries included)"
                 )
+            } else if matches!(other, SdkError::ResponseError(_)) {
+                format!("{what}: the endpoint's answer could not be read: {last}")
             } else {
                 format!("{what} could not reach AWS: {last}")
             }
         }
     };
     StepError::failed(message)
+}
+
+/// What an endpoint sent instead of an AWS answer, in a few words: `an empty answer`, `an
+/// HTML page ("Sign in")`, or the start of the text — never the page itself.
+fn what_came(content_type: Option<&str>, body: Option<&[u8]>) -> String {
+    let text = String::from_utf8_lossy(body.unwrap_or_default());
+    let text = text.trim();
+    if text.is_empty() {
+        return "an empty answer".into();
+    }
+    let lower = text.to_ascii_lowercase();
+    let html = content_type.is_some_and(|t| t.contains("html"))
+        || lower.starts_with("<!doctype html")
+        || lower.starts_with("<html");
+    if html {
+        let title = lower
+            .find("<title>")
+            .map(|start| start + "<title>".len())
+            .and_then(|start| Some((start, start + lower[start..].find("</title>")?)))
+            .map(|(start, end)| short(&text[start..end]))
+            .filter(|t| !t.is_empty());
+        return match title {
+            Some(title) => format!("an HTML page (\"{title}\")"),
+            None => "an HTML page".into(),
+        };
+    }
+    let kind = content_type.map(|t| format!("{t} ")).unwrap_or_default();
+    format!("{kind}`{}`", short(text))
+}
+
+/// At most 60 characters of `text` on one line, control characters escaped.
+fn short(text: &str) -> String {
+    let line: String = text
+        .trim()
+        .chars()
+        .take(60)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.trim().chars().count() > 60 {
+        format!("{line}…")
+    } else {
+        line
+    }
 }
 
 /// S3 refuses keys over 1024 bytes and bucket names over 63 characters; flow says so before

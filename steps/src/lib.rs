@@ -18,6 +18,7 @@ pub fn register_all(registry: &mut Registry) {
         .register(core::file_write::FileWrite)
         .register(core::envfile_set::EnvfileSet)
         .register(core::files_prune::FilesPrune)
+        .register(core::password_generate::PasswordGenerate)
         .register(redis::command::Command)
         .register(redis::info::Info)
         .register(redis::wait::Wait)

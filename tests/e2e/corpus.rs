@@ -530,7 +530,7 @@ fn read_file_of_a_fifo_or_a_device_fails_the_step_instead_of_hanging() {
         .status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
     for (path, what) in [
-        ("pipe", "it is a FIFO (named pipe)"),
+        ("pipe", "it is a FIFO, not a regular file"),
         ("/dev/zero", "it is a character device"),
     ] {
         let playbook = format!(

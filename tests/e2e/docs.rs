@@ -92,8 +92,9 @@ fn shipped_playbooks() -> Vec<std::path::PathBuf> {
         for entry in std::fs::read_dir(&dir).expect("read playbooks dir") {
             let path = entry.expect("entry").path();
             if path.is_dir() {
-                // `infra/` beside a playbook holds its sample CloudFormation templates.
-                if !path.ends_with("infra") {
+                // `infra/` beside a playbook holds its sample CloudFormation templates, `ci/`
+                // the CI workflow that runs it: not playbooks.
+                if !path.ends_with("infra") && !path.ends_with("ci") {
                     stack.push(path);
                 }
             } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
@@ -171,8 +172,9 @@ fn every_shipped_playbook_validates() {
         for entry in std::fs::read_dir(&dir).expect("read playbooks dir") {
             let path = entry.expect("entry").path();
             if path.is_dir() {
-                // `infra/` beside a playbook holds its sample CloudFormation templates.
-                if !path.ends_with("infra") {
+                // `infra/` beside a playbook holds its sample CloudFormation templates, `ci/`
+                // the CI workflow that runs it: not playbooks.
+                if !path.ends_with("infra") && !path.ends_with("ci") {
                     stack.push(path);
                 }
             } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {

@@ -223,3 +223,73 @@ steps:
     );
     assert_eq!(instances[0]["tags"]["flow:run"], id.as_str());
 }
+
+/// `security_group_ids` at launch replace a launch template's groups (as on AWS, and in
+/// moto); `ec2.attach_security_groups` adds a group beside them — ModifyInstanceAttribute with
+/// the union — and a second run finds nothing to change.
+#[test]
+fn a_security_group_is_attached_beside_the_template_groups_not_substituted() {
+    let moto = Moto::start();
+    let (template, own, named) = moto.launch_template_with_group("with-group");
+    let playbook = format!(
+        "flow: 1
+steps:
+  substituted:
+    type: ec2.run
+    with: {{ launch_template: {{ id: {template} }}, security_group_ids: [{named}] }}
+  launch:
+    type: ec2.run
+    with: {{ launch_template: {{ id: {template} }} }}
+  attach:
+    type: ec2.attach_security_groups
+    with:
+      instance_ids: [\"{{{{ steps.launch.instance_id }}}}\"]
+      security_group_ids: [{named}]
+  again:
+    type: ec2.attach_security_groups
+    with:
+      instance_ids: [\"{{{{ steps.launch.instance_id }}}}\"]
+      security_group_ids: [{named}, {own}]
+"
+    );
+    let (out, events) = moto.apply(Flow::new().playbook(&playbook), 0);
+    let id = outputs(&events, "launch")["instance_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let substituted = outputs(&events, "substituted")["instance_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(outputs(&events, "attach")["changed"], true);
+    assert_eq!(outputs(&events, "again")["changed"], false);
+    assert_eq!(
+        outputs(&events, "attach")["groups"][&id],
+        serde_json::json!([own, named])
+    );
+    out.stdout_has(&format!("{id}: security groups {own}, {named}"))
+        .stdout_has(&format!("{id}: has them already ({own}, {named})"));
+    let instances = moto.instances();
+    assert_eq!(
+        by_id(&instances, &id)["groups"],
+        serde_json::json!([own, named])
+    );
+    // What AWS does with groups given at launch: the template's are gone.
+    assert_eq!(
+        by_id(&instances, &substituted)["groups"],
+        serde_json::json!([named])
+    );
+
+    // The plan, with the instance known: each instance's groups now and after.
+    let plan = moto
+        .reach(Flow::new().playbook(&format!(
+            "flow: 1\nsteps:\n  attach:\n    type: ec2.attach_security_groups\n    with: {{ instance_ids: [{substituted}], security_group_ids: [{own}] }}\n"
+        )))
+        .args(&["plan", "playbook.yaml"])
+        .run();
+    plan.code(0)
+        .stdout_has(&format!(
+            "attach security group {own} to {substituted} (beside the groups it has)"
+        ))
+        .stdout_has(&format!("{substituted}: {named} → {named}, {own}"));
+}

@@ -635,31 +635,7 @@ steps:
 /// Runs `flow args…` in `dir`, killing it after `seconds`: a hang is a failure, not a hung
 /// test suite.
 fn run_with_deadline(dir: &Path, args: &[&str], seconds: u64) -> (i32, String) {
-    let mut child = std::process::Command::new(crate::common::flow_bin())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FLOW_STATE_DIR")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn flow");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("flow {args:?} still running after {seconds}s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    crate::common::run::flow_within(dir, args, &[], seconds)
 }
 
 #[test]

@@ -2,14 +2,18 @@
 //! against local stand-ins — `moto_server` for AWS, the loopback `sshd` for every host (an
 //! ssh config maps `blot` and the new instance's private IP to it), a `redis-server` for
 //! production and the one the shipped helper script starts from the restored snapshot. The
-//! main host's `docker` and `openresty` are stand-in scripts that record their calls.
-//! Assertions are on the world afterwards: the instance, its tags and group, the audit log,
-//! the env file on the "main host", the recorded restarts.
+//! main host's `docker` and `openresty` are stand-in scripts that record their calls, and its
+//! `redis-cli` sees the network as the main host would: an instance's private address (moto
+//! hands out 10.x) is this machine, 127.0.0.1, as the ssh config maps every host to the
+//! loopback sshd — or, for a main host that cannot reach the instance, 127.0.0.2, where
+//! nothing listens (a security group that keeps it out, a Redis bound to the instance's
+//! loopback). Assertions are on the world afterwards: the instance, its tags and groups, the
+//! audit log, the env file on the "main host", the recorded restarts.
 
 use crate::common::moto::{Moto, outputs};
 use crate::common::redis::{RedisServer, free_port, raw_command};
 use crate::common::sshd::Sshd;
-use crate::common::{Flow, Outcome};
+use crate::common::{Flow, Outcome, read};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -32,9 +36,16 @@ pub(crate) struct World {
     /// instance's Redis folder and upload folder.
     remote: tempfile::TempDir,
     template: String,
+    /// The launch template's own security group.
+    template_group: String,
+    /// The group the playbook attaches beside it.
     group: String,
     restored_port: u16,
 }
+
+/// Production's keys: 100, so that a few written after the snapshot are a drift of a few %.
+const POSTS: usize = 96;
+const KEYS: usize = POSTS + 4;
 
 impl Drop for World {
     fn drop(&mut self) {
@@ -58,15 +69,18 @@ impl World {
 
     /// The world with its AWS side on `moto` (one checking IAM, say).
     pub(crate) fn on(moto: Moto) -> Self {
-        let template = moto.launch_template("blot-redis");
-        let group = moto.boto(
-            "print(ec2.create_security_group(GroupName='blot-redis', Description='redis')['GroupId'])",
-        );
+        let (template, template_group, group) = moto.launch_template_with_group("blot-redis");
         let production = RedisServer::start();
-        production.cli(&["SET", "blog:1:title", "Hello"]);
+        let mut posts = vec!["MSET".to_string()];
+        for n in 1..=POSTS {
+            posts.push(format!("blog:{n}:title"));
+            posts.push(format!("Post {n}"));
+        }
+        production.cli(&posts.iter().map(String::as_str).collect::<Vec<_>>());
         production.cli(&["HSET", "user:1", "name", "ann", "plan", "pro"]);
         production.cli(&["RPUSH", "queue:mail", "a", "b", "c"]);
         production.cli(&["SADD", "tags", "x", "y"]);
+        production.cli(&["SET", "blog:count", "96"]);
         production.cli(&["SAVE"]);
         let dump = production.dir().join("dump.rdb");
         moto.create_bucket("blot-redis-backups");
@@ -93,6 +107,7 @@ impl World {
                 calls = calls.display()
             ),
         );
+        write_script(&r.join("redis-cli"), &main_host_redis_cli("127.0.0.1"));
         write_script(
             &r.join("openresty"),
             &format!(
@@ -106,6 +121,7 @@ impl World {
             production,
             remote,
             template,
+            template_group,
             group,
             restored_port: free_port(),
         }
@@ -117,6 +133,26 @@ impl World {
 
     pub(crate) fn env_file(&self) -> String {
         std::fs::read_to_string(self.remote.path().join("secrets.env")).expect("env file")
+    }
+
+    /// Nothing changed on the main host: the env file as it was, nothing restarted or reloaded.
+    fn assert_not_switched(&self) {
+        assert!(
+            self.env_file()
+                .contains("BLOT_REDIS_HOST=old-redis.internal\n"),
+            "{}",
+            self.env_file()
+        );
+        assert_eq!(self.calls(), "", "nothing restarted or reloaded");
+    }
+
+    /// BLOT_REDIS_HOST names another host now.
+    fn assert_switched(&self) {
+        assert!(
+            !self.env_file().contains("old-redis.internal"),
+            "{}",
+            self.env_file()
+        );
     }
 
     fn calls(&self) -> String {
@@ -136,12 +172,12 @@ impl World {
             format!("secrets_env={r}/secrets.env"),
             format!("docker={r}/docker"),
             format!("openresty={r}/openresty"),
+            format!("redis_cli={r}/redis-cli"),
             format!("production_redis_url={}", self.production.url()),
             format!("redis_port={}", self.restored_port),
             format!("redis_dir={}", self.redis_dir().display()),
             "redis_service=".to_string(),
             format!("remote_dir={r}/upload"),
-            "sample_keys=10".to_string(),
         ]
         .into()
     }
@@ -164,6 +200,20 @@ impl World {
     }
 }
 
+/// `redis-cli` on the "main host": the instances' private addresses are `address` here.
+fn main_host_redis_cli(address: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         n=$#; previous=\n\
+         for a in \"$@\"; do\n\
+         \x20 if [ \"$previous\" = -h ]; then case $a in 10.*|172.*|192.168.*) a={address} ;; esac; fi\n\
+         \x20 set -- \"$@\" \"$a\"; previous=$a\n\
+         done\n\
+         shift $n\n\
+         exec redis-cli \"$@\"\n"
+    )
+}
+
 fn instances(world: &World) -> Vec<Value> {
     world
         .moto
@@ -171,6 +221,33 @@ fn instances(world: &World) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// Production moves on after the snapshot, as it always does: `extra` new keys, and the
+/// value of `blog:7:title` changed.
+fn production_moves_on(world: &World, extra: usize) {
+    for n in 0..extra {
+        world
+            .production
+            .cli(&["SET", &format!("session:{n}"), "written after the snapshot"]);
+    }
+    world
+        .production
+        .cli(&["SET", "blog:7:title", "Edited later"]);
+}
+
+/// The terminal args of a provision run with the stand-ins' params (each quoted for `script`).
+fn terminal_args(world: &World, command: &str, extra: &[&str]) -> String {
+    let mut args = format!("{command} {}", playbook("provision-and-restore.yaml"));
+    for p in world
+        .params()
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+    {
+        args.push_str(&format!(" -p '{}'", p.replace('\'', "'\\''")));
+    }
+    args
 }
 
 #[test]
@@ -186,13 +263,17 @@ fn provision_restores_compares_and_switches_the_main_host_to_the_new_instance() 
     let id = launched["instance_id"].as_str().expect("instance id");
     let ip = launched["private_ip"].as_str().expect("private ip");
 
-    // One instance, from the template, with the runbook's tags and security group.
+    // One instance, from the template, with the runbook's tags — and with the template's own
+    // security group and the named one: attached beside it, not substituted for it.
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
     let instance = &all[0];
     assert_eq!(instance["id"], id);
     assert_eq!(instance["state"], "running");
-    assert_eq!(instance["groups"], serde_json::json!([world.group]));
+    assert_eq!(
+        instance["groups"],
+        serde_json::json!([world.template_group, world.group])
+    );
     assert_eq!(
         instance["tags"]["RedisProvisionedBy"],
         "redis-restore-script"
@@ -210,18 +291,23 @@ fn provision_restores_compares_and_switches_the_main_host_to_the_new_instance() 
     let audit = out.file("provisioned-instances.log");
     assert!(
         audit.contains(&format!(
-            "launched {id} private_ip={ip} snapshot={SNAPSHOT}"
+            "launched {id} private_ip={ip} snapshot={SNAPSHOT} template={} security_groups={},{}",
+            world.template, world.template_group, world.group
         )),
         "{audit}"
     );
 
-    // The snapshot was restored on the "instance" and matches production side by side.
+    // The snapshot was restored on the "instance", the main host reached it, and it matches
+    // production side by side.
     let restored = raw_command(world.restored_port, None, &["DBSIZE"])
         .expect("the restored Redis answers")
         .to_text();
-    assert_eq!(restored, "4");
+    assert_eq!(restored, KEYS.to_string());
+    assert_eq!(outputs(&events, "reach_from_main")["stdout"], "PONG");
     let compare = outputs(&events, "compare");
     assert_eq!(compare["equal"], true, "{compare:#}");
+    assert_eq!(compare["sampled"], KEYS, "every key compared: {compare:#}");
+    assert_eq!(compare["identical"], KEYS, "{compare:#}");
     assert!(
         compare["rows"]
             .as_array()
@@ -257,22 +343,46 @@ fn provision_restores_compares_and_switches_the_main_host_to_the_new_instance() 
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A daily snapshot beside live production: a session written since, a post edited. With
+/// `--yes` the run goes on within the tolerance, says by how much it differs, and names the
+/// key whose value differs.
 #[test]
-fn a_restore_that_differs_from_production_changes_no_configuration_and_terminates_the_instance() {
+fn with_yes_a_restore_within_the_tolerance_switches_and_says_how_far_it_differs() {
     let world = World::start();
-    // Production moved on after the snapshot: the comparison cannot match.
-    world.production.cli(&["SET", "blog:2:title", "Later"]);
+    production_moves_on(&world, 1);
+    let out = world.provision(&["apply", "--yes"], &[&format!("snapshot={SNAPSHOT}")]);
+    out.code(0)
+        .stdout_has(&format!(
+            "production {} keys, restored {KEYS} keys (drift 0.99%); {} keys sampled: {KEYS} present (99.01%), {} identical (98.02%): within the tolerance",
+            KEYS + 1,
+            KEYS + 1,
+            KEYS - 1
+        ))
+        .stdout_has("2 sampled keys differ from production: blog:7:title, session:0")
+        .stdout_has("within_tolerance");
+    world.assert_switched();
+    assert!(world.calls().contains("openresty -s reload"));
+    assert_eq!(instances(&world)[0]["state"], "running");
+}
+
+/// Production moved on further than the tolerance: `--yes` judged nothing, so the run stops
+/// before the switch, shows the differences, and the instance goes.
+#[test]
+fn with_yes_a_restore_outside_the_tolerance_stops_before_the_switch_with_the_differences() {
+    let world = World::start();
+    production_moves_on(&world, 20);
     let out = world.provision(&["apply", "--yes"], &[&format!("snapshot={SNAPSHOT}")]);
     out.code(1)
-        .stdout_has("the restored Redis differs from production")
+        .stdout_has(&format!(
+            "production {} keys, restored {KEYS} keys (drift 16.67%)",
+            KEYS + 20
+        ))
+        .stdout_has("OUTSIDE the tolerance (drift ≤ 5%, present ≥ 95%, identical ≥ 90%)")
+        .stdout_has("blog:7:title")
+        .stdout_has("approved with --yes but nobody judged the comparison")
         .stdout_has("production")
         .stdout_has("restored");
-    assert!(
-        world
-            .env_file()
-            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
-    );
-    assert_eq!(world.calls(), "", "nothing restarted or reloaded");
+    world.assert_not_switched();
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
@@ -283,6 +393,39 @@ fn a_restore_that_differs_from_production_changes_no_configuration_and_terminate
         out.file("provisioned-instances.log")
             .contains("launched i-")
     );
+    // Widened by the operator, the same difference goes through.
+    let out = world.provision(
+        &["apply", "--yes"],
+        &[
+            &format!("snapshot={SNAPSHOT}"),
+            "max_key_drift_percent=20",
+            "min_present_percent=80",
+            "min_identical_percent=80",
+        ],
+    );
+    out.code(0).stdout_has("within the tolerance");
+}
+
+/// On a terminal the operator judges: a restore outside the tolerance, shown as such,
+/// approved by a person, switches.
+#[test]
+fn on_a_terminal_the_operator_judges_a_restore_outside_the_tolerance() {
+    let world = World::start();
+    production_moves_on(&world, 20);
+    let dir = tempfile::tempdir().expect("dir");
+    let args = terminal_args(&world, "apply", &[&format!("snapshot={SNAPSHOT}")]);
+    let mut terminal =
+        crate::common::pty::Terminal::start_with_env(dir.path(), &args, &world.moto.env());
+    terminal.wait_for("OUTSIDE the tolerance. Point BLOT_REDIS_HOST");
+    terminal.wait_for("keyspace");
+    terminal.type_keys("y\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("the operator judged the comparison on the terminal"),
+        "{screen}"
+    );
+    world.assert_switched();
 }
 
 /// On a terminal: the snapshot question (the newest first), then the approval with
@@ -292,14 +435,11 @@ fn an_operator_who_declines_after_the_comparison_changes_nothing_and_the_instanc
     let world = World::start();
     let dir = tempfile::tempdir().expect("dir");
     // No `snapshot` param: the question is asked, the newest snapshot first.
-    let mut args = format!("apply {}", playbook("provision-and-restore.yaml"));
-    for p in world.params() {
-        args.push_str(&format!(" -p '{}'", p.replace('\'', "'\\''")));
-    }
+    let args = terminal_args(&world, "apply", &[]);
     let mut terminal =
         crate::common::pty::Terminal::start_with_env(dir.path(), &args, &world.moto.env());
     terminal.answer("Which snapshot to restore?", "\r");
-    terminal.wait_for("Point BLOT_REDIS_HOST");
+    terminal.wait_for("within the tolerance. Point BLOT_REDIS_HOST");
     terminal.wait_for("keyspace");
     terminal.type_keys("n\r");
     let (code, screen) = terminal.finish();
@@ -308,18 +448,61 @@ fn an_operator_who_declines_after_the_comparison_changes_nothing_and_the_instanc
         screen.contains("production") && screen.contains("restored"),
         "{screen}"
     );
-    assert!(
-        world
-            .env_file()
-            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
-    );
-    assert_eq!(world.calls(), "", "nothing restarted or reloaded");
+    world.assert_not_switched();
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
         all[0]["state"], "terminated",
         "undo terminates the instance"
     );
+}
+
+/// A snapshot named on the command line restores however old it is — here older than the
+/// listing's first page of 20 — and one that does not exist launches nothing.
+#[test]
+fn a_named_snapshot_older_than_the_listing_restores_and_a_missing_one_launches_nothing() {
+    let world = World::start();
+    // The production snapshot as it was on 1 November, then 24 newer ones.
+    let old = "daily/2026-11-01.rdb";
+    world.moto.boto(&format!(
+        "body = s3.get_object(Bucket='blot-redis-backups', Key='{SNAPSHOT}')['Body'].read()\n\
+         s3.put_object(Bucket='blot-redis-backups', Key='{old}', Body=body)\n\
+         for day in range(2, 26):\n\
+         \x20   s3.put_object(Bucket='blot-redis-backups', Key='daily/2026-11-%02d.rdb' % day, Body=b'REDIS-other')"
+    ));
+    let out = world.provision(&["apply", "--yes"], &["snapshot=daily/2025-01-01.rdb"]);
+    out.code(1).stdout_has(
+        "there is no snapshot s3://blot-redis-backups/daily/2025-01-01.rdb: nothing was launched",
+    );
+    assert!(instances(&world).is_empty(), "nothing was launched");
+
+    let out = world.provision(&["apply", "--yes"], &[&format!("snapshot={old}")]);
+    out.code(0);
+    let all = instances(&world);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["tags"]["RedisSnapshot"], old);
+    let restored = raw_command(world.restored_port, None, &["DBSIZE"])
+        .expect("the restored Redis answers")
+        .to_text();
+    assert_eq!(restored, KEYS.to_string());
+}
+
+/// The main host must reach the new Redis where BLOT_REDIS_HOST will point: when it cannot,
+/// the run stops before the switch and the instance goes.
+#[test]
+fn a_new_redis_the_main_host_cannot_reach_stops_the_run_before_the_switch() {
+    let world = World::start();
+    write_script(
+        &world.remote.path().join("redis-cli"),
+        &main_host_redis_cli("127.0.0.2"),
+    );
+    let out = world.provision(&["apply", "--yes"], &[&format!("snapshot={SNAPSHOT}")]);
+    out.code(1)
+        .stdout_has("blot cannot reach the restored Redis at 10.")
+        .stdout_has("Could not connect to Redis at 127.0.0.2")
+        .stdout_lacks("✔ approve");
+    world.assert_not_switched();
+    assert_eq!(instances(&world)[0]["state"], "terminated");
 }
 
 /// After the switch the env file names the instance: a failed restart fails the run but
@@ -336,11 +519,7 @@ fn a_failed_restart_after_the_switch_fails_the_run_and_keeps_the_instance() {
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0]["state"], "running");
-    assert!(
-        !world.env_file().contains("old-redis.internal"),
-        "{}",
-        world.env_file()
-    );
+    world.assert_switched();
     assert!(
         world.calls().contains("openresty -s reload"),
         "{}",
@@ -348,21 +527,21 @@ fn a_failed_restart_after_the_switch_fails_the_run_and_keeps_the_instance() {
     );
 }
 
+/// No terminal and no `--yes`: the run stops at the approval (exit 3), and what it prints
+/// carries the question with the comparison, which nobody was shown.
 #[test]
 fn without_an_approval_nothing_is_switched_and_keep_instance_keeps_it_for_debugging() {
     let world = World::start();
-    // No terminal and no --yes: the run stops at the approval (exit 3).
     let out = world.provision(
         &["apply"],
         &[&format!("snapshot={SNAPSHOT}"), "keep_instance=true"],
     );
-    out.code(3).stdout_has("approve");
-    assert!(
-        world
-            .env_file()
-            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
-    );
-    assert_eq!(world.calls(), "");
+    out.code(3)
+        .stdout_has("--approve approve")
+        .stdout_has("The question: production 100 keys, restored 100 keys (drift 0%)")
+        .stdout_has("within the tolerance. Point BLOT_REDIS_HOST")
+        .stdout_has("keyspace db0");
+    world.assert_not_switched();
     let all = instances(&world);
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0]["state"], "running", "kept for debugging");
@@ -381,20 +560,68 @@ fn the_plan_is_the_runbooks_dry_run_every_aws_call_and_ssh_command_nothing_creat
             world.template
         ))
         .stdout_has("RedisProvisionedBy=redis-restore-script")
-        .stdout_has(&world.group)
+        .stdout_has(&format!(
+            "attach security group {} to (known after apply: steps.launch.instance_id)",
+            world.group
+        ))
         .stdout_has("restore-from-backup.sh")
+        .stdout_has("redis-cli -h '(known after apply: steps.launch.private_ip)'")
         .stdout_has("secrets.env")
         .stdout_has("restart")
         .stdout_has("-s reload")
         .stdout_has("(known after apply: steps.launch.private_ip)");
     assert!(instances(&world).is_empty(), "the plan launched something");
-    assert!(
-        world
-            .env_file()
-            .contains("BLOT_REDIS_HOST=old-redis.internal\n")
-    );
-    assert_eq!(world.calls(), "");
+    world.assert_not_switched();
     assert!(!out.exists("provisioned-instances.log"));
+}
+
+/// The SSH key: asked on a terminal when neither `ssh_key` nor REDIS_SSH_KEY gives it; without
+/// a terminal, the usual error naming both.
+#[test]
+fn the_ssh_key_is_asked_on_a_terminal_and_named_as_missing_without_one() {
+    let world = World::start();
+    let without_key: Vec<String> = world
+        .params()
+        .into_iter()
+        .filter(|p| !p.starts_with("ssh_key="))
+        .chain([format!("snapshot={SNAPSHOT}")])
+        .collect();
+    let mut args = vec!["plan".to_string(), playbook("provision-and-restore.yaml")];
+    for p in &without_key {
+        args.extend(["-p".to_string(), p.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    world
+        .moto
+        .reach(Flow::new())
+        .args(&args)
+        .run()
+        .code(2)
+        .stderr_has("missing required param `ssh_key`")
+        .stderr_has(
+            "pass `-p ssh_key=VALUE` or set `REDIS_SSH_KEY` (on a terminal flow asks for it)",
+        );
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut line = format!("plan {}", playbook("provision-and-restore.yaml"));
+    for p in &without_key {
+        line.push_str(&format!(" -p '{p}'"));
+    }
+    let mut terminal =
+        crate::common::pty::Terminal::start_with_env(dir.path(), &line, &world.moto.env());
+    // A moment after each question, for the prompt to take the terminal.
+    let settle = std::time::Duration::from_millis(300);
+    terminal.wait_for(
+        "ssh_key (The private key of the launch template's key pair) [or set REDIS_SSH_KEY]",
+    );
+    terminal.drawn_during(settle);
+    terminal.type_keys("no-such-key\r");
+    terminal.wait_for("path `no-such-key` does not exist");
+    terminal.drawn_during(settle);
+    terminal.type_keys(&format!("{}\r", world.sshd.client_key().display()));
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Plan: "), "{screen}");
 }
 
 /// Two tagged instances (one stopped) and an unrelated one, with an audit log line.
@@ -502,4 +729,46 @@ fn a_choose_with_ask_false_takes_its_default_without_asking_on_a_terminal() {
     assert_eq!(code, 0, "{screen}");
     assert!(!screen.contains("Which backup?"), "{screen}");
     assert_eq!(crate::common::read(&dir.path().join("chosen.txt")), "b");
+}
+
+/// Editing the main host's env file through `sudo -n` where sudo wants a password: the
+/// step says so and how to fix it, and the file is untouched. The host's `sudo` is a
+/// stand-in answering as sudo does then (the tests run as root, whom sudo never asks).
+#[test]
+fn editing_on_the_main_host_says_clearly_when_sudo_wants_a_password() {
+    let mut sshd = Sshd::prepare();
+    let bin = sshd.dir().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    write_script(
+        &bin.join("sudo"),
+        "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n",
+    );
+    let config = sshd.dir().join("sshd_config");
+    let mut text = std::fs::read_to_string(&config).expect("sshd_config");
+    text.push_str(&format!("SetEnv PATH={}:/usr/bin:/bin\n", bin.display()));
+    std::fs::write(&config, text).expect("sshd_config");
+    sshd.spawn();
+    sshd.write_config(&["blot"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let env_file = dir.path().join("secrets.env");
+    std::fs::write(&env_file, "BLOT_REDIS_HOST=old-redis.internal\n").expect("w");
+    let out = Flow::new()
+        .playbook(&format!(
+            "flow: 1\nsteps:\n  switch:\n    type: envfile.set\n    with:\n      ssh: {}\n      sudo: true\n      path: {}\n      set: {{ BLOT_REDIS_HOST: 10.0.0.5 }}\n",
+            sshd.block("blot"),
+            env_file.display()
+        ))
+        .args(&["apply", "playbook.yaml"])
+        .run();
+    out.code(1)
+        .stdout_has("sudo: a password is required")
+        .stdout_has(
+            "sudo on this host wants a password, and flow never types one (it runs `sudo -n`)",
+        )
+        .stdout_has("NOPASSWD");
+    assert_eq!(
+        read(&env_file),
+        "BLOT_REDIS_HOST=old-redis.internal\n",
+        "the file is untouched"
+    );
 }

@@ -504,23 +504,29 @@ fn blot_cleanup_runs_under_exactly_its_printed_policy() {
 
 #[test]
 fn math_visuals_bootstrap_runs_under_exactly_its_printed_policy() {
-    use crate::playbooks_aws::{TOKEN, math_visuals_params, math_visuals_world, playbook};
+    use crate::playbooks_aws::{
+        SAMPLE_DATA, TOKEN, infra, math_visuals_params, math_visuals_world, playbook,
+    };
     let moto = Moto::start_enforcing();
-    math_visuals_world(&moto, r#"INFO store ready {"mode": "kv"}"#);
-    let mut params: Vec<String> = math_visuals_params()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    math_visuals_world(
+        &moto,
+        &infra("data/template.yaml"),
+        SAMPLE_DATA,
+        r#"INFO store ready {"mode": "kv"}"#,
+    );
     // The shipped templates, without a space (see `spaceless_template`).
     let templates = tempfile::tempdir().expect("templates");
-    let infra =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/math-visuals/infra");
+    let mut params: Vec<String> = math_visuals_params()
+        .into_iter()
+        .filter(|p| !p.contains("_template="))
+        .collect();
     for (source, name, param) in [
         ("shared-parameters.yaml", "shared.json", "shared_template"),
         ("data/template.yaml", "data.json", "data_template"),
+        ("api/template.yaml", "api.json", "api_template"),
     ] {
         let destination = templates.path().join(name);
-        spaceless_template(&moto, &infra.join(source), &destination);
+        spaceless_template(&moto, &infra(source), &destination);
         params.push(format!("{param}={}", destination.display()));
     }
     let book = playbook("math-visuals/elasticache-bootstrap.yaml");

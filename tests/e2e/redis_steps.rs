@@ -3,6 +3,7 @@
 //! printed and on the server's state afterwards.
 
 use crate::common::redis::{RedisServer, free_port};
+use crate::common::run::mode_of;
 use crate::common::{Flow, Outcome};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -211,6 +212,42 @@ steps:
 
     apply_json(Flow::new().playbook(&playbook), &[], 0);
     assert_eq!(redis.cli(&["GET", "written_in_plan"]), "x");
+}
+
+/// PFCOUNT is flagged `readonly` by every Redis, yet it may rewrite its key (it caches the
+/// count in the HyperLogLog, and replicates that: `may_replicate`, a flag COMMAND INFO
+/// hides); TOUCH exists to change the keys' access time. Neither is a read: neither runs
+/// during plan, and the key is byte for byte what it was.
+#[test]
+fn pfcount_and_touch_are_writes_and_never_run_during_plan() {
+    let redis = RedisServer::start();
+    redis.cli(&["PFADD", "visitors", "a", "b", "c"]);
+    let before = redis.command(&["DUMP", "visitors"]);
+    let playbook = format!(
+        r#"flow: 1
+defaults:
+  redis: {{ url: "{url}" }}
+steps:
+  count: {{ type: redis.command, with: {{ command: [PFCOUNT, visitors] }} }}
+  touch: {{ type: redis.command, with: {{ command: [TOUCH, visitors] }} }}
+"#,
+        url = redis.url()
+    );
+    let (_, events) = plan_json(Flow::new().playbook(&playbook), &[]);
+    for step in ["count", "touch"] {
+        let action = events
+            .iter()
+            .find(|e| e["event"] == "plan_step" && e["step"] == step)
+            .map(|e| e["action"].clone());
+        assert_eq!(action, Some(json!("change")), "{step}: {events:#?}");
+    }
+    assert_eq!(
+        redis.command(&["DUMP", "visitors"]),
+        before,
+        "the plan rewrote the key"
+    );
+    let (_, events) = apply_json(Flow::new().playbook(&playbook), &[], 0);
+    assert_eq!(outputs(&events, "count")["reply"], 3);
 }
 
 #[test]
@@ -672,6 +709,62 @@ fn compare_sample_keys_finds_a_changed_value() {
     assert_eq!(right.cli(&["GET", "config:flag"]), r#"{"enabled":false}"#);
 }
 
+/// A restore beside production that moved on: by how much they differ, in figures a
+/// playbook can hold to a tolerance — the key counts' drift, and of the sampled keys how
+/// many the right side has and how many are identical. A database no larger than the sample
+/// is compared whole (every key, not a random draw), and each key that differs is a row.
+#[test]
+fn compare_says_by_how_much_the_sides_differ() {
+    let left = RedisServer::start();
+    let right = RedisServer::start();
+    for server in [&left, &right] {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..99 {
+            args.push(format!("post:{i:02}"));
+            args.push(format!("Post {i}"));
+        }
+        server.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    left.cli(&["SET", "session:new", "since the snapshot"]);
+    left.cli(&["SET", "post:07", "edited since"]);
+    let (_, events) = apply_json(
+        Flow::new().playbook(&compare_playbook(&left, &right, "      sample_keys: 500\n")),
+        &[],
+        0,
+    );
+    let o = outputs(&events, "cmp");
+    assert_eq!(o["equal"], json!(false), "{o:#}");
+    assert_eq!(o["left_keys"], json!(100));
+    assert_eq!(o["right_keys"], json!(99));
+    assert_eq!(o["key_drift_percent"], json!(1.0));
+    assert_eq!(o["sampled"], json!(100), "every key: {o:#}");
+    assert_eq!(o["present"], json!(99));
+    assert_eq!(o["identical"], json!(98));
+    assert_eq!(o["present_percent"], json!(99.0));
+    assert_eq!(o["identical_percent"], json!(98.0));
+    assert_eq!(
+        o["summary"],
+        "production 100 keys, restored 99 keys (drift 1%); 100 keys sampled: 99 present (99%), 98 identical (98%)"
+    );
+    let differing: Vec<&str> = o["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|r| r["check"].as_str())
+        .collect();
+    assert_eq!(
+        differing,
+        [
+            "dbsize",
+            "keyspace db0",
+            "key post:07",
+            "key session:new",
+            "sample keys"
+        ]
+    );
+    assert_eq!(row(&o["rows"], "key session:new")["right"], "missing");
+}
+
 /// `calls` of one command in INFO commandstats (0 when never called).
 fn calls(redis: &RedisServer, command: &str) -> u64 {
     let stats = redis.cli(&["INFO", "commandstats"]);
@@ -707,7 +800,7 @@ fn compare_on_a_large_keyspace_samples_only_the_keys_asked_for() {
     assert_eq!(o["equal"], json!(true), "{o:#}");
     let sample = row(&o["rows"], "sample keys");
     assert_eq!(sample["left"], json!("50 of 20000 keys sampled"), "{o:#}");
-    assert_eq!(sample["right"], json!("50 identical"), "{o:#}");
+    assert_eq!(sample["right"], json!("50 present, 50 identical"), "{o:#}");
     let table = lines_of(&events, "cmp").join("\n");
     assert!(
         line_with(&table, "sample keys").contains("50 of 20000"),
@@ -826,15 +919,6 @@ steps:
     );
     assert_eq!(restored.cli(&["LRANGE", "queue", "0", "-1"]), "j1\nj2\nj3");
     assert_eq!(restored.cli(&["SCARD", "tags"]), "2");
-}
-
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
 }
 
 fn unix_now() -> i64 {

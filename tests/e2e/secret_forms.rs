@@ -1,122 +1,15 @@
 //! Secrets in every form they take once printed — JSON-escaped, shell-quoted inside a larger
 //! argument, a number, a password inside a URL written loosely, a line of a params file, a
-//! playbook default — stay out of every channel flow writes to: the terminal (plain), `-v`,
-//! `--output json`, the run journal, `flow show`, `flow runs`, the saved plan and the GitHub
-//! step summary. And what params and commands print reaches people with its control
+//! playbook default, Python's `repr`, `printf %q`, `shlex.quote`, HTML entities, SQL quotes,
+//! and what a template derives from one (a slice, reversed, hex, base64) — stay out of every
+//! channel flow writes to: the terminal (plain), `-v`, `--output json`, the run journal,
+//! `flow show`, `flow runs`, the saved plan, the GitHub step summary and `flow serve`. And what params and commands print reaches people with its control
 //! characters shown, never sent.
 
-use crate::common::run::{flow, run_dirs};
-use crate::common::{read, read_tree};
+use crate::common::channels::Channels;
+use crate::common::read;
+use crate::common::run::flow;
 use serde_json::Value;
-
-/// What flow wrote, channel by channel, for one playbook and its params.
-struct Channels {
-    dir: tempfile::TempDir,
-    seen: Vec<(String, String)>,
-}
-
-impl Channels {
-    /// Runs the playbook through every channel: `apply` plain (under GitHub Actions, with a
-    /// step summary file), `-v` and `--output json`; `plan` plain, JSON and saved; then
-    /// `flow show` (human and JSON) of each run and `flow runs`, and reads the state dir.
-    fn of(playbook: &str, params: &[&str], env: &[(&str, &str)]) -> Channels {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("playbook.yaml"), playbook).expect("playbook");
-        let summary = dir.path().join("step-summary.md");
-        let summary_path = summary.display().to_string();
-        let mut github = env.to_vec();
-        github.push(("GITHUB_ACTIONS", "true"));
-        github.push(("GITHUB_STEP_SUMMARY", &summary_path));
-        let mut seen = Vec::new();
-        let mut run = |name: &str, args: &[&str], env: &[(&str, &str)]| {
-            let mut all = args.to_vec();
-            all.extend_from_slice(params);
-            let ran = flow(dir.path(), &all, env);
-            seen.push((name.to_string(), ran.context()));
-        };
-        run("apply", &["apply", "playbook.yaml", "--yes"], &github);
-        run("apply -v", &["apply", "playbook.yaml", "--yes", "-v"], env);
-        run(
-            "apply --output json",
-            &["--output", "json", "apply", "playbook.yaml", "--yes"],
-            env,
-        );
-        run(
-            "plan",
-            &["plan", "playbook.yaml", "--out", "plan.json"],
-            env,
-        );
-        run(
-            "plan --output json",
-            &["--output", "json", "plan", "playbook.yaml"],
-            env,
-        );
-        let state = dir.path().join(".flow");
-        for run_dir in run_dirs(&state) {
-            let id = run_dir.file_name().unwrap().to_string_lossy().into_owned();
-            for (name, args) in [
-                ("flow show", vec!["show", id.as_str()]),
-                (
-                    "flow show --output json",
-                    vec!["--output", "json", "show", &id],
-                ),
-            ] {
-                seen.push((name.to_string(), flow(dir.path(), &args, &[]).context()));
-            }
-        }
-        seen.push((
-            "flow runs".to_string(),
-            flow(dir.path(), &["runs"], &[]).context(),
-        ));
-        seen.push(("journal".to_string(), read_tree(&state)));
-        seen.push((
-            "saved plan".to_string(),
-            read(&dir.path().join("plan.json")),
-        ));
-        seen.push(("GitHub step summary".to_string(), read(&summary)));
-        Channels { dir, seen }
-    }
-
-    /// Fails naming the channel that shows `needle`.
-    fn lack(&self, needle: &str) -> &Self {
-        for (channel, text) in &self.seen {
-            assert!(
-                !text.contains(needle),
-                "{channel} shows {needle:?}:\n{text}"
-            );
-        }
-        self
-    }
-
-    fn channel(&self, name: &str) -> &str {
-        self.seen
-            .iter()
-            .find(|(channel, _)| channel == name)
-            .map(|(_, text)| text.as_str())
-            .unwrap_or_else(|| panic!("no channel {name}"))
-    }
-
-    /// The JSON events `apply --output json` printed (every line must parse).
-    fn events(&self) -> Vec<Value> {
-        let text = self.channel("apply --output json");
-        let stdout = text
-            .split("--- stdout ---\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n--- stderr ---").next())
-            .unwrap_or("");
-        stdout
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{text}"))
-            })
-            .collect()
-    }
-
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(name)
-    }
-}
 
 /// A secret that equals a field name of the events (`status`, `stdout`) or a value the
 /// events use (`succeeded`) is masked where steps print it; the event keeps its shape.
@@ -485,7 +378,12 @@ outputs:
         &[],
     );
     for (channel, text) in &channels.seen {
-        if channel.contains("json") || channel == "journal" || channel == "saved plan" {
+        // JSON and the journal keep them escaped; a web page is no log GitHub reads.
+        if channel.contains("json")
+            || channel == "journal"
+            || channel == "saved plan"
+            || channel.starts_with("flow serve")
+        {
             continue;
         }
         for c in ['\u{1b}', '\u{7}', '\r'] {
@@ -708,4 +606,97 @@ steps:
     for fragment in ["my%20secret", "my+secret", "secret&lt;pass", "%3Cpass"] {
         channels.lack(fragment);
     }
+}
+
+/// What tools print when they escape a secret their own way: Python's `repr` and `ascii`
+/// (`Rq8\'Zt"Wm\\ …`, `P\xe4`), `shlex.quote` (`'Rq8'"'"'Zt…'`, also inside a larger
+/// argument), HTML with `&#39;`/`&#34;` or without quotes escaped, SQL's doubled quotes, and
+/// bash's `printf %q` (`Rq8\'Zt\"Wm\\\ Lx…`).
+#[test]
+fn a_secret_escaped_by_python_shlex_html_sql_or_printf_q_is_masked_in_every_channel() {
+    let script = r#"import os, shlex, html
+s = os.environ["PW"]
+print("repr", repr(s))
+print("ascii", ascii(s))
+print("shlex", shlex.quote(s), shlex.quote("--password=" + s))
+print("html", html.escape(s, quote=False), s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace("'", "&#39;"))
+print("sql", "'" + s.replace("'", "''") + "'")
+"#;
+    let channels = Channels::of(
+        &format!(
+            r#"flow: 1
+params:
+  pw: {{ type: string, secret: true, env: TEST_FLOW_PW }}
+  plain: {{ type: string, secret: true, env: TEST_FLOW_PLAIN }}
+steps:
+  python:
+    type: exec
+    effect: read
+    with:
+      command: [python3, -c, {script}]
+      env: {{ PW: "{{{{ params.pw }}}}" }}
+  printf_q:
+    type: exec
+    effect: read
+    with:
+      command: [bash, -c, 'printf "%q\n" "$PW"']
+      env: {{ PW: "{{{{ params.plain }}}}" }}
+"#,
+            script = serde_json::to_string(script).expect("json")
+        ),
+        &[],
+        &[
+            ("TEST_FLOW_PW", "Rq8'Zt\"Wm\\ Lx/<Pä>-91"),
+            ("TEST_FLOW_PLAIN", "Qd4'Hs\"Yn\\ Jc<Bv>!k-3"),
+        ],
+    );
+    // Every form starts with the secret's first characters, escaped or not.
+    channels.lack("Rq8").lack("Qd4").lack("Lx/");
+    let verbose = channels.channel("apply -v");
+    for shown in [
+        "repr '***'",
+        "ascii '***'",
+        "shlex '***' '--password=***'",
+        "html *** ***",
+        "sql '***'",
+    ] {
+        assert!(verbose.contains(shown), "{shown}:\n{verbose}");
+    }
+}
+
+/// What a template derives from a secret — a slice, the text reversed, base64 of it with
+/// something added, a digest — is a secret too; a number derived from it (`| length`) is not.
+#[test]
+fn what_a_template_derives_from_a_secret_is_masked_in_every_channel() {
+    let channels = Channels::of(
+        r#"flow: 1
+params:
+  pw: { type: string, secret: true }
+steps:
+  derive:
+    type: exec
+    with:
+      command: [echo, "{{ params.pw[:6] }}", "{{ params.pw | reverse }}", "{{ ('x' ~ params.pw) | b64encode }}", "{{ params.pw[::-1] | upper }}"]
+  say:
+    type: log
+    with: { message: "head {{ params.pw[2:9] }} sum {{ params.pw | sha256 }} n={{ params.pw | length }}" }
+outputs:
+  slice: "{{ params.pw[3:10] }}"
+"#,
+        &["-p", "pw=Tq7Vx9Kp2Lm5wZr8"],
+        &[],
+    );
+    for derived in [
+        "Tq7Vx9",
+        "8rZw5mL2pK9xV7qT",
+        "eFRxN1Z4OUtwMkxtNXdacjg=",
+        "8RZW5ML2PK9XV7QT",
+        "7Vx9Kp2",
+        "abe61e67cb15f5d5e60a1e505c77b6f5ccb1347a227de38b1839504d72acc367",
+        "Vx9Kp2L",
+    ] {
+        channels.lack(derived);
+    }
+    let verbose = channels.channel("apply -v");
+    assert!(verbose.contains("head *** sum *** n=16"), "{verbose}");
 }

@@ -343,10 +343,13 @@ fn a_damaged_journal_still_shows() {
     std::fs::write(broken.join("run.json"), "{ half a record").expect("damage run.json");
     let server = journals.serve();
     server.get("/").status(200).has("rebuilt from events.jsonl");
+    // What could not be read is said, as `flow show` says it.
     server
         .get(&format!("/runs/{good_id}"))
         .status(200)
-        .has("greet");
+        .has("greet")
+        .has("could not be read")
+        .has("not JSON");
     server
         .get(&format!("/runs/{broken_id}"))
         .status(200)

@@ -6,7 +6,7 @@ use crate::common::Flow;
 use crate::common::sshd::Sshd;
 use serde_json::Value;
 
-fn outputs<'a>(events: &'a [Value], step: &str) -> &'a Value {
+pub(crate) fn outputs<'a>(events: &'a [Value], step: &str) -> &'a Value {
     &events
         .iter()
         .find(|e| e["event"] == "step_finished" && e["step"] == step && e.get("element").is_none())
@@ -14,14 +14,14 @@ fn outputs<'a>(events: &'a [Value], step: &str) -> &'a Value {
 }
 
 /// `defaults.ssh` points every step at the test server under `alias`.
-fn playbook(server: &Sshd, steps: &str) -> String {
+pub(crate) fn playbook(server: &Sshd, steps: &str) -> String {
     format!(
         "flow: 1\ndefaults:\n  ssh: {}\nsteps:\n{steps}",
         server.block("flowtest")
     )
 }
 
-fn apply_json(text: &str, code: i32) -> (crate::common::Outcome, Vec<Value>) {
+pub(crate) fn apply_json(text: &str, code: i32) -> (crate::common::Outcome, Vec<Value>) {
     let out = Flow::new()
         .playbook(text)
         .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
@@ -318,7 +318,7 @@ fn downloading_what_is_not_there_names_the_host_and_path() {
     out.stdout_has("cannot read flowtest:/nonexistent/dump.rdb: no such file or folder");
 }
 
-fn apply_json_in(flow: Flow, code: i32) -> (crate::common::Outcome, Vec<Value>) {
+pub(crate) fn apply_json_in(flow: Flow, code: i32) -> (crate::common::Outcome, Vec<Value>) {
     let out = flow
         .args(&["apply", "playbook.yaml", "--yes", "--output", "json"])
         .run();
@@ -687,44 +687,4 @@ fn a_missing_key_file_is_named_not_called_an_authentication_failure() {
         1,
     );
     out.stdout_has("`key` /nonexistent/id_ed25519: No such file or directory");
-}
-
-/// A `kill -9` of flow takes its SSH connections along (the control master daemonizes into a
-/// session of its own, so only flow's supervisor can end it).
-#[test]
-fn a_killed_flow_leaves_no_ssh_master_behind() {
-    let server = Sshd::start();
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("playbook.yaml"),
-        playbook(
-            &server,
-            "  slow:\n    type: ssh.exec\n    with: { command: [sleep, \"30.5\"] }\n",
-        ),
-    )
-    .expect("write");
-    let mut child = std::process::Command::new(crate::common::flow_bin())
-        .args(["apply", "playbook.yaml"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn flow");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while server.client_processes() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(server.client_processes() > 0, "flow never connected");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let _ = child.kill();
-    let _ = child.wait();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while server.client_processes() > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(
-        server.client_processes(),
-        0,
-        "an ssh master outlived a killed flow"
-    );
 }

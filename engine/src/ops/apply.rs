@@ -112,6 +112,13 @@ pub async fn apply(mut options: ApplyOptions, registry: &Registry, global: &Glob
             return exit::INVALID;
         }
     };
+    // Made with the run's folder, so that a resume finds it (or says it is missing) and
+    // never makes another one under values derived from the first.
+    let run_dir = crate::journal::runs_dir(&global.state_dir).join(&run_id);
+    if let Err(message) = crate::run_key::RunKey::load(&run_dir, true) {
+        print_diagnostics(&[Diagnostic::error(None, message)]);
+        return exit::INVALID;
+    }
     let run = ReadyRun {
         checked,
         params,
@@ -163,6 +170,7 @@ impl ReadyRun {
     /// Applies the run (a resume of it, with `kept`), reporting to the views and the journal.
     pub async fn apply(self, global: &Global, kept: Option<crate::run::kept::Kept>) -> i32 {
         let settings = RunSettings {
+            run_dir: Some(crate::journal::runs_dir(&global.state_dir).join(&self.run_id)),
             run_id: self.run_id,
             mode: Mode::Apply,
             concurrency: self.concurrency.max(1),
@@ -214,6 +222,7 @@ fn record_end_on_second_signal(journal: Arc<JournalReporter>) {
             error: Some(
                 "interrupted twice: exited at once, without waiting for undo or `finally`".into(),
             ),
+            failed_undos: Vec::new(),
         });
     })));
 }

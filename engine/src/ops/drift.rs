@@ -131,9 +131,11 @@ fn compare_binding_lines(
             .and_then(|i| checked.playbook.steps.get(*i))
             .is_some_and(|s| s.body.step_type.meta().plan_is_binding)
     };
+    // A request id in an error differs on every call: it is no part of what the line binds.
     let text = |line: &crate::kinds::PlanLine| {
-        std::iter::once(line.summary.clone())
-            .chain(line.details.iter().cloned())
+        std::iter::once(line.summary.as_str())
+            .chain(line.details.iter().map(String::as_str))
+            .map(crate::saved_plan::strip_request_ids)
             .collect::<Vec<_>>()
             .join("\n")
     };

@@ -24,12 +24,15 @@ use crate::param::{ParamInputs, ResolvedParams};
 use crate::registry::Registry;
 use std::path::{Path, PathBuf};
 
-/// Exit codes of DESIGN §1.
+/// Exit codes of DESIGN §1, and 4 (README "Exit codes").
 pub mod exit {
     pub const OK: i32 = 0;
     pub const STEP_FAILED: i32 = 1;
     pub const INVALID: i32 = 2;
     pub const APPROVAL: i32 = 3;
+    /// A step failed (or was declined, or the run interrupted) and an `undo` failed: a step is
+    /// still applied that should have been reversed.
+    pub const ROLLBACK_INCOMPLETE: i32 = 4;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -100,13 +103,20 @@ pub(crate) fn resolve_params(
     inputs: &ParamInputs,
 ) -> Result<ResolvedParams, Vec<Diagnostic>> {
     let cwd = std::env::current_dir().unwrap_or_default();
-    crate::param::resolve(
+    let params = crate::param::resolve_asking(
         &checked.playbook.params,
         inputs,
         &|name| std::env::var(name).ok(),
         &cwd,
+        &crate::prompt::ParamPrompter(crate::prompt::TerminalPrompter::detect()),
     )
-    .map_err(|d| d.items)
+    .map_err(|d| d.items)?;
+    // Once the params are good: an error about them comes first.
+    print_diagnostics(&crate::argv_secrets::given_with_p(
+        &checked.playbook.params,
+        inputs,
+    ));
+    Ok(params)
 }
 
 /// Loads and checks the playbook and resolves its params: everything before a run.

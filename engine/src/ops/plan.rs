@@ -20,7 +20,9 @@ pub struct PlanOptions {
 }
 
 /// `flow plan`.
-pub async fn plan(options: PlanOptions, registry: &Registry, global: &Global) -> i32 {
+pub async fn plan(mut options: PlanOptions, registry: &Registry, global: &Global) -> i32 {
+    // A plan needs no secret values: one not given shows as `(given at apply)`.
+    options.params.defer_secrets = true;
     let (checked, params) = match prepare(&options.playbook, &options.params, registry) {
         Ok(ready) => ready,
         Err(code) => return code,
@@ -111,6 +113,7 @@ fn save_plan(
             .collect(),
         offline,
         lines: plan.lines.iter().map(|line| line.masked(masker)).collect(),
+        rollback: plan.rollback.clone(),
     };
     let text = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
     std::fs::write(out, format!("{text}\n"))

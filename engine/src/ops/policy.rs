@@ -82,6 +82,7 @@ pub fn policy(options: PolicyOptions, registry: &Registry, global: &Global) -> i
             concurrency: 1,
             offline: true,
             whole_reads: false,
+            run_dir: None,
         };
         let interaction = Interaction::new(Box::new(NoTerminal), Approvals::default());
         Runner::new_at(

@@ -15,14 +15,15 @@ use super::apply::{
 use super::{Global, check, exit, print_diagnostics, resolve_params};
 use crate::analyze::Checked;
 use crate::diagnostic::Diagnostic;
+use crate::event::Status;
 use crate::event::{Resumed, RunStatus};
-use crate::journal::{JournalReporter, ResumeRecord, RunRecord, load_run, runs_dir};
+use crate::journal::{JournalReporter, ResumeRecord, RunRecord, events_path, find_run, runs_dir};
 use crate::param::{ParamInputs, ResolvedParams};
 use crate::playbook::Step;
 use crate::printable;
 use crate::recorded::Recorded;
 use crate::registry::Registry;
-use crate::run::kept::{Kept, KeptElement, KeptStep};
+use crate::run::kept::{Kept, KeptElement, KeptStep, UndoAgain};
 use crate::run_lock::{LockError, RunLock};
 use crate::saved_plan::{Drift, diff_lines};
 use crate::secrets::Masker;
@@ -51,10 +52,43 @@ fn refuse(message: String, help: Option<String>) -> i32 {
     exit::INVALID
 }
 
+/// What the run's journal says each step came to, read one event at a time. A journal that
+/// cannot be read, has lines that are not events, or lost the end of a step is refused: what
+/// it lost may be a write that finished, which a resume would run again.
+fn read_journal(state_dir: &Path, record: &RunRecord) -> Result<Recorded, i32> {
+    let path = events_path(state_dir, record);
+    let mut recorded = Recorded::default();
+    let damage = crate::journal_read::read_events(&path, |event| recorded.observe(&event))
+        .map_err(|e| {
+            refuse(
+                format!(
+                    "cannot resume run {}: its journal {} cannot be read: {e}",
+                    record.run_id,
+                    path.display()
+                ),
+                None,
+            )
+        })?;
+    if let Some(why) = damage.blocks_resume() {
+        return Err(refuse(
+            format!(
+                "cannot resume run {}: its journal {} is damaged: {why}",
+                record.run_id,
+                path.display()
+            ),
+            Some(format!(
+                "`flow show {}` shows what it could read; check what the run did, then start a new run",
+                record.run_id
+            )),
+        ));
+    }
+    Ok(recorded)
+}
+
 /// `flow apply --resume RUN`.
 pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global) -> i32 {
     let state_dir = &global.state_dir;
-    let (record, _) = match load_run(state_dir, &options.run) {
+    let record = match find_run(state_dir, &options.run) {
         Ok(found) => found,
         Err(message) => return refuse(message, None),
     };
@@ -74,13 +108,17 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
             return refuse(format!("cannot lock run {id} to resume it: {e}"), None);
         }
     };
-    let (record, events) = match load_run(state_dir, &id) {
+    let record = match find_run(state_dir, &id) {
         Ok(found) => found,
         Err(message) => return refuse(message, None),
     };
     if let Err(code) = resumable(&record) {
         return code;
     }
+    let recorded = match read_journal(state_dir, &record) {
+        Ok(recorded) => recorded,
+        Err(code) => return code,
+    };
     let checked = match check(Path::new(&record.playbook), registry) {
         Ok(checked) => checked,
         Err(code) => return code,
@@ -112,7 +150,6 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
     if let Err(code) = check_approvals(&checked, &options.approvals) {
         return code;
     }
-    let recorded = Recorded::replay(&events);
     let fingerprints = match step_fingerprints(&checked, &params, &id, state_dir) {
         Ok(fingerprints) => fingerprints,
         Err(e) => {
@@ -139,12 +176,21 @@ pub async fn resume(options: ResumeOptions, registry: &Registry, global: &Global
             );
         }
     };
+    if let Err(message) = undo_reads_kept(&checked, &recorded, &kept, &id) {
+        return refuse(
+            message,
+            Some(
+                "an `undo` may change on a resume: let it take the value from a param instead (and give it with `-p`), then resume again".into(),
+            ),
+        );
+    }
     let kept_ids: Vec<String> = kept_ids(&checked, &kept);
     let resumed = Resumed {
         number: record.resumes.len() as u32 + 1,
         user: crate::context::current_user(),
         host: crate::context::current_host(),
         kept: kept_ids.clone(),
+        undo_first: undo_first_ids(&checked, &kept),
     };
     let masker = Arc::new(Masker::new());
     crate::run::learn_param_secrets(&params, &masker);
@@ -286,12 +332,24 @@ fn print_drifts(id: &str, checked: &Checked, params: &ResolvedParams, drifts: &[
 /// masked (they held a secret) runs again instead — reads have no side effects; a write or a
 /// question whose masked outputs a step still to run reads is refused.
 fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String> {
+    let undo_first = undo_first(checked, recorded);
+    let again = |index: usize, element: Option<usize>| {
+        undo_first
+            .iter()
+            .any(|u| u.index == index && u.element.as_ref().map(|e| e.1) == element)
+    };
     let mut steps = BTreeMap::new();
     let mut elements = std::collections::HashMap::new();
     for step in checked.playbook.main_steps() {
         let read = step.body.effect == crate::kinds::Effect::Read;
-        let done = recorded.finished_elements(&step.id);
-        if let Some(outcome) = recorded.finished(&step.id) {
+        let done: BTreeMap<usize, &crate::recorded::Outcome> = recorded
+            .finished_elements(&step.id)
+            .into_iter()
+            .filter(|(i, _)| !again(step.index, Some(*i)))
+            .collect();
+        // A step (element) whose undo failed is undone first, then runs again: not kept.
+        let whole = !undo_first.iter().any(|u| u.index == step.index);
+        if let Some(outcome) = recorded.finished(&step.id).filter(|_| whole) {
             if outcome.outputs_masked && read {
                 continue;
             }
@@ -332,6 +390,23 @@ fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String
             }
         }
     }
+    // Whether what a step finished with is known only as `***`: kept, or read by an undo that
+    // runs again first.
+    let masked = |target: &Step| {
+        steps
+            .get(&target.index)
+            .is_some_and(|k: &KeptStep| k.outputs_masked)
+            || elements
+                .get(&target.index)
+                .is_some_and(|e: &BTreeMap<usize, KeptElement>| {
+                    e.values().any(|e| e.outputs_masked)
+                })
+            || (undo_first.iter().any(|u| u.index == target.index)
+                && recorded
+                    .steps
+                    .get(&target.id)
+                    .is_some_and(|o| o.outputs_masked))
+    };
     // What a masked output would be fed to: the steps still to run, `finally` steps, and
     // every `undo`.
     for step in &checked.playbook.steps {
@@ -347,14 +422,7 @@ fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String
             if field.is_some_and(|f| STATUS_FIELDS.contains(&f)) {
                 continue;
             }
-            let masked =
-                steps
-                    .get(&target.index)
-                    .is_some_and(|k: &KeptStep| k.outputs_masked)
-                    || elements.get(&target.index).is_some_and(
-                        |e: &BTreeMap<usize, KeptElement>| e.values().any(|e| e.outputs_masked),
-                    );
-            if masked {
+            if masked(target) {
                 return Err(masked_output(id, target, step, &reference.dotted()));
             }
         }
@@ -372,12 +440,104 @@ fn keep(checked: &Checked, recorded: &Recorded, id: &str) -> Result<Kept, String
             user: String::new(),
             host: String::new(),
             kept: Vec::new(),
+            undo_first: Vec::new(),
         },
         steps,
         elements,
         completed,
         undos: recorded.undos.clone(),
+        failed_undos: undo_first,
     })
+}
+
+/// Refuses an `undo` that may run in this resume — one that failed and runs again first, or
+/// that of a kept step — when it reads what a read returned and the journal kept only as
+/// `***` (it held a secret): that read would run again and answer with what is there now (the
+/// new password the step wrote), not what the step was made against, and the undo would
+/// "restore" the wrong value.
+fn undo_reads_kept(
+    checked: &Checked,
+    recorded: &Recorded,
+    kept: &Kept,
+    id: &str,
+) -> Result<(), String> {
+    let undoable = checked.playbook.main_steps().filter(|step| {
+        step.undo.is_some()
+            && (kept.steps.contains_key(&step.index)
+                || kept.failed_undos.iter().any(|u| u.index == step.index))
+    });
+    for step in undoable {
+        let Some(undo) = &step.undo else { continue };
+        for reference in undo.with.references() {
+            let Some(target) = reference.step().and_then(|s| checked.playbook.step(s)) else {
+                continue;
+            };
+            let field = reference.path.get(2).map(String::as_str);
+            let read_again = target.index != step.index
+                && target.body.effect == crate::kinds::Effect::Read
+                && !kept.steps.contains_key(&target.index)
+                && recorded
+                    .finished(&target.id)
+                    .is_some_and(|o| o.outputs_masked);
+            if read_again && !field.is_some_and(|f| STATUS_FIELDS.contains(&f)) {
+                return Err(format!(
+                    "the `undo` of step `{}` reads `{}`, which held a secret in run {id}, so the journal keeps it only as `***`; reading `{}` again now would give what it is now, not what it was when `{}` ran, and the undo would put back the wrong value",
+                    step.id,
+                    reference.dotted(),
+                    target.id,
+                    step.id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The undos that failed in the run and have not succeeded since, in the order they ran: a
+/// resume runs them again before anything else. One whose step has no `undo` in the playbook
+/// any more is left out: the operator took it away, and the step stays applied (kept).
+fn undo_first(checked: &Checked, recorded: &Recorded) -> Vec<UndoAgain> {
+    recorded
+        .failed_undos
+        .iter()
+        .filter_map(|(id, element)| {
+            let step = checked.playbook.step(id).filter(|s| !s.finally)?;
+            step.undo.as_ref()?;
+            let finished = recorded
+                .steps
+                .get(id)
+                .filter(|o| o.status == Status::Succeeded);
+            let element = match element {
+                None => {
+                    finished?;
+                    None
+                }
+                Some(e) => {
+                    let outcome = recorded.elements.get(id)?.get(e)?;
+                    Some((outcome.item.clone().unwrap_or_default(), *e))
+                }
+            };
+            Some(UndoAgain {
+                index: step.index,
+                element,
+                outputs: finished.map(|o| o.outputs.clone()),
+            })
+        })
+        .collect()
+}
+
+/// `rotate_secret`, `each[2]`: the steps (elements) whose undo a resume runs first.
+fn undo_first_ids(checked: &Checked, kept: &Kept) -> Vec<String> {
+    kept.failed_undos
+        .iter()
+        .map(|u| {
+            let id = &checked.playbook.steps[u.index].id;
+            match &u.element {
+                Some((_, e)) => format!("{id}[{e}]"),
+                None => id.clone(),
+            }
+        })
+        .collect()
 }
 
 fn masked_output(id: &str, target: &Step, user: &Step, reference: &str) -> String {

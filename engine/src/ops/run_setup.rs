@@ -167,6 +167,7 @@ pub(crate) fn plan_runner(
         concurrency: 1,
         offline,
         whole_reads,
+        run_dir: None,
     };
     let interaction = Interaction::new(Box::new(crate::prompt::NoTerminal), Approvals::default());
     Runner::new(

@@ -4,7 +4,7 @@
 use super::outcome::StepOutcome;
 use super::scheduler::Scheduler;
 use super::{Element, RunOutcome, Runner, Scope, finished_event, never_unknown};
-use crate::event::{Event, RunStatus, Status, timestamp_now};
+use crate::event::{Event, FailedUndo, RunStatus, Status, timestamp_now};
 use crate::kinds::StepError;
 use crate::playbook::{Body, Step};
 use std::sync::Arc;
@@ -18,6 +18,9 @@ enum Halt {
     Interrupted,
     /// The run journal cannot be written (why): nothing more starts without a record.
     Journal(String),
+    /// A resume ran again the undos that had failed, and one failed again: nothing goes
+    /// forward while a step is half rolled back.
+    UndoFailedAgain,
 }
 
 /// Why a step, undo or `finally` step did not start once the journal failed.
@@ -32,8 +35,14 @@ impl Runner {
         let mut halt: Option<Halt> = None;
         let mut failed = false;
         let mut completed: Vec<(usize, Vec<Element>)> = Vec::new();
+        let mut done = self.keep_steps(&mut completed);
+        // A resume of a run whose rollback is incomplete first finishes that rollback.
+        let mut failed_undos = self.undo_again().await;
+        if !failed_undos.is_empty() {
+            halt = Some(Halt::UndoFailedAgain);
+            self.keep_still_applied(&mut done);
+        }
         let checked = Arc::clone(&self.checked);
-        let done = self.keep_steps(&mut completed);
         let mut scheduler = Scheduler::new(&checked, &done);
         let mut running: JoinSet<(usize, StepOutcome, Vec<Element>)> = JoinSet::new();
         let mut tasks: std::collections::HashMap<tokio::task::Id, (usize, Instant)> =
@@ -119,6 +128,10 @@ impl Runner {
                 }
                 Halt::Interrupted => "not run: the run was interrupted".to_string(),
                 Halt::Journal(_) => NO_JOURNAL.to_string(),
+                Halt::UndoFailedAgain => {
+                    "not run: the rollback of the run is incomplete (an undo failed again)"
+                        .to_string()
+                }
             };
             for index in scheduler.unstarted() {
                 self.finish(
@@ -129,7 +142,7 @@ impl Runner {
                 );
             }
             for (index, elements) in completed.iter().rev() {
-                self.undo(*index, elements).await;
+                failed_undos.extend(self.undo(*index, elements).await);
             }
         }
         let finally: Vec<usize> = playbook.finally_steps().map(|s| s.index).collect();
@@ -151,6 +164,9 @@ impl Runner {
             halt = Some(Halt::Journal(why));
         }
         let status = match &halt {
+            // Whatever stopped the run, a step still applied that should have been reversed
+            // is what an operator must hear first.
+            _ if !failed_undos.is_empty() => RunStatus::RollbackIncomplete,
             Some(Halt::Interrupted) => RunStatus::Interrupted,
             Some(Halt::Step(_, StepError::Declined(_))) => RunStatus::Declined,
             Some(Halt::Step(_, StepError::NeedsApproval(_))) if !failed => RunStatus::NeedsApproval,
@@ -159,12 +175,62 @@ impl Runner {
             _ => RunStatus::Succeeded,
         };
         let error = halt.map(|h| match h {
+            Halt::Step(index, e) if !failed_undos.is_empty() => {
+                let how = match e {
+                    StepError::Failed(_) => "failed",
+                    StepError::Declined(_) => "was declined",
+                    StepError::NeedsApproval(_) => "needs approval",
+                };
+                format!("step `{}` {how}: {}", self.step(index).id, e.message())
+            }
             Halt::Step(_, e) => e.message().to_string(),
             Halt::Interrupted => "interrupted".to_string(),
             Halt::Journal(why) => format!("{why}: no further step started"),
+            Halt::UndoFailedAgain => {
+                "the undo that failed before failed again, so nothing else ran".to_string()
+            }
         });
+        let error = match (error, failed_undos.is_empty()) {
+            (error, true) => error,
+            (cause, false) => Some(rollback_error(&failed_undos, cause)),
+        };
         self.close_resources().await;
-        self.finish_run(status, error, &never_unknown)
+        self.finish_run(status, error, failed_undos, &never_unknown)
+    }
+
+    /// A resume of a run whose rollback is incomplete: runs the undos that failed again,
+    /// first, in the order they ran then (the reverse of completion), each with the token it
+    /// had. What they read is there: their own step's recorded outputs, and what the steps
+    /// before it kept (a resume refuses an undo that would read a secret read again). Returns
+    /// the undos that failed again.
+    async fn undo_again(self: &Arc<Self>) -> Vec<FailedUndo> {
+        let Some(kept) = self.kept.get().map(Arc::clone) else {
+            return Vec::new();
+        };
+        let mut failed = Vec::new();
+        for again in &kept.failed_undos {
+            if let Some(outputs) = &again.outputs {
+                let outcome = StepOutcome::kept(Status::Succeeded, outputs.clone(), None, false);
+                self.table_entry(again.index, &outcome);
+            }
+            failed.extend(self.undo_one(again.index, &again.element, true).await);
+        }
+        failed
+    }
+
+    /// When an undo failed again: the steps it belongs to are still applied, and are reported
+    /// kept as they were (a skip reported now would hide the outputs their undo needs next
+    /// time).
+    fn keep_still_applied(&self, done: &mut std::collections::BTreeSet<usize>) {
+        let Some(kept) = self.kept.get() else { return };
+        for again in kept.failed_undos.iter().filter(|f| f.element.is_none()) {
+            if let Some(outputs) = &again.outputs
+                && done.insert(again.index)
+            {
+                let outcome = StepOutcome::kept(Status::Succeeded, outputs.clone(), None, false);
+                self.finish(again.index, None, &outcome, Instant::now());
+            }
+        }
     }
 
     /// On a resume: reports the steps kept from earlier attempts and puts their recorded
@@ -198,20 +264,36 @@ impl Runner {
         kept.steps.keys().copied().collect()
     }
 
-    /// Runs the `undo` of a completed step, once per element that succeeded.
-    pub(crate) async fn undo(self: &Arc<Self>, index: usize, elements: &[Element]) {
-        let step = self.step(index);
-        let Some(undo) = &step.undo else { return };
+    /// Runs the `undo` of a completed step, once per element that succeeded, last first.
+    /// Returns those that failed.
+    pub(crate) async fn undo(
+        self: &Arc<Self>,
+        index: usize,
+        elements: &[Element],
+    ) -> Vec<FailedUndo> {
+        let mut failed = Vec::new();
         for item in elements.iter().rev() {
-            let began = Instant::now();
-            let id = format!("{}.undo", step.id);
-            if self.journal_fault().is_some() {
-                let outcome = StepOutcome::skipped(NO_JOURNAL.to_string());
-                let element = item.as_ref().map(|i| i.1);
-                self.emitter
-                    .emit(finished_event(id, element, &outcome, began, false));
-                continue;
-            }
+            failed.extend(self.undo_one(index, item, false).await);
+        }
+        failed
+    }
+
+    /// Runs the `undo` of one step (element); what failed, if it did. `earlier`: the undo of
+    /// what an earlier attempt of the run made (see `undo_context`).
+    async fn undo_one(
+        self: &Arc<Self>,
+        index: usize,
+        item: &Element,
+        earlier: bool,
+    ) -> Option<FailedUndo> {
+        let step = self.step(index);
+        let undo = step.undo.as_ref()?;
+        let began = Instant::now();
+        let id = super::undo_id(&step.id);
+        let element = item.as_ref().map(|i| i.1);
+        let outcome = if self.journal_fault().is_some() {
+            StepOutcome::skipped(NO_JOURNAL.to_string())
+        } else {
             let scope = Scope {
                 item: item.clone(),
                 result: None,
@@ -220,19 +302,26 @@ impl Runner {
                 step: id.clone(),
                 name: step.name.as_ref().map(|n| format!("{n} (undo)")),
                 type_name: undo.type_name.clone(),
-                element: item.as_ref().map(|i| i.1),
+                element,
                 attempt: 1,
                 at: timestamp_now(),
             });
-            let outcome = self.run_body(step, undo, &scope).await;
-            self.emitter.emit(finished_event(
-                id,
-                item.as_ref().map(|i| i.1),
-                &outcome,
-                began,
-                false,
-            ));
-        }
+            self.run_body(step, undo, &scope, earlier).await
+        };
+        self.emitter
+            .emit(finished_event(id, element, &outcome, began, false));
+        (outcome.status != Status::Succeeded).then(|| FailedUndo {
+            step: step.id.clone(),
+            element,
+            type_name: step.body.type_name.clone(),
+            undo_type: undo.type_name.clone(),
+            error: outcome
+                .error
+                .as_ref()
+                .map(|e| e.message().to_string())
+                .or(outcome.reason)
+                .unwrap_or_else(|| "it did not succeed".into()),
+        })
     }
 
     pub(crate) async fn run_body(
@@ -240,17 +329,45 @@ impl Runner {
         step: &Step,
         body: &Body,
         scope: &Scope,
+        earlier: bool,
     ) -> StepOutcome {
+        // It started: one attempt, whatever came of it.
+        let failed = |error| StepOutcome {
+            attempts: 1,
+            ..StepOutcome::from_error(error)
+        };
         let params = match self.render_with(body, &self.evaluator(scope, &never_unknown)) {
             Ok(p) => p,
-            Err(e) => {
-                return StepOutcome::from_error(StepError::failed(format!("`undo.with`: {e}")));
-            }
+            Err(e) => return failed(StepError::failed(format!("`undo.with`: {e}"))),
         };
-        let ctx = self.step_context(step, scope);
-        match self.invoke(body, params, &ctx).await {
+        let ctx = self.undo_context(step, scope, earlier);
+        match self.invoke(step, body, params, &ctx).await {
             Ok(outputs) => StepOutcome::succeeded(outputs, 1),
-            Err(e) => StepOutcome::from_error(e),
+            Err(e) => failed(e),
         }
+    }
+}
+
+/// The run's error when its rollback is incomplete: which steps are still applied, then what
+/// stopped the run. The summary names each failed undo with its error.
+fn rollback_error(failed_undos: &[FailedUndo], cause: Option<String>) -> String {
+    let mut steps: Vec<String> = Vec::new();
+    for f in failed_undos {
+        let element = f.element.map(|e| format!("[{e}]")).unwrap_or_default();
+        let name = format!("`{}{element}`", f.step);
+        if !steps.contains(&name) {
+            steps.push(name);
+        }
+    }
+    let still = match steps.len() {
+        1 => format!("{} is still applied (its undo failed)", steps[0]),
+        _ => format!(
+            "{} are still applied (their undos failed)",
+            steps.join(", ")
+        ),
+    };
+    match cause {
+        Some(cause) => format!("{still}; the run stopped on: {cause}"),
+        None => still,
     }
 }

@@ -131,7 +131,7 @@ impl Runner {
         params: Value,
         ctx: &StepContext,
     ) -> Result<Value, StepError> {
-        let future = self.invoke(&step.body, params, ctx);
+        let future = self.invoke(step, &step.body, params, ctx);
         let result = match step.timeout {
             None => future.await,
             Some(limit) => match tokio::time::timeout(limit, future).await {
@@ -193,9 +193,12 @@ impl Runner {
         Ok(params)
     }
 
-    /// Runs a body with rendered params; outputs marked secret are masked from here on.
+    /// Runs a body (of `step`: its own, or its `undo`) with rendered params; outputs its type
+    /// marks secret, and those the playbook declares secret on the step, are masked from
+    /// here on.
     pub(crate) async fn invoke(
         &self,
+        step: &Step,
         body: &Body,
         params: Value,
         ctx: &StepContext,
@@ -206,6 +209,7 @@ impl Runner {
                 self.emitter.masker.add(value);
             }
         }
+        step.secret_outputs.learn(&outputs, &self.emitter.masker);
         Ok(outputs)
     }
 }

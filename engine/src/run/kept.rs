@@ -42,4 +42,18 @@ pub struct Kept {
     /// after its `undo` did gets a new idempotency token (the first one's instance, say, is
     /// gone, and the API would answer with it); the others keep theirs.
     pub undos: HashMap<(String, Option<usize>), u32>,
+    /// Undos that failed before (the run's rollback is incomplete), in the order they ran:
+    /// the resume runs them again first, and goes on only if they all succeed.
+    pub failed_undos: Vec<UndoAgain>,
+}
+
+/// A step (element) whose `undo` failed: it is still applied.
+#[derive(Debug, Clone)]
+pub struct UndoAgain {
+    pub index: usize,
+    /// The element (with its recorded item), `None` for a step without `for_each`.
+    pub element: Element,
+    /// What the step finished with, for the undo to read (`None` when it did not finish as a
+    /// whole: a `for_each` step whose other elements failed).
+    pub outputs: Option<Value>,
 }

@@ -35,6 +35,8 @@ pub struct RunSettings {
     pub offline: bool,
     /// Plan only: show all a read returned (`-v`), not a brief of it.
     pub whole_reads: bool,
+    /// The run's folder in the state dir (an apply's), where its key is kept.
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 /// How a run ended, for the summary and the exit code.
@@ -103,6 +105,11 @@ impl Runner {
         now: jiff::Timestamp,
     ) -> Arc<Self> {
         learn_param_secrets(&params, &emitter.masker);
+        for step in &checked.playbook.steps {
+            if let Some(hidden) = step.secret_outputs.hidden_lines(step.body.step_type.meta()) {
+                emitter.hide_lines(&step.id, hidden);
+            }
+        }
         let env = build_environment(TemplateSettings {
             now,
             playbook_dir: checked.playbook.dir.clone(),
@@ -191,10 +198,12 @@ impl Runner {
             env: &self.env,
             context,
             is_unknown,
+            deferred_params: &self.params.deferred,
             item_unknown: scope
                 .item
                 .as_ref()
                 .is_some_and(|(item, _)| crate::evaluate::find_unknown(item).is_some()),
+            masker: Some(&*self.emitter.masker),
         }
     }
 
@@ -274,6 +283,7 @@ impl Runner {
         &self,
         status: RunStatus,
         error: Option<String>,
+        failed_undos: Vec<crate::event::FailedUndo>,
         is_unknown: &(dyn Fn(&Reference) -> bool + Sync),
     ) -> RunOutcome {
         let mut outputs = serde_json::Map::new();
@@ -297,6 +307,7 @@ impl Runner {
             duration_ms: self.started.elapsed().as_millis() as u64,
             outputs: (!self.checked.playbook.outputs.is_empty()).then(|| outputs.clone()),
             error: error.clone(),
+            failed_undos,
         });
         RunOutcome {
             status,
@@ -323,24 +334,60 @@ impl Runner {
             run_id: self.settings.run_id.clone(),
             element,
             idempotency_token: self.token(&step.id, element),
+            run_dir: self.settings.run_dir.clone(),
             mode: self.settings.mode,
             interaction: Arc::clone(&self.interaction),
         }
     }
 
+    /// The context of a step's `undo`: it reports as `<step>.undo` (its output lines, and
+    /// `FLOW_STEP_ID` for `exec`) and has a token of its own. `earlier`: the undo of what an
+    /// earlier attempt of the run made, whose undo failed then (a resume runs it again first).
+    pub(crate) fn undo_context(
+        self: &Arc<Self>,
+        step: &Step,
+        scope: &Scope,
+        earlier: bool,
+    ) -> StepContext {
+        let mut ctx = self.step_context(step, scope);
+        let mut incarnation = self.incarnation(&step.id, ctx.element);
+        if earlier {
+            incarnation = incarnation.saturating_sub(1);
+        }
+        ctx.plan.step_id = undo_id(&step.id);
+        ctx.idempotency_token = undo_token(
+            &incarnation_run_id(&self.settings.run_id, incarnation),
+            &step.id,
+            ctx.element,
+        );
+        ctx
+    }
+
+    /// How many times what this step (element) made was reversed before, counting the undo a
+    /// resume runs again first: 0 for its first making, 1 after one undo… Each making gets
+    /// tokens of its own, as what an earlier one made is gone (an API would answer with it).
+    fn incarnation(&self, step: &str, element: Option<usize>) -> u32 {
+        let Some(kept) = self.kept.get() else {
+            return 0;
+        };
+        let key = (step.to_string(), element);
+        let undone = kept.undos.get(&key).copied().unwrap_or(0);
+        let undoes_first = kept
+            .failed_undos
+            .iter()
+            .any(|f| self.step(f.index).id == step && f.element.as_ref().map(|e| e.1) == element);
+        undone + u32::from(undoes_first)
+    }
+
     /// The idempotency token of a step (element): the same across retries and resumes, and a
     /// new one only after its `undo` reversed what the earlier one made.
     fn token(&self, step: &str, element: Option<usize>) -> String {
-        let undone = self
-            .kept
-            .get()
-            .and_then(|k| k.undos.get(&(step.to_string(), element)))
-            .copied()
-            .unwrap_or(0);
-        match undone {
-            0 => idempotency_token(&self.settings.run_id, step, element),
-            n => idempotency_token(&format!("{}~{n}", self.settings.run_id), step, element),
-        }
+        let incarnation = self.incarnation(step, element);
+        idempotency_token(
+            &incarnation_run_id(&self.settings.run_id, incarnation),
+            step,
+            element,
+        )
     }
 
     /// Closes what the run opened (connections), once nothing of it runs any more.
@@ -364,19 +411,7 @@ impl Runner {
     fn finish(&self, index: usize, element: Option<usize>, outcome: &StepOutcome, began: Instant) {
         let step = self.step(index);
         if element.is_none() {
-            let mut entry = match &outcome.outputs {
-                Value::Object(map) => map.clone(),
-                _ => serde_json::Map::new(),
-            };
-            entry.insert("status".into(), json!(outcome.status.as_str()));
-            // Always present (none unless it failed), so `finally` steps can print it.
-            entry.insert(
-                "error".into(),
-                json!(outcome.error.as_ref().map(StepError::message)),
-            );
-            // Always present too (none unless skipped): a verdict can say why.
-            entry.insert("reason".into(), json!(outcome.reason));
-            self.table.set(&step.id, &Value::Object(entry));
+            self.table_entry(index, outcome);
         }
         let continued = outcome.status == Status::Failed && step.continue_on_error;
         self.emitter.emit(finished_event(
@@ -386,6 +421,23 @@ impl Runner {
             began,
             continued,
         ));
+    }
+
+    /// Puts what a step came to where templates read it (`steps.<id>`).
+    fn table_entry(&self, index: usize, outcome: &StepOutcome) {
+        let mut entry = match &outcome.outputs {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        entry.insert("status".into(), json!(outcome.status.as_str()));
+        // Always present (none unless it failed), so `finally` steps can print it.
+        entry.insert(
+            "error".into(),
+            json!(outcome.error.as_ref().map(StepError::message)),
+        );
+        // Always present too (none unless skipped): a verdict can say why.
+        entry.insert("reason".into(), json!(outcome.reason));
+        self.table.set(&self.step(index).id, &Value::Object(entry));
     }
 
     /// Like `finish`, for a `for_each` element: its item goes into the record too, so that a
@@ -436,11 +488,39 @@ fn finished_event(
 /// A token for APIs that take one: the same for every retry (and resume) of the same step
 /// element of the same run.
 pub fn idempotency_token(run_id: &str, step: &str, element: Option<usize>) -> String {
-    use sha2::Digest as _;
-    let source = format!(
+    token_of(&format!(
         "{run_id}/{step}/{}",
         element.map(|e| e.to_string()).unwrap_or_default()
-    );
+    ))
+}
+
+/// The token of a step element's `undo`: its own, never the forward step's — an API that saw
+/// the forward call's token with another request (Secrets Manager: the old value put back)
+/// refuses it. The same for every retry and resume of that undo.
+pub fn undo_token(run_id: &str, step: &str, element: Option<usize>) -> String {
+    token_of(&format!(
+        "{run_id}/{step}/{}/undo",
+        element.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+/// The run id the tokens of a step's `incarnation` are derived from: the run's own for the
+/// first, `RUN~1` after one undo, and so on.
+fn incarnation_run_id(run_id: &str, incarnation: u32) -> String {
+    match incarnation {
+        0 => run_id.to_string(),
+        n => format!("{run_id}~{n}"),
+    }
+}
+
+/// The id an `undo` reports under: `<step>.undo`.
+pub fn undo_id(step: &str) -> String {
+    format!("{step}.undo")
+}
+
+/// `flow-` and 32 hex digits of a sha256: what every AWS API that takes a token accepts.
+fn token_of(source: &str) -> String {
+    use sha2::Digest as _;
     let digest = sha2::Sha256::digest(source.as_bytes());
     format!(
         "flow-{}",

@@ -34,6 +34,7 @@ pub fn render(run: &RunDetail, now: &str) -> String {
 pub fn live_part(run: &RunDetail) -> String {
     let mut out = String::new();
     out.push_str(&facts(run));
+    out.push_str(&rollback(run));
     out.push_str(&format!(
         "<h2>Graph</h2><div class=\"graph\">{}</div>",
         crate::svg_graph::render(&run.summary.run_id, &run.steps)
@@ -50,6 +51,16 @@ shown as the events name them, without their dependencies.</p>",
 what its beginning says.</p>",
             crate::model::EVENTS_READ_LIMIT >> 20
         ));
+    }
+    if !run.events_damage.is_empty() {
+        out.push_str(
+            "<p class=\"error\">Lines of this run's events.jsonl could not be read; the page \
+shows the others:</p><ul class=\"error\">",
+        );
+        for line in &run.events_damage {
+            out.push_str(&format!("<li>{}</li>", crate::html::escape(line)));
+        }
+        out.push_str("</ul>");
     }
     out.push_str(&steps_table(run));
     if !run.approvals.is_empty() {
@@ -103,6 +114,23 @@ what its beginning says.</p>",
             escape(line)
         ));
     }
+    out
+}
+
+/// What a failed undo left applied, above everything else: it needs a person first.
+fn rollback(run: &RunDetail) -> String {
+    if run.rollback.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<section class=\"rollback\"><h2>⚠ Rollback incomplete</h2><ul>");
+    for line in &run.rollback {
+        out.push_str(&format!("<li>{}</li>", escape(line)));
+    }
+    out.push_str(&format!(
+        "</ul><p>Fix what made it fail, then <code>flow apply --resume {}</code> runs the \
+failed undo again before anything else.</p></section>",
+        escape(&run.summary.run_id)
+    ));
     out
 }
 

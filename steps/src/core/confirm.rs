@@ -17,6 +17,10 @@ pub struct ConfirmParams {
 pub struct ConfirmOutputs {
     /// Always true: a decline stops the run.
     pub approved: bool,
+    /// How it was approved: `terminal` (a person answered the question), `--yes` or
+    /// `--approve` (given beforehand, without seeing it) — a playbook can hold an approval
+    /// nobody read to a stricter check.
+    pub how: String,
 }
 
 impl StepType for Confirm {
@@ -42,7 +46,10 @@ impl StepType for Confirm {
         ctx: &StepContext,
     ) -> Result<ConfirmOutputs, StepError> {
         let table = params.show.as_ref().map(flow_engine::table::render_value);
-        ctx.approve(&params.message, table).await?;
-        Ok(ConfirmOutputs { approved: true })
+        let how = ctx.approve(&params.message, table).await?;
+        Ok(ConfirmOutputs {
+            approved: true,
+            how: how.to_string(),
+        })
     }
 }

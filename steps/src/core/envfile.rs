@@ -2,6 +2,47 @@
 //! comments, order and every line that is not being changed.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Who reads the file, which decides how a value that needs quoting is written (REALITY.md:
+/// `docker run --env-file` takes a line literally, quotes included; a shell and docker
+/// compose's `env_file` remove them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Decided by the file: one with an `export` line or a quoted value is read by a shell
+    /// (or compose); otherwise a value that needs quotes is refused until `format` says who
+    /// reads the file. Values that need none are written bare, which every reader takes alike.
+    #[default]
+    Auto,
+    /// `docker run --env-file`: each value written as it is — no quotes, no escapes — and
+    /// read back the same way (`A="x"` is `"x"`, quotes included).
+    Docker,
+    /// A POSIX shell (`. file`; docker compose's `env_file` reads it the same way): a value
+    /// that needs it is double-quoted, with `"`, `\`, `$` and `` ` `` escaped.
+    Shell,
+}
+
+impl Format {
+    /// The format `Auto` comes to for this text: `Shell` when the file shows a reader that
+    /// unquotes (an `export` line, a quoted value), else `Auto` still (unknown).
+    pub fn for_text(self, text: &str) -> Format {
+        if self != Format::Auto {
+            return self;
+        }
+        let unquoting = text.lines().any(|line| {
+            line.trim_start().starts_with("export ")
+                || assignment(line)
+                    .is_some_and(|(_, _, raw)| raw.trim_start().starts_with(['"', '\'']))
+        });
+        if unquoting {
+            Format::Shell
+        } else {
+            Format::Auto
+        }
+    }
+}
 
 /// The result of an edit: the new text, the previous value of each key asked about, and
 /// the lines that changed (for plans).
@@ -97,12 +138,49 @@ pub fn unquote(raw: &str) -> String {
     }
 }
 
-/// Quotes a value only when it needs it.
-pub fn quote(value: &str) -> String {
-    let plain = value
+/// Whether every reader of env files takes `value` written bare as itself: letters,
+/// digits and `-_./:@,+=%` only (no space, quote, `$`, `#`, backslash…).
+fn plain(value: &str) -> bool {
+    value
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:@,+=%".contains(c));
-    if plain {
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:@,+=%".contains(c))
+}
+
+/// A value as `format` writes it.
+fn written(value: &str, format: Format) -> String {
+    match format {
+        Format::Docker => value.to_string(),
+        Format::Auto | Format::Shell => quote(value),
+    }
+}
+
+/// A raw value (what follows `=`) as `format`'s reader takes it.
+fn read(raw: &str, format: Format) -> String {
+    match format {
+        Format::Docker => raw.to_string(),
+        Format::Auto | Format::Shell => unquote(raw),
+    }
+}
+
+/// Why these values cannot be written in a file of `format` (`Auto` come to by
+/// [`Format::for_text`]), naming the first key: a value that needs quotes where the reader is
+/// not known. The message never holds the value (it may be a secret).
+pub fn needs_a_format<'a>(
+    format: Format,
+    mut values: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Option<String> {
+    if format != Format::Auto {
+        return None;
+    }
+    let (key, _) = values.find(|(_, value)| !plain(value))?;
+    Some(format!(
+        "the value of {key} needs quotes (it holds characters other than letters, digits and          `-_./:@,+=%`), and who reads the file is not known: docker --env-file would keep the          quotes as part of the value, a shell or docker compose would remove them; say which          with `format: docker` (written as it is) or `format: shell` (quoted)"
+    ))
+}
+
+/// Quotes a value only when it needs it, as a POSIX shell reads it.
+pub fn quote(value: &str) -> String {
+    if plain(value) {
         value.to_string()
     } else {
         let escaped: String = value
@@ -173,11 +251,12 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Sets and unsets keys. Every assignment of a set key is rewritten (the last one wins for
-/// most readers, so all must agree) keeping an inline comment after it; new keys are
-/// appended; unset keys' lines are removed. Lines keep their own line ending; new lines take
-/// the file's (its first line's: a CRLF file stays CRLF).
-pub fn edit(text: &str, set: &IndexMap<String, String>, unset: &[String]) -> Edit {
+/// Sets and unsets keys, values read and written as `format`'s reader takes them. Every
+/// assignment of a set key is rewritten (the last one wins for most readers, so all must
+/// agree) keeping an inline comment after it (docker has none: there the rest of the line is
+/// the value); new keys are appended; unset keys' lines are removed. Lines keep their own
+/// line ending; new lines take the file's (its first line's: a CRLF file stays CRLF).
+pub fn edit(text: &str, set: &IndexMap<String, String>, unset: &[String], format: Format) -> Edit {
     let mut previous: IndexMap<String, Option<String>> = set
         .keys()
         .chain(unset.iter())
@@ -208,25 +287,32 @@ pub fn edit(text: &str, set: &IndexMap<String, String>, unset: &[String]) -> Edi
             continue;
         };
         if let Some(value) = set.get(key) {
-            previous.insert(key.to_string(), Some(unquote(raw)));
+            let old = read(raw, format);
             seen.push(
                 set.get_key_value(key)
                     .map(|(k, _)| k.as_str())
                     .unwrap_or(key),
             );
-            if unquote(raw) == *value {
+            if old == *value {
                 push(line, ending);
             } else {
-                let comment = split_comment(raw).1;
+                let comment = match format {
+                    Format::Docker => "",
+                    Format::Auto | Format::Shell => split_comment(raw).1,
+                };
                 changes.push(format!(
                     "~ {key}: {} → {}",
-                    printable(&unquote(raw)),
+                    printable(&old),
                     printable(value)
                 ));
-                push(&format!("{prefix}{}{comment}", quote(value)), ending);
+                push(
+                    &format!("{prefix}{}{comment}", written(value, format)),
+                    ending,
+                );
             }
+            previous.insert(key.to_string(), Some(old));
         } else if unset.iter().any(|u| u == key) {
-            previous.insert(key.to_string(), Some(unquote(raw)));
+            previous.insert(key.to_string(), Some(read(raw, format)));
             changes.push(format!("- {key}"));
         } else {
             push(line, ending);
@@ -235,7 +321,7 @@ pub fn edit(text: &str, set: &IndexMap<String, String>, unset: &[String]) -> Edi
     for (key, value) in set {
         if !seen.contains(&key.as_str()) {
             changes.push(format!("+ {}={}", printable(key), printable(value)));
-            push(&format!("{key}={}", quote(value)), "");
+            push(&format!("{key}={}", written(value, format)), "");
         }
     }
     Edit {
@@ -263,6 +349,7 @@ mod tests {
             text,
             &set(&[("B", "2"), ("D", "new value")]),
             &["C".to_string()],
+            Format::Shell,
         );
         assert_eq!(edit.text, "# secrets\nexport A=1\nB=2\n\nD=\"new value\"\n");
         assert_eq!(edit.previous["B"].as_deref(), Some("two words"));
@@ -287,7 +374,12 @@ mod tests {
 
     #[test]
     fn each_line_keeps_its_ending_and_new_lines_take_the_first_lines() {
-        let edit = edit("A=1\r\nB=2\nC=3", &set(&[("B", "x"), ("D", "4")]), &[]);
+        let edit = edit(
+            "A=1\r\nB=2\nC=3",
+            &set(&[("B", "x"), ("D", "4")]),
+            &[],
+            Format::Auto,
+        );
         assert_eq!(edit.text, "A=1\r\nB=x\nC=3\r\nD=4\r\n");
     }
 
@@ -315,8 +407,32 @@ mod tests {
     }
 
     #[test]
+    fn docker_takes_a_line_as_it_is_and_auto_asks_who_reads_the_file() {
+        let docker = edit(
+            "A=\"quoted\"\nB=1 # not a comment\n",
+            &set(&[("A", "quoted"), ("B", "p\\$w!x"), ("C", "a b")]),
+            &[],
+            Format::Docker,
+        );
+        assert_eq!(docker.text, "A=quoted\nB=p\\$w!x\nC=a b\n");
+        assert_eq!(docker.previous["A"].as_deref(), Some("\"quoted\""));
+        assert_eq!(docker.previous["B"].as_deref(), Some("1 # not a comment"));
+        let values = set(&[("HOST", "10.0.0.5"), ("PW", "p$w!x")]);
+        let why = needs_a_format(Format::Auto.for_text("X=1\n"), values.iter()).unwrap();
+        assert!(why.contains("PW") && !why.contains("p$w"), "{why}");
+        assert_eq!(
+            needs_a_format(Format::Auto.for_text("X=\"1\"\n"), values.iter()),
+            None
+        );
+        assert_eq!(Format::Auto.for_text("export X=1\n"), Format::Shell);
+        assert_eq!(needs_a_format(Format::Docker, values.iter()), None);
+        let plain = set(&[("HOST", "10.0.0.5")]);
+        assert_eq!(needs_a_format(Format::Auto, plain.iter()), None);
+    }
+
+    #[test]
     fn same_value_is_no_change() {
-        let edit = edit("A=1\n", &set(&[("A", "1")]), &[]);
+        let edit = edit("A=1\n", &set(&[("A", "1")]), &[], Format::Auto);
         assert!(!edit.changed());
         assert_eq!(edit.text, "A=1\n");
     }

@@ -31,6 +31,12 @@ pub struct EnvfileSetParams {
     /// With `ssh:`, read and write the file as root through `sudo -n`.
     #[serde(default)]
     pub sudo: bool,
+    /// Who reads the file, which decides how a value that needs quotes is written:
+    /// `docker` (`docker run --env-file`: as it is, no quotes), `shell` (a shell or docker
+    /// compose: double-quoted), or `auto` (the default: `shell` when the file has an
+    /// `export` line or a quoted value; otherwise such a value is refused until `format` says).
+    #[serde(default)]
+    pub format: envfile::Format,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -71,9 +77,23 @@ impl EnvfileSetParams {
 
     /// The edit of `text`, with the old values it reveals registered as secrets first.
     fn edit(&self, text: &str, masker: &flow_engine::secrets::Masker) -> envfile::Edit {
-        let edit = envfile::edit(text, &self.values(), &self.unset);
+        let edit = envfile::edit(
+            text,
+            &self.values(),
+            &self.unset,
+            self.format.for_text(text),
+        );
         self.hide_old_secrets(&edit, masker);
         edit
+    }
+
+    /// Why the values cannot be written to a file holding `text`: one needs quotes and who
+    /// reads the file is not known (see [`envfile::Format`]).
+    fn unwritable(&self, text: &str) -> Option<String> {
+        envfile::needs_a_format(
+            self.format.for_text(text),
+            self.set.iter().map(|(k, v)| (k, &v.0)),
+        )
     }
 
     /// Registers the old values an edit reveals that are secrets (see the two rules above).
@@ -97,7 +117,7 @@ impl EnvfileSetParams {
         };
         let mut d = Description::new(Action::Change, summary);
         d.details = edit.changes;
-        if let Some(why) = self.invalid() {
+        if let Some(why) = self.invalid().or_else(|| self.unwritable(text)) {
             d.details.push(format!("will fail: {why}"));
         }
         d
@@ -167,7 +187,7 @@ impl StepType for EnvfileSet {
         let path = ctx.resolve_path(&params.path);
         let shown = path.display().to_string();
         let (values, unset) = (params.values(), params.unset.clone());
-        let (create, backup) = (params.create, params.backup);
+        let (create, backup, format) = (params.create, params.backup, params.format);
         // Read, edit, back up and replace under the folder's edit lock, so steps and flow
         // processes editing the same file take turns and no key is lost.
         let (edit, backup_path) = edit_locked(&path, move |real| {
@@ -177,7 +197,11 @@ impl StepType for EnvfileSet {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => String::new(),
                 Err(e) => return Err(format!("cannot read {shown}: {e}")),
             };
-            let edit = envfile::edit(&text, &values, &unset);
+            let format = format.for_text(&text);
+            if let Some(why) = envfile::needs_a_format(format, values.iter()) {
+                return Err(format!("cannot edit {shown}: {why}; nothing was written"));
+            }
+            let edit = envfile::edit(&text, &values, &unset, format);
             let mut backup_path = None;
             if edit.changed() {
                 if backup && !text.is_empty() {
@@ -250,6 +274,11 @@ async fn apply_remote(
         }
         Err(e) => return Err(StepError::failed(format!("cannot read {shown}: {e}"))),
     };
+    if let Some(why) = params.unwritable(&text) {
+        return Err(StepError::failed(format!(
+            "cannot edit {shown}: {why}; nothing was written"
+        )));
+    }
     let edit = params.edit(&text, &ctx.emitter.masker);
     let mut backup_path = None;
     if edit.changed() {

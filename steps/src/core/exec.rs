@@ -29,9 +29,10 @@ pub enum Parse {
 #[serde(deny_unknown_fields)]
 pub struct ExecParams {
     /// The program and its arguments, run directly (no shell, so nothing is re-interpreted).
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("x-flow-argv" = true))]
     pub command: Option<Vec<Text>>,
     /// A script for `sh -c`, when you need pipes or redirection. Quote values with `| quote`.
+    #[schemars(extend("x-flow-argv" = true))]
     pub shell: Option<String>,
     /// Working directory (default: where flow runs).
     pub cwd: Option<String>,
@@ -79,6 +80,7 @@ impl StepType for Exec {
     const EFFECT: Effect = Effect::Write;
     const EFFECT_OVERRIDABLE: bool = true;
     const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[&["command", "shell"]];
+    const STREAMS: &'static [(&'static str, &'static str)] = COMMAND_STREAMS;
     const EXAMPLE: &'static str = r#"scale_down:
   type: exec
   with:
@@ -169,12 +171,20 @@ count_keys:
                 &shown,
                 exit_code,
                 &ok_codes,
-                &stderr.text,
+                ctx.shows_stream("stderr").then_some(stderr.text.as_str()),
             )));
         }
         parse_outputs(stdout, stderr, exit_code, params.parse)
     }
 }
+
+/// Which stream each output of a command step is made from.
+pub const COMMAND_STREAMS: &[(&str, &str)] = &[
+    ("stdout", "stdout"),
+    ("stderr", "stderr"),
+    ("json", "stdout"),
+    ("lines", "stdout"),
+];
 
 /// The most of each stream (stdout, stderr) `exec` keeps for its outputs: the last 1 MiB.
 /// Every line is still reported as it comes (`-v`, `--output json`, the journal).
@@ -217,7 +227,7 @@ impl Drop for Quiet {
 }
 
 /// Reports each line of `stream` as output of the step, while `reporting` holds.
-fn reporter(
+pub(crate) fn reporter(
     ctx: &StepContext,
     stream: &'static str,
     reporting: &Arc<AtomicBool>,
@@ -248,7 +258,7 @@ async fn joined(reader: Option<tokio::task::JoinHandle<Captured>>) -> Captured {
 /// Reads a stream to its end whatever it holds (bytes that are not UTF-8 become U+FFFD),
 /// reporting each line as it comes and keeping the last `OUTPUT_KEEP_BYTES`. Stopping early
 /// would leave the command writing to a closed pipe: SIGPIPE.
-async fn capture<R: tokio::io::AsyncRead + Unpin>(
+pub(crate) async fn capture<R: tokio::io::AsyncRead + Unpin>(
     mut stream: R,
     mut report: impl FnMut(&str),
 ) -> Captured {
@@ -370,14 +380,30 @@ impl Lines {
     }
 }
 
-/// `command exited with 3 (expected 0)` and the last lines of stderr, which usually say why.
-pub fn failure_message(shown: &str, exit_code: i32, ok_codes: &[i32], stderr: &str) -> String {
+/// `command exited with 3 (expected 0)` and the last lines of stderr, which usually say why —
+/// `None` when stderr is part of a secret output and is not shown. A script of several lines
+/// is named, not quoted: views show an error's first line, which should say why the step
+/// failed, not `set -eu`.
+pub fn failure_message(
+    shown: &str,
+    exit_code: i32,
+    ok_codes: &[i32],
+    stderr: Option<&str>,
+) -> String {
     let expected = ok_codes
         .iter()
         .map(i32::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut message = format!("`{shown}` exited with {exit_code} (expected {expected})");
+    let what = match shown.trim_end().lines().count() {
+        0 | 1 => format!("`{}`", shown.trim_end()),
+        lines => format!("the shell script ({lines} lines)"),
+    };
+    let mut message = format!("{what} exited with {exit_code} (expected {expected})");
+    let Some(stderr) = stderr else {
+        message.push_str(" (stderr not shown: the step's output is secret)");
+        return message;
+    };
     let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
     if !tail.is_empty() {
         message.push_str(": ");
@@ -428,6 +454,28 @@ pub fn parse_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_script_is_named_so_the_first_line_says_why_it_failed() {
+        let script = "set -eu\ncp backup.rdb /data/dump.rdb\necho done\n";
+        let message = failure_message(
+            script,
+            1,
+            &[0],
+            Some("cp: cannot stat 'backup.rdb': No such file"),
+        );
+        assert_eq!(
+            message.lines().next(),
+            Some(
+                "the shell script (3 lines) exited with 1 (expected 0): cp: cannot stat \
+                 'backup.rdb': No such file"
+            )
+        );
+        assert_eq!(
+            failure_message("false", 1, &[0], Some("")),
+            "`false` exited with 1 (expected 0)"
+        );
+    }
 
     fn split(chunks: &[&[u8]]) -> (Vec<String>, Captured) {
         let mut lines = Lines::default();

@@ -85,6 +85,18 @@ impl FilesPruneParams {
     }
 }
 
+/// An age as a retention is written: `7d`, `36h`, `90m` (not `10080m00s`).
+fn written_age(age: std::time::Duration) -> String {
+    let secs = age.as_secs();
+    match secs {
+        0 => format_duration(age),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && age.subsec_nanos() == 0 => format!("{}m", s / 60),
+        _ => format_duration(age),
+    }
+}
+
 impl StepType for FilesPrune {
     const DEFAULTS: Option<&'static str> = Some("files");
     const NAME: &'static str = "files.prune";
@@ -102,10 +114,10 @@ impl StepType for FilesPrune {
     async fn describe(&self, params: &FilesPruneParams, ctx: &PlanContext) -> Description {
         let rule = match (params.keep_latest, params.older_than) {
             (Some(n), None) => format!("keep the newest {n}"),
-            (None, Some(age)) => format!("older than {}", format_duration(age.0)),
+            (None, Some(age)) => format!("older than {}", written_age(age.0)),
             (Some(n), Some(age)) => format!(
                 "keep the newest {n}, delete only older than {}",
-                format_duration(age.0)
+                written_age(age.0)
             ),
             (None, None) => String::new(),
         };
@@ -154,7 +166,16 @@ impl StepType for FilesPrune {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, written_age};
+
+    #[test]
+    fn a_retention_age_reads_as_written() {
+        use std::time::Duration;
+        assert_eq!(written_age(Duration::from_secs(7 * 86400)), "7d");
+        assert_eq!(written_age(Duration::from_secs(36 * 3600)), "36h");
+        assert_eq!(written_age(Duration::from_secs(90 * 60)), "90m");
+        assert_eq!(written_age(Duration::from_secs(45)), "45.0s");
+    }
 
     #[test]
     fn wildcards() {

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod file_write;
 pub mod files_prune;
 pub mod log;
+pub mod password_generate;
 pub mod program;
 pub mod safe_file;
 pub mod sleep;

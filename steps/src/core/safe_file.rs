@@ -1,8 +1,10 @@
-//! The one safe way to replace a local file, for every step type that edits one (`file.write`,
-//! `envfile.set`): a lock while the file is read, changed and written; symlinks followed to the
-//! real file; a temporary file created with the final owner, group and mode before it holds a
+//! The one safe way to replace a local file, for every step type that writes one
+//! (`file.write`, `envfile.set`, and the downloads of `s3.get`, `redis.backup`,
+//! `ssh.download`): a lock while the file is read, changed and written; symlinks followed to
+//! the real file; a path that is not a regular file (`/dev/null`, a FIFO) refused, never
+//! replaced; a temporary file created with the final owner, group and mode before it holds a
 //! byte, then renamed over; backups that never overwrite one another; nothing left behind on
-//! failure.
+//! failure. A download streams into a [`Replacement`], which never holds the file in memory.
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -131,17 +133,12 @@ impl EditLock {
 /// it would put a plain file in place of a device (`/dev/null`), a FIFO, a socket or a
 /// folder, and reading a FIFO waits forever.
 pub fn check_regular(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
     let kind = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
-        Ok(meta) => match meta.file_type() {
-            t if t.is_dir() => "a folder",
-            t if t.is_fifo() => "a FIFO",
-            t if t.is_socket() => "a socket",
-            t if t.is_char_device() || t.is_block_device() => "a device",
-            _ => "not a file",
+        Ok(meta) => match flow_engine::regular_file::not_regular(&meta) {
+            None => return Ok(()),
+            Some(kind) => kind,
         },
     };
     Err(io::Error::new(
@@ -173,9 +170,9 @@ impl NewFile {
         })
     }
 
-    /// A temp file `.<name>.flow-<random>.tmp` beside `target`; a name taken by another
+    /// A temp file `.<name>.flow-<random><suffix>` beside `target`; a name taken by another
     /// editor is never reused (O_EXCL), another random one is tried.
-    fn temp_beside(target: &Path, mode: u32) -> io::Result<NewFile> {
+    fn temp_beside(target: &Path, mode: u32, suffix: &str) -> io::Result<NewFile> {
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -183,7 +180,7 @@ impl NewFile {
         let folder = folder_of(target);
         let mut last = None;
         for _ in 0..16 {
-            let path = folder.join(format!(".{name}.flow-{}.tmp", random_suffix()));
+            let path = folder.join(format!(".{name}.flow-{}{suffix}", random_suffix()));
             match NewFile::create(path, mode) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                 other => return other,
@@ -199,6 +196,13 @@ impl NewFile {
         mode: Option<u32>,
         content: &[u8],
     ) -> io::Result<()> {
+        self.dress(like, mode)?;
+        self.file.write_all(content)?;
+        self.file.sync_all()
+    }
+
+    /// Gives the file `like`'s uid and gid, and `mode` (else `like`'s mode).
+    fn dress(&mut self, like: Option<&std::fs::Metadata>, mode: Option<u32>) -> io::Result<()> {
         if let Some(like) = like {
             set_owner(&self.file, like.uid(), like.gid())?;
         }
@@ -206,8 +210,7 @@ impl NewFile {
         if let Some(mode) = mode.or(like.map(|m| m.mode() & 0o7777)) {
             self.file.set_permissions(Permissions::from_mode(mode))?;
         }
-        self.file.write_all(content)?;
-        self.file.sync_all()
+        Ok(())
     }
 
     fn keep(mut self) -> PathBuf {
@@ -297,26 +300,121 @@ fn set_owner(file: &File, uid: u32, gid: u32) -> io::Result<()> {
 /// `mode` gets the default mode, as any program would create it. On any error the temp file
 /// is removed and the old file is untouched.
 pub fn replace_file(real: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
-    check_regular(real)?;
-    let old = match std::fs::metadata(real) {
-        Ok(meta) => Some(meta),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    let initial = if old.is_none() && mode.is_none() {
-        0o666
-    } else {
-        0o600
-    };
-    let mut temp = NewFile::temp_beside(real, initial)?;
-    temp.fill(old.as_ref(), mode, content)?;
-    std::fs::rename(&temp.path, real)?;
-    temp.keep();
-    // Make the rename durable; the edit is done whether or not this succeeds.
-    if let Ok(folder) = File::open(folder_of(real)) {
-        let _ = folder.sync_all();
+    let mode = mode.map_or(NewMode::Default, NewMode::Exactly);
+    let mut replacement = Replacement::beside(real.to_path_buf(), mode, EDIT_SUFFIX)?;
+    replacement.file().write_all(content)?;
+    replacement.finish().map(drop)
+}
+
+/// The temp file of an edit made under the folder's lock (see [`remove_stale_temps`]).
+const EDIT_SUFFIX: &str = ".tmp";
+/// The temp file of a download, written without the lock (it may take minutes): never
+/// mistaken for an edit's stale temp file.
+const DOWNLOAD_SUFFIX: &str = ".part";
+
+/// The mode a [`Replacement`] gets.
+#[derive(Debug, Clone, Copy)]
+pub enum NewMode {
+    /// A file replaced keeps its mode; a new file gets the default mode (0666 less the
+    /// umask), as any program would create it.
+    Default,
+    /// Exactly this (a step's `mode:`).
+    Exactly(u32),
+    /// That of a copy of a file with this mode: a new file gets it less the umask, as `cp`
+    /// would make it; a file replaced keeps its own mode, narrowed to this — never wider
+    /// than the original (a 0600 secret does not become 0644 anywhere).
+    CopyOf(u32),
+}
+
+/// A file being replaced piece by piece — a download, a copy of a backup — never held whole
+/// in memory: the bytes go to a temp file beside the real file, created `0600` and given the
+/// real file's owner, group and mode (or `mode`) before a byte lands; [`commit`] renames it
+/// over the file, under the folder's [`EditLock`]. Dropped without a commit (a failure, a
+/// checksum that does not match, a cancelled step), the temp file is removed and the file is
+/// untouched.
+///
+/// [`commit`]: Replacement::commit
+pub struct Replacement {
+    real: PathBuf,
+    temp: NewFile,
+}
+
+impl Replacement {
+    /// Starts replacing `path`: a symlink is followed to the file it points to (the link
+    /// stays a link), and a path that is not a regular file — a device such as `/dev/null`,
+    /// a FIFO, a socket, a folder — is refused.
+    pub fn begin(path: &Path, mode: NewMode) -> io::Result<Replacement> {
+        Self::beside(resolve_symlinks(path)?, mode, DOWNLOAD_SUFFIX)
     }
-    Ok(())
+
+    fn beside(real: PathBuf, mode: NewMode, suffix: &str) -> io::Result<Replacement> {
+        check_regular(&real)?;
+        let old = match std::fs::metadata(&real) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        // The mode it ends with (`None`: the old file's).
+        let exact = match mode {
+            NewMode::Default => None,
+            NewMode::Exactly(mode) => Some(mode),
+            NewMode::CopyOf(mode) => old.as_ref().map(|old| old.mode() & 0o7777 & mode),
+        };
+        let temp = match (&old, mode) {
+            // A new file is created with its mode: the umask takes its part, as for any
+            // program that creates one.
+            (None, NewMode::Default) => NewFile::temp_beside(&real, 0o666, suffix)?,
+            (None, NewMode::CopyOf(mode)) => NewFile::temp_beside(&real, mode & 0o777, suffix)?,
+            _ => {
+                let mut temp = NewFile::temp_beside(&real, 0o600, suffix)?;
+                temp.dress(old.as_ref(), exact)?;
+                temp
+            }
+        };
+        Ok(Replacement { real, temp })
+    }
+
+    /// The file the bytes go to.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.temp.file
+    }
+
+    /// Another handle on the file the bytes go to (for an async writer).
+    pub fn writer(&self) -> io::Result<File> {
+        self.temp.file.try_clone()
+    }
+
+    /// The file being replaced (symlinks followed).
+    pub fn real(&self) -> &Path {
+        &self.real
+    }
+
+    /// Syncs the bytes and renames them over the file, under the folder's edit lock, so no
+    /// edit of the file is in the middle of its own read-change-write. Returns the file.
+    pub async fn commit(self) -> io::Result<PathBuf> {
+        let lock = EditLock::acquire(&self.real).await?;
+        tokio::task::spawn_blocking(move || {
+            let done = self.finish();
+            drop(lock);
+            done
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    fn finish(self) -> io::Result<PathBuf> {
+        let Replacement { real, temp } = self;
+        temp.file.sync_all()?;
+        // It may have become a FIFO or a device since `begin`.
+        check_regular(&real)?;
+        std::fs::rename(&temp.path, &real)?;
+        temp.keep();
+        // Make the rename durable; the file is replaced whether or not this succeeds.
+        if let Ok(folder) = File::open(folder_of(&real)) {
+            let _ = folder.sync_all();
+        }
+        Ok(real)
+    }
 }
 
 /// Keeps `content` (the file's content before an edit) as `<real>.<unix time>.bak`, or

@@ -1,9 +1,11 @@
 //! `redis.backup`: BGSAVE, wait until it is done, and copy the RDB file (and the AOF files,
-//! when AOF is on) out when the server's data folder is on this machine. A save already
-//! running when the step starts (a cron backup) holds data from before the step: it is waited
-//! out and ours runs after it, so the backup is at least as new as the step.
+//! when AOF is on) out when the server's data folder is on this machine or in its pod (a
+//! `kubernetes:` target). A save already running when the step starts (a cron backup) holds
+//! data from before the step: it is waited out and ours runs after it, so the backup is at
+//! least as new as the step.
 
-use super::backup_copy::{copy_aof_dir, copy_private, private_dir};
+use super::backup_copy::{copy_aof_dir, copy_file, private_dir};
+use super::pod_files::ServerFiles;
 use super::{Connections, RedisTarget, reply};
 use flow_engine::duration::format_duration;
 use flow_engine::prelude::*;
@@ -22,20 +24,27 @@ pub struct BackupParams {
     /// `backups/redis-backup-%Y%m%d_%H%M%S.rdb`; a folder (existing, or written with a
     /// trailing `/`) gets a timestamped file inside, like `cp`. The copy is private (0600).
     /// With AOF on, the AOF files are copied beside it (`<name>.aof`). Needs the server's
-    /// `dir` on this machine.
+    /// `dir` on this machine or in its pod (a `kubernetes:` target: copied through `kubectl
+    /// exec`), or `data_dir`.
     pub dest: Option<String>,
+    /// The server's data folder as this machine sees it, when that is not the path the server
+    /// gives (`CONFIG GET dir` answers the server's own view): a container's bind mount —
+    /// `infra/redis/data` on the host for the container's `/data`. The files are copied from
+    /// here.
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct BackupOutputs {
     /// LASTSAVE after the save (Unix seconds).
     pub lastsave: i64,
-    /// The server's RDB file (`dir`/`dbfilename`).
+    /// The server's RDB file as flow reads it: `data_dir`, else the server's `dir` (in its
+    /// pod, for a `kubernetes:` target), and `dbfilename`.
     pub rdb_path: String,
     /// The copy made with `dest`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Size of the RDB file (when it is readable here).
+    /// Size of the RDB file (when it is readable from here, or from its pod).
     pub bytes: Option<u64>,
     /// The copy of the AOF files (a folder for Redis 7's `appendonlydir`, else a file), when
     /// AOF is on and they were copied.
@@ -153,37 +162,37 @@ impl Backup {
         ctx: &StepContext,
         connections: &Connections,
         target: &RedisTarget,
+        files: &ServerFiles,
+        data_dir: &str,
         dest: &Path,
     ) -> Result<Option<String>, StepError> {
         if self.config(connections, target, "appendonly").await? != "yes" {
             return Ok(None);
         }
-        let data_dir = PathBuf::from(self.config(connections, target, "dir").await?);
         let aof_dest = dest.with_extension("aof");
         let (src, folder) = match self.config(connections, target, "appenddirname").await {
-            Ok(name) => (data_dir.join(name), true),
+            Ok(name) => (format!("{data_dir}/{name}"), true),
             Err(_) => (
-                data_dir.join(self.config(connections, target, "appendfilename").await?),
+                format!(
+                    "{data_dir}/{}",
+                    self.config(connections, target, "appendfilename").await?
+                ),
                 false,
             ),
         };
-        let (from, to) = (src.clone(), aof_dest.clone());
-        let copied = tokio::task::spawn_blocking(move || {
-            if folder {
-                copy_aof_dir(&from, &to).map(|files| files.len())
-            } else {
-                copy_private(&from, &to).map(|_| 1)
-            }
-        })
-        .await
-        .map_err(|e| StepError::failed(format!("the AOF copy stopped: {e}")))?;
+        let copied = if folder {
+            copy_aof_dir(files, &src, &aof_dest)
+                .await
+                .map(|files| files.len())
+        } else {
+            copy_file(files, &src, &aof_dest).await.map(|_| 1)
+        };
         match copied {
             Ok(files) => {
                 ctx.output(
                     "log",
                     &format!(
-                        "AOF is on: copied {} ({files} file{}) to {}",
-                        src.display(),
+                        "AOF is on: copied {src} ({files} file{}) to {}",
                         if files == 1 { "" } else { "s" },
                         aof_dest.display()
                     ),
@@ -192,13 +201,29 @@ impl Backup {
             }
             Err(error) => {
                 ctx.warn(&format!(
-                    "AOF is on but its files were not copied ({}: {error}): the backup is the \
-                     RDB snapshot only",
-                    src.display()
+                    "AOF is on but its files were not copied ({src}: {error}): the backup is the \
+                     RDB snapshot only"
                 ));
                 Ok(None)
             }
         }
+    }
+
+    /// Where the server's files can be read from: here, its pod, or nowhere (through a
+    /// `tunnel`, they are on the tunnel's host — never a file of the same name here).
+    async fn files(
+        &self,
+        connections: &Connections,
+        target: &RedisTarget,
+    ) -> Result<Option<ServerFiles>, StepError> {
+        if let Some(kubernetes) = &target.kubernetes {
+            let pod = connections.pod(target).await?.unwrap_or_default();
+            return Ok(Some(ServerFiles::Pod {
+                target: kubernetes.clone(),
+                pod,
+            }));
+        }
+        Ok(target.tunnel.is_none().then_some(ServerFiles::Local))
     }
 
     async fn lastsave(
@@ -253,13 +278,19 @@ impl StepType for Backup {
     type Params = BackupParams;
     type Outputs = BackupOutputs;
 
-    async fn describe(&self, params: &BackupParams, _: &PlanContext) -> Description {
+    async fn describe(&self, params: &BackupParams, ctx: &PlanContext) -> Description {
         let mut d = Description::new(
             Action::Create,
             format!("BGSAVE on {}", params.target.display()),
         );
         if let Some(dest) = &params.dest {
-            d = d.detail(format!("copy the RDB file to {}", stamped(dest)));
+            d = d.detail(match &params.data_dir {
+                Some(folder) => format!("copy the RDB file from {folder} to {}", stamped(dest)),
+                None => format!("copy the RDB file to {}", stamped(dest)),
+            });
+            if let Err(e) = check_destination(&ctx.resolve_path(&stamped(dest))) {
+                d = d.detail(format!("will fail: {e}"));
+            }
         }
         d
     }
@@ -275,6 +306,11 @@ impl StepType for Backup {
             .timeout
             .map(|t| t.0)
             .unwrap_or(Duration::from_secs(60));
+        // Said before the save, not after it: a device or a FIFO is never replaced.
+        if let Some(dest) = &params.dest {
+            check_destination(&ctx.resolve_path(&stamped(dest)))
+                .map_err(|e| StepError::failed(format!("cannot copy the backup to {dest}: {e}")))?;
+        }
         let began = Instant::now();
         let before = self
             .start_save(ctx, &connections, target, began, timeout)
@@ -306,34 +342,70 @@ impl StepType for Backup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = began.elapsed().as_secs_f64();
-        let data_dir = PathBuf::from(self.config(&connections, target, "dir").await?);
-        let rdb_path = data_dir.join(self.config(&connections, target, "dbfilename").await?);
-        let shown = rdb_path.display().to_string();
-        let bytes = tokio::fs::metadata(&rdb_path).await.ok().map(|m| m.len());
+        let dbfilename = self.config(&connections, target, "dbfilename").await?;
+        // Where flow reads the server's files: `data_dir` when the playbook names it (a
+        // container's bind mount: the server's own `dir` is its view, `/data`), else the
+        // server's `dir`, here or in its pod.
+        let (data_dir, files) = match &params.data_dir {
+            Some(folder) => (
+                ctx.resolve_path(folder).display().to_string(),
+                Some(ServerFiles::Local),
+            ),
+            None => (
+                self.config(&connections, target, "dir").await?,
+                self.files(&connections, target).await?,
+            ),
+        };
+        let rdb_path = format!("{}/{dbfilename}", data_dir.trim_end_matches('/'));
+        let bytes = match &files {
+            Some(files) => files.size(&rdb_path).await,
+            None => None,
+        };
         if bytes == Some(0) {
             return Err(StepError::failed(format!(
-                "the backup is empty: {shown} has 0 bytes"
+                "the backup is empty: {rdb_path} has 0 bytes"
             )));
         }
         let (mut path, mut aof_path) = (None, None);
         if let Some(dest) = &params.dest {
-            let bytes = bytes.ok_or_else(|| {
-                StepError::failed(format!("cannot copy the backup: {shown} is not readable on this machine (is Redis remote?)"))
+            let files = files.ok_or_else(|| {
+                StepError::failed(format!(
+                    "cannot copy the backup: through a `tunnel`, {rdb_path} is on {} — copy it \
+                     with ssh.download",
+                    target
+                        .tunnel
+                        .as_ref()
+                        .map(|t| t.display())
+                        .unwrap_or_default()
+                ))
             })?;
-            let dbfilename = self.config(&connections, target, "dbfilename").await?;
+            let bytes = bytes.ok_or_else(|| {
+                StepError::failed(format!(
+                    "cannot copy the backup: {rdb_path} is not readable {} (is Redis remote, or \
+                     in a container? `data_dir` names the folder this machine sees as the \
+                     server's `dir`; a Redis in Kubernetes takes a `kubernetes:` block)",
+                    match &files {
+                        ServerFiles::Local => "on this machine",
+                        ServerFiles::Pod { .. } => "in its pod",
+                    }
+                ))
+            })?;
+            if let ServerFiles::Local = files
+                && let Some(written) = std::fs::metadata(&rdb_path)
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+            {
+                stale_copy_check(&rdb_path, written, lastsave)?;
+            }
             let dest = destination(&ctx.resolve_path(&stamped(dest)), dest, &dbfilename);
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 private_dir(parent).map_err(|e| {
                     StepError::failed(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
-            let (from, to) = (rdb_path.clone(), dest.clone());
-            let copied = tokio::task::spawn_blocking(move || copy_private(&from, &to))
-                .await
-                .map_err(|e| StepError::failed(format!("the copy stopped: {e}")))?
-                .map_err(|e| {
-                    StepError::failed(format!("cannot copy {shown} to {}: {e}", dest.display()))
-                })?;
+            let copied = copy_file(&files, &rdb_path, &dest).await.map_err(|e| {
+                StepError::failed(format!("cannot copy {rdb_path} to {}: {e}", dest.display()))
+            })?;
             if copied == 0 {
                 return Err(StepError::failed(format!(
                     "the copy {} is empty (the RDB file had {bytes} bytes)",
@@ -341,17 +413,46 @@ impl StepType for Backup {
                 )));
             }
             path = Some(dest.display().to_string());
-            aof_path = self.copy_aof(ctx, &connections, target, &dest).await?;
+            aof_path = self
+                .copy_aof(ctx, &connections, target, &files, &data_dir, &dest)
+                .await?;
         }
         Ok(BackupOutputs {
             lastsave,
-            rdb_path: shown,
+            rdb_path,
             path,
             bytes,
             aof_path,
             seconds,
         })
     }
+}
+
+/// The file about to be copied must be the one this save wrote: a `dump.rdb` older than the
+/// save is another server's, or a folder the server no longer writes (a wrong `data_dir`, a
+/// bind mount that is not the server's `dir`) — copying it would make an old backup look new.
+const STALE_AFTER_SECONDS: i64 = 5;
+
+fn stale_copy_check(
+    shown: &str,
+    written: std::time::SystemTime,
+    lastsave: i64,
+) -> Result<(), StepError> {
+    let written = written
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // LASTSAVE is set (in whole seconds) when the server notices the save ended, a cron tick
+    // after the file was renamed into place: a file of this save is at most a moment older.
+    if written + STALE_AFTER_SECONDS < lastsave {
+        return Err(StepError::failed(format!(
+            "{shown} was last written {} s before this save finished (LASTSAVE {lastsave}): it \
+             is not the file the server saves — is `data_dir` (or the server's `dir`) the \
+             folder it writes?",
+            lastsave - written
+        )));
+    }
+    Ok(())
 }
 
 /// Where the copy goes: `dest` itself, or inside it when it is a folder (an existing one, or
@@ -366,6 +467,15 @@ fn destination(resolved: &Path, written: &str, dbfilename: &str) -> PathBuf {
     } else {
         resolved.to_path_buf()
     }
+}
+
+/// Whether a copy may go to `dest`: a folder (the copy goes inside), or what a file may
+/// replace (symlinks followed: not a device, a FIFO, a socket).
+fn check_destination(dest: &Path) -> std::io::Result<()> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    crate::core::safe_file::check_regular(&crate::core::safe_file::resolve_symlinks(dest)?)
 }
 
 /// Fills strftime patterns (`%Y%m%d_%H%M%S`) with the current UTC time.

@@ -50,13 +50,18 @@ const KNOWN_READS: &[&str] = &[
     "XLEN",
     "XRANGE",
     "XINFO",
-    "PFCOUNT",
     "OBJECT",
     "DUMP",
     "RANDOMKEY",
     "BITCOUNT",
     "GETBIT",
 ];
+
+/// Commands every Redis flags `readonly` that still change something, so never run during
+/// plan: PFCOUNT may rewrite its key (it caches the count in the HyperLogLog and replicates
+/// that: Redis marks it `may_replicate`, a flag COMMAND INFO hides), TOUCH is there to change
+/// the keys' last access time (what eviction goes by).
+const READONLY_BUT_CHANGES: &[&str] = &["PFCOUNT", "TOUCH"];
 
 /// Subcommands that only look, of commands that also change things (so that the server flags
 /// neither `readonly`): what a health check or an incident reads (seed 001).
@@ -194,6 +199,9 @@ count_sessions:
 
     async fn effect_for(&self, params: &CommandParams, ctx: &PlanContext) -> Option<Effect> {
         let name = params.name();
+        if READONLY_BUT_CHANGES.contains(&name.as_str()) {
+            return Some(Effect::Write);
+        }
         // Commands every Redis reads only need no question to the server (and no server: a
         // plan of a PING on an instance not launched yet is a read).
         if params.harmless_subcommand()

@@ -51,6 +51,42 @@ pub struct CompareOutputs {
     pub equal: bool,
     /// One row per check: `{ check, left, right, match }`.
     pub rows: Vec<Value>,
+    /// The rows that do not match (a sampled key that differs is one of them).
+    pub differences: Vec<Value>,
+    /// The left side's key count (DBSIZE).
+    pub left_keys: i64,
+    /// The right side's key count (DBSIZE).
+    pub right_keys: i64,
+    /// How far the key counts differ, in % of the larger (0 when both are empty).
+    pub key_drift_percent: f64,
+    /// Keys of the left side sampled (`sample_keys`; every key when there are no more).
+    pub sampled: u32,
+    /// Of those, how many the right side has.
+    pub present: u32,
+    /// Of those, how many are identical on the right (type, expiry, value).
+    pub identical: u32,
+    /// `present` in % of `sampled` (100 when nothing was sampled).
+    pub present_percent: f64,
+    /// `identical` in % of `sampled` (100 when nothing was sampled).
+    pub identical_percent: f64,
+    /// By how much the sides differ, in a line: key counts and drift, and the sample.
+    pub summary: String,
+}
+
+/// What the sample of keys found.
+#[derive(Default)]
+struct SampleFigures {
+    sampled: u32,
+    present: u32,
+    identical: u32,
+}
+
+/// `part` in % of `whole`, to two decimals; 100 when `whole` is 0.
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole == 0.0 {
+        return 100.0;
+    }
+    (part / whole * 10_000.0).round() / 100.0
 }
 
 /// How far two numbers may differ.
@@ -146,6 +182,11 @@ fn digest(kind: &str, mut value: Value) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
+async fn dbsize(connections: &Connections, target: &RedisTarget) -> Result<i64, StepError> {
+    let reply = connections.query(target, &redis::cmd("DBSIZE")).await?;
+    Ok(reply::as_int(&reply).unwrap_or(0))
+}
+
 /// How many times the sample asks for random keys before it settles for fewer.
 const SAMPLE_ROUNDS: usize = 3;
 
@@ -202,14 +243,44 @@ impl Compare {
             .collect())
     }
 
-    /// Up to `count` distinct random keys of the left side: RANDOMKEY pipelined, a few rounds.
+    /// Up to `count` distinct random keys of the left side: RANDOMKEY pipelined, a few rounds;
+    /// every key (SCAN) when the database holds no more than `count`, so that a small
+    /// database is compared whole rather than by chance.
     async fn sample_keys(
         &self,
         connections: &Connections,
         target: &RedisTarget,
         count: u32,
+        total: i64,
     ) -> Result<Vec<String>, StepError> {
         let mut keys = std::collections::BTreeSet::new();
+        if total <= i64::from(count) {
+            let mut cursor = "0".to_string();
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(&cursor).arg("COUNT").arg(1000);
+                let reply = connections.query(target, &scan).await?;
+                let (next, page) = match reply {
+                    redis::Value::Array(parts) if parts.len() == 2 => (
+                        reply::as_text(&parts[0]).unwrap_or_else(|| "0".into()),
+                        match &parts[1] {
+                            redis::Value::Array(page) => {
+                                page.iter().filter_map(reply::as_text).collect()
+                            }
+                            _ => Vec::new(),
+                        },
+                    ),
+                    _ => ("0".to_string(), Vec::new()),
+                };
+                keys.extend(page);
+                // A database that grows while it is walked is cut at the sample's size.
+                if next == "0" || keys.len() >= count as usize {
+                    break;
+                }
+                cursor = next;
+            }
+            return Ok(keys.into_iter().take(count as usize).collect());
+        }
         for _ in 0..SAMPLE_ROUNDS {
             let wanted = (count as usize).saturating_sub(keys.len());
             if wanted == 0 {
@@ -235,21 +306,26 @@ impl Compare {
         connections: &Connections,
         params: &CompareParams,
         count: u32,
+        total: i64,
         rows: &mut Vec<Value>,
-    ) -> Result<(), StepError> {
-        let keys = self.sample_keys(connections, &params.left, count).await?;
-        let total = reply::as_int(
-            &connections
-                .query(&params.left, &redis::cmd("DBSIZE"))
-                .await?,
-        )
-        .unwrap_or(0);
+    ) -> Result<SampleFigures, StepError> {
+        let keys = self
+            .sample_keys(connections, &params.left, count, total)
+            .await?;
         let left = self.digests(connections, &params.left, &keys).await?;
         let right = self.digests(connections, &params.right, &keys).await?;
-        let mut same = 0;
+        let mut figures = SampleFigures::default();
         for ((key, left), right) in keys.iter().zip(left).zip(right) {
+            // Gone from the left since it was picked (it expired): not part of the sample.
+            if left.0 == "none" {
+                continue;
+            }
+            figures.sampled += 1;
+            if right.0 != "none" {
+                figures.present += 1;
+            }
             if left == right {
-                same += 1;
+                figures.identical += 1;
             } else {
                 let show = |(kind, expires, digest): &(String, bool, String)| {
                     if kind == "none" {
@@ -266,11 +342,14 @@ impl Compare {
         }
         rows.push(row(
             "sample keys",
-            format!("{} of {total} keys sampled", keys.len()),
-            format!("{same} identical"),
-            same == keys.len(),
+            format!("{} of {total} keys sampled", figures.sampled),
+            format!(
+                "{} present, {} identical",
+                figures.present, figures.identical
+            ),
+            figures.identical == figures.sampled,
         ));
-        Ok(())
+        Ok(figures)
     }
 }
 
@@ -321,6 +400,10 @@ impl StepType for Compare {
             info_text::field(info, name).cloned().unwrap_or(Value::Null)
         };
         let number = |v: &Value| v.as_f64().unwrap_or(0.0);
+        let (left_keys, right_keys) = (
+            dbsize(&connections, &params.left).await?,
+            dbsize(&connections, &params.right).await?,
+        );
         let mut rows = Vec::new();
         for check in &checks {
             match check {
@@ -343,18 +426,7 @@ impl StepType for Compare {
                     ));
                 }
                 Check::Dbsize => {
-                    let l = reply::as_int(
-                        &connections
-                            .query(&params.left, &redis::cmd("DBSIZE"))
-                            .await?,
-                    )
-                    .unwrap_or(0);
-                    let r = reply::as_int(
-                        &connections
-                            .query(&params.right, &redis::cmd("DBSIZE"))
-                            .await?,
-                    )
-                    .unwrap_or(0);
+                    let (l, r) = (left_keys, right_keys);
                     rows.push(row("dbsize", l, r, tolerance.allows(l as f64, r as f64)));
                 }
                 Check::Keyspace => {
@@ -412,10 +484,25 @@ impl StepType for Compare {
                 }
             }
         }
-        if let Some(count) = params.sample_keys.filter(|c| *c > 0) {
-            self.sample(&connections, &params, count, &mut rows).await?;
-        }
-        let equal = rows.iter().all(|r| r["match"] == json!(true));
+        let figures = match params.sample_keys.filter(|c| *c > 0) {
+            Some(count) => {
+                self.sample(&connections, &params, count, left_keys, &mut rows)
+                    .await?
+            }
+            None => SampleFigures::default(),
+        };
+        let differences: Vec<Value> = rows
+            .iter()
+            .filter(|r| r["match"] != json!(true))
+            .cloned()
+            .collect();
+        let equal = differences.is_empty();
+        let larger = left_keys.max(right_keys) as f64;
+        let key_drift_percent = if larger == 0.0 {
+            0.0
+        } else {
+            100.0 - percent(left_keys.min(right_keys) as f64, larger)
+        };
         let [left_label, right_label] = params
             .labels
             .clone()
@@ -444,6 +531,31 @@ impl StepType for Compare {
             ]);
         }
         ctx.table(&table);
-        Ok(CompareOutputs { equal, rows })
+        let key_drift_percent = (key_drift_percent * 100.0).round() / 100.0;
+        let present_percent = percent(f64::from(figures.present), f64::from(figures.sampled));
+        let identical_percent = percent(f64::from(figures.identical), f64::from(figures.sampled));
+        let mut summary = format!(
+            "{left_label} {left_keys} keys, {right_label} {right_keys} keys (drift {key_drift_percent}%)"
+        );
+        if params.sample_keys.is_some_and(|c| c > 0) {
+            summary.push_str(&format!(
+                "; {} keys sampled: {} present ({present_percent}%), {} identical ({identical_percent}%)",
+                figures.sampled, figures.present, figures.identical
+            ));
+        }
+        Ok(CompareOutputs {
+            equal,
+            rows,
+            differences,
+            left_keys,
+            right_keys,
+            key_drift_percent,
+            sampled: figures.sampled,
+            present: figures.present,
+            identical: figures.identical,
+            present_percent,
+            identical_percent,
+            summary,
+        })
     }
 }

@@ -25,6 +25,24 @@ pub struct DeleteParams {
     /// also runs during plan): to show an operator the count before a `confirm`.
     #[serde(default)]
     pub dry_run: bool,
+    /// How many of the matching keys the `sample` output lists: a number (default 20), or
+    /// `all` — every one, to print each key as a runbook's loop did (`echo "Deleting $key"`).
+    pub sample: Option<SampleSize>,
+}
+
+/// A number of keys, or `all`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SampleSize {
+    Count(u32),
+    All(Every),
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Every {
+    All,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -35,7 +53,7 @@ pub struct DeleteOutputs {
     pub deleted: u64,
     /// Keys the pattern matched (SCAN), before `where`.
     pub scanned: u64,
-    /// Up to 20 of the matching keys.
+    /// The first matching keys, sorted: 20, or as many as `sample` says (`all`: every one).
     pub sample: Vec<String>,
 }
 
@@ -140,6 +158,14 @@ impl DeleteParams {
     fn batch(&self) -> u32 {
         self.batch.unwrap_or(1000).max(1)
     }
+
+    fn sample_size(&self) -> usize {
+        match self.sample {
+            None => 20,
+            Some(SampleSize::Count(count)) => count as usize,
+            Some(SampleSize::All(Every::All)) => usize::MAX,
+        }
+    }
 }
 
 impl StepType for Delete {
@@ -229,7 +255,7 @@ impl StepType for Delete {
             matched: keys,
             scanned,
         } = self.matches(&params, ctx, &progress).await?;
-        let sample: Vec<String> = keys.iter().take(20).cloned().collect();
+        let sample: Vec<String> = keys.iter().take(params.sample_size()).cloned().collect();
         if params.dry_run {
             ctx.output(
                 "log",

@@ -1,10 +1,12 @@
 //! The Redis block every Redis step type takes (`url`, `password`, `username`,
-//! `connect_timeout`, `response_timeout`; settable under `defaults: { redis: … }`), and the
-//! connections of a run: one multiplexed connection per target, reused by every step,
-//! reopened once if the server went away (after a restart, say). Every command waits for its
-//! reply at most `response_timeout`, so a server that stops answering fails the step instead
-//! of hanging the run.
+//! `connect_timeout`, `response_timeout`, `tunnel`, `kubernetes`; settable under
+//! `defaults: { redis: … }`), and the connections of a run: one multiplexed connection per
+//! target, reused by every step, reopened once if the server went away (after a restart,
+//! say). Every command waits for its reply at most `response_timeout`, so a server that stops
+//! answering fails the step instead of hanging the run.
 
+use super::kubernetes::KubernetesTarget;
+use super::port_forward::PortForward;
 use crate::ssh::{Sessions, SshTarget};
 use flow_engine::prelude::*;
 use redis::aio::MultiplexedConnection;
@@ -33,17 +35,26 @@ pub struct RedisTarget {
     /// `defaults.ssh` applies): the `url`'s host and port are as that host sees them, as
     /// production Redis is usually reachable only from its own host.
     pub tunnel: Option<SshTarget>,
+    /// Reach Redis in a Kubernetes pod (`namespace`, `pod` or `selector`, `container`,
+    /// `context`) through a `kubectl port-forward` that flow starts, and starts again after
+    /// the pod restarts; the `url` names Redis as the pod sees it (`redis://localhost:6379`).
+    pub kubernetes: Option<KubernetesTarget>,
 }
 
 /// How long a command waits for its reply unless `response_timeout` says otherwise.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl RedisTarget {
-    /// The URL without credentials, for messages: `redis://10.0.0.5:6379/0`.
+    /// The URL without credentials, for messages: `redis://10.0.0.5:6379/0`, and the pod
+    /// it is in: `redis://localhost:6379 in october/app=redis`.
     pub fn display(&self) -> String {
-        match url_parts(&self.url) {
+        let url = match url_parts(&self.url) {
             Some((scheme, _, rest)) => format!("{scheme}://{rest}"),
             None => self.url.clone(),
+        };
+        match &self.kubernetes {
+            Some(kubernetes) => format!("{url} in {}", kubernetes.display()),
+            None => url,
         }
     }
 
@@ -56,11 +67,12 @@ impl RedisTarget {
 
     fn key(&self) -> String {
         format!(
-            "{}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+            "{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
             self.url,
             self.username,
             self.password.as_ref().map(Secret::expose),
-            self.tunnel
+            self.tunnel,
+            self.kubernetes
         )
     }
 }
@@ -74,17 +86,24 @@ fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str)> {
     })
 }
 
+/// An open connection, and the port-forward it goes through (a `kubernetes:` target): the
+/// forward lives as long as the connection.
+struct Open {
+    connection: MultiplexedConnection,
+    forward: Option<PortForward>,
+}
+
 /// The open connections of a run, by target: a resource of the run, closed when it ends.
 #[derive(Default)]
 pub struct Connections {
-    open: tokio::sync::Mutex<HashMap<String, MultiplexedConnection>>,
+    open: tokio::sync::Mutex<HashMap<String, Open>>,
     /// The run's SSH connections, for tunnels (see `super::connections`).
     sessions: std::sync::OnceLock<std::sync::Arc<Sessions>>,
 }
 
 impl Resource for Connections {
-    /// Drops every connection, then lets their drivers run once more so the sockets are
-    /// closed now rather than when the process exits.
+    /// Drops every connection (and ends its port-forward), then lets their drivers run once
+    /// more so the sockets are closed now rather than when the process exits.
     async fn close(&self) {
         let open = std::mem::take(&mut *self.open.lock().await);
         drop(open);
@@ -100,19 +119,46 @@ impl Connections {
         self.sessions.get_or_init(sessions);
     }
 
-    /// The connection to `target`, opened on first use.
+    /// The connection to `target`, opened on first use — and opened again when its
+    /// port-forward ended (its pod went away): a new forward goes to the pod there is now.
     pub async fn get(&self, target: &RedisTarget) -> Result<MultiplexedConnection, StepError> {
-        let key = target.key();
-        let mut open = self.open.lock().await;
-        if let Some(connection) = open.get(&key) {
-            return Ok(connection.clone());
-        }
-        let connection = connect(target, self.sessions.get()).await?;
-        open.insert(key, connection.clone());
-        Ok(connection)
+        Ok(self.opened(target).await?.0)
     }
 
-    /// Forgets the connection to `target` (the server went away); the next `get` reopens.
+    /// The pod a `kubernetes:` target's connection goes to now (`pod/redis-0`), opening it
+    /// if need be.
+    pub async fn pod(&self, target: &RedisTarget) -> Result<Option<String>, StepError> {
+        Ok(self.opened(target).await?.1)
+    }
+
+    /// The connection to `target` and the pod its forward goes to, opened if need be.
+    async fn opened(
+        &self,
+        target: &RedisTarget,
+    ) -> Result<(MultiplexedConnection, Option<String>), StepError> {
+        let key = target.key();
+        let mut open = self.open.lock().await;
+        if let Some(existing) = open.get_mut(&key) {
+            if existing.forward.as_mut().is_none_or(PortForward::alive) {
+                let pod = existing.forward.as_ref().map(|f| f.pod.clone());
+                return Ok((existing.connection.clone(), pod));
+            }
+            open.remove(&key);
+        }
+        let (connection, forward) = connect(target, self.sessions.get()).await?;
+        let pod = forward.as_ref().map(|f| f.pod.clone());
+        open.insert(
+            key,
+            Open {
+                connection: connection.clone(),
+                forward,
+            },
+        );
+        Ok((connection, pod))
+    }
+
+    /// Forgets the connection to `target` (the server went away) and ends its port-forward;
+    /// the next `get` reopens.
     pub async fn forget(&self, target: &RedisTarget) {
         self.open.lock().await.remove(&target.key());
     }
@@ -225,7 +271,7 @@ pub fn is_disconnect(error: &redis::RedisError) -> bool {
 async fn connect(
     target: &RedisTarget,
     sessions: Option<&std::sync::Arc<Sessions>>,
-) -> Result<MultiplexedConnection, StepError> {
+) -> Result<(MultiplexedConnection, Option<PortForward>), StepError> {
     install_tls_provider();
     let shown = target.display();
     let mut info = target.url.as_str().into_connection_info().map_err(|e| {
@@ -241,6 +287,25 @@ async fn connect(
         let local = open_tunnel(tunnel, info.addr(), sessions, &shown).await?;
         info = info.set_addr(redis::ConnectionAddr::Tcp("127.0.0.1".into(), local));
     }
+    let timeout = target
+        .connect_timeout
+        .map(|d| d.0)
+        .unwrap_or(Duration::from_secs(5));
+    let mut forward = None;
+    if let Some(kubernetes) = &target.kubernetes {
+        if target.tunnel.is_some() {
+            return Err(StepError::failed(format!(
+                "{shown}: give `tunnel` or `kubernetes`, not both"
+            )));
+        }
+        let port = pod_port(info.addr(), &shown)?;
+        // kubectl looks the pod up, then dials it: give it more than a TCP connect.
+        let started = PortForward::start(kubernetes, port, timeout.max(Duration::from_secs(10)))
+            .await
+            .map_err(|e| StepError::failed(format!("{shown}: {}", e.message())))?;
+        info = info.set_addr(redis::ConnectionAddr::Tcp("127.0.0.1".into(), started.port));
+        forward = Some(started);
+    }
     let mut settings = info.redis_settings().clone();
     if let Some(password) = &target.password {
         settings = settings.set_password(password.expose());
@@ -249,16 +314,12 @@ async fn connect(
         settings = settings.set_username(username);
     }
     info = info.set_redis_settings(settings);
-    let timeout = target
-        .connect_timeout
-        .map(|d| d.0)
-        .unwrap_or(Duration::from_secs(5));
     let client = redis::Client::open(info)
         .map_err(|e| StepError::failed(format!("invalid Redis target {shown}: {e}")))?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(None);
-    client
+    let connection = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| {
@@ -274,7 +335,27 @@ async fn connect(
                 e.to_string()
             };
             StepError::failed(format!("cannot connect to {shown}: {why}"))
-        })
+        })?;
+    Ok((connection, forward))
+}
+
+/// The port of a `kubernetes:` target's url, which names Redis as the pod sees it: a
+/// port-forward reaches the pod's own ports, nothing else of its network.
+fn pod_port(addr: &redis::ConnectionAddr, shown: &str) -> Result<u16, StepError> {
+    match addr {
+        redis::ConnectionAddr::Tcp(host, port)
+            if matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]") =>
+        {
+            Ok(*port)
+        }
+        redis::ConnectionAddr::Tcp(host, _) => Err(StepError::failed(format!(
+            "{shown}: with `kubernetes`, the url names Redis as the pod sees it — \
+             redis://localhost:PORT — not `{host}` (a port-forward reaches the pod's own ports)"
+        ))),
+        _ => Err(StepError::failed(format!(
+            "{shown}: only redis:// (not TLS or a unix socket) goes through `kubernetes` yet"
+        ))),
+    }
 }
 
 /// Forwards a free local port through `tunnel`'s connection to `addr` as the tunnel's host
@@ -358,6 +439,7 @@ mod tests {
             connect_timeout: None,
             response_timeout: None,
             tunnel: None,
+            kubernetes: None,
         }
     }
 

@@ -2,9 +2,11 @@
 //! the remote shell (nothing splits or expands), or an explicit `shell:` script; optionally
 //! under `sudo -n` (never a password prompt).
 
+use super::remote_kill::RemoteKill;
 use super::{Sessions, SshTarget};
 use crate::core::exec::{
-    Captured, ExecOutputs, OUTPUT_KEEP_BYTES, Parse, failure_message, parse_outputs,
+    COMMAND_STREAMS, Captured, ExecOutputs, Parse, capture, failure_message, parse_outputs,
+    reporter,
 };
 use crate::core::program::Program;
 use flow_engine::prelude::*;
@@ -12,41 +14,12 @@ use flow_engine::template_env::shell_quote;
 use indexmap::IndexMap;
 use openssh::Stdio;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use std::sync::atomic::AtomicBool;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
 /// What the remote shell prints (on stderr, before the command's own) before it becomes
 /// the command.
 const PID_MARK: &str = "flow-remote-pid:";
-
-/// Ends the remote command when the step is dropped before it finished (a `timeout`,
-/// Ctrl-C): SIGTERM to its process group, SIGKILL a few seconds later — over the same
-/// connection, on a task of its own since the step is gone.
-struct RemoteKill {
-    sessions: Arc<Sessions>,
-    session: Arc<openssh::Session>,
-    pid: std::sync::Mutex<Option<u32>>,
-    sudo: bool,
-    armed: std::sync::atomic::AtomicBool,
-}
-
-impl Drop for RemoteKill {
-    fn drop(&mut self) {
-        let pid = *self.pid.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
-        let Some(pid) = pid else { return };
-        let sudo = if self.sudo { "sudo -n " } else { "" };
-        // SIGKILL follows from a detached shell on the host, so this returns at once.
-        let line = format!(
-            "{sudo}kill -TERM -- -{pid} 2>/dev/null; (sleep 3; {sudo}kill -KILL -- -{pid}) >/dev/null 2>&1 </dev/null & true"
-        );
-        let session = Arc::clone(&self.session);
-        self.sessions.pending(tokio::spawn(async move {
-            let _ = session.raw_command(&line).status().await;
-        }));
-    }
-}
 
 pub struct SshExec;
 
@@ -55,9 +28,10 @@ pub struct SshExecParams {
     #[serde(flatten)]
     pub target: SshTarget,
     /// The program and its arguments, each quoted for the remote shell.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("x-flow-argv" = true))]
     pub command: Option<Vec<Text>>,
     /// A script for the remote `sh -c`, when you need pipes or redirection.
+    #[schemars(extend("x-flow-argv" = true))]
     pub shell: Option<String>,
     /// Run as root through `sudo -n` (fails at once if sudo wants a password).
     #[serde(default)]
@@ -143,6 +117,7 @@ impl StepType for SshExec {
     const EFFECT: Effect = Effect::Write;
     const EFFECT_OVERRIDABLE: bool = true;
     const EXACTLY_ONE_OF: &'static [&'static [&'static str]] = &[&["command", "shell"]];
+    const STREAMS: &'static [(&'static str, &'static str)] = COMMAND_STREAMS;
     const EXAMPLE: &'static str = r#"restart:
   type: ssh.exec
   with:
@@ -188,46 +163,30 @@ impl StepType for SshExec {
             .spawn()
             .await
             .map_err(|e| StepError::failed(format!("cannot run `{shown}` on {host}: {e}")))?;
-        let guard = RemoteKill {
-            sessions: ctx.resource::<Sessions>(),
-            session: Arc::clone(&session),
-            pid: std::sync::Mutex::new(None),
-            sudo: params.sudo,
-            armed: std::sync::atomic::AtomicBool::new(true),
-        };
+        let guard = RemoteKill::new(
+            ctx.resource::<Sessions>(),
+            Arc::clone(&session),
+            params.sudo,
+        );
         let (stdin, stdout, stderr) = (
             child.stdin().take(),
             child.stdout().take(),
             child.stderr().take(),
         );
+        // Each line reported as it comes, only the last MiB of each stream kept: as `exec`.
+        let reporting = Arc::new(AtomicBool::new(true));
         let read_stdout = async {
-            let mut bytes = Vec::new();
-            if let Some(mut stdout) = stdout {
-                let _ = stdout.read_to_end(&mut bytes).await;
+            match stdout {
+                Some(stdout) => capture(stdout, reporter(ctx, "stdout", &reporting)).await,
+                None => Captured::default(),
             }
-            bytes
         };
         let read_stderr = async {
-            let mut bytes = Vec::new();
-            let Some(stderr) = stderr else { return bytes };
-            let mut stderr = tokio::io::BufReader::new(stderr);
-            // The pid line comes first, known as soon as the command starts — after whatever
-            // the remote user's shell start-up prints (a `.bashrc` may write to stderr),
-            // which is kept as the command's stderr.
-            for _ in 0..50 {
-                let mut line = String::new();
-                if stderr.read_line(&mut line).await.unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(Ok(pid)) = line.strip_prefix(PID_MARK).map(|p| p.trim().parse::<u32>())
-                {
-                    *guard.pid.lock().unwrap_or_else(|e| e.into_inner()) = Some(pid);
-                    break;
-                }
-                bytes.extend_from_slice(line.as_bytes());
-            }
-            let _ = stderr.read_to_end(&mut bytes).await;
-            bytes
+            let Some(stderr) = stderr else {
+                return Captured::default();
+            };
+            let stderr = after_pid_mark(stderr, &guard).await;
+            capture(stderr, reporter(ctx, "stderr", &reporting)).await
         };
         let (_, stdout, stderr) = tokio::join!(
             super::transfer::feed(stdin, input.as_deref()),
@@ -238,54 +197,59 @@ impl StepType for SshExec {
             .wait()
             .await
             .map_err(|e| StepError::failed(format!("`{shown}` on {host}: {e}")))?;
-        guard
-            .armed
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        let stdout = trimmed(&stdout);
-        let stderr = trimmed(&stderr);
-        for line in stdout.lines() {
-            ctx.output("stdout", line);
-        }
-        for line in stderr.lines() {
-            ctx.output("stderr", line);
-        }
+        guard.finished();
         // A command killed by a signal has no exit code; ssh reports 255 for its own failures.
         let exit_code = status.code().unwrap_or(-1);
         let ok_codes = params.ok_codes.clone().unwrap_or_else(|| vec![0]);
         if !ok_codes.contains(&exit_code) {
-            let mut message = failure_message(&shown, exit_code, &ok_codes, &stderr);
+            let shown_stderr = ctx.shows_stream("stderr").then_some(stderr.text.as_str());
+            let mut message = failure_message(&shown, exit_code, &ok_codes, shown_stderr);
             message.push_str(&format!(" (on {host})"));
-            if params.sudo && stderr.contains("a password is required") {
-                message.push_str("; sudo wants a password, and flow never types one: allow the command with NOPASSWD in sudoers");
+            if params.sudo && stderr.text.contains("a password is required") {
+                message.push_str(super::transfer::SUDO_WANTS_A_PASSWORD);
             }
             return Err(StepError::Failed(message));
         }
-        parse_outputs(kept(stdout), kept(stderr), exit_code, params.parse)
+        parse_outputs(stdout, stderr, exit_code, params.parse)
     }
 }
 
-/// Output as text (invalid UTF-8 replaced), without its trailing newline.
-fn trimmed(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    text.trim_end_matches('\n').to_string()
-}
+/// The longest line of the remote shell's start-up output looked at for the pid line, and
+/// how many such lines: a `.bashrc` that prints without end is not held in memory.
+const PRELUDE_LINE_MAX: u64 = 64 << 10;
+const PRELUDE_LINES_MAX: usize = 50;
 
-/// The last `OUTPUT_KEEP_BYTES` of a stream, as `exec` keeps them (cut at a line start).
-fn kept(text: String) -> Captured {
-    if text.len() <= OUTPUT_KEEP_BYTES {
-        return Captured { text, dropped: 0 };
+/// Reads the command's stderr up to the pid line (which comes first, as soon as the command
+/// starts — after whatever the remote user's shell start-up prints, a `.bashrc` may write
+/// to stderr) and tells `guard` the pid. Returns the stderr that follows, with what came
+/// before the pid line in front of it: the command's stderr as it printed it.
+async fn after_pid_mark(
+    stderr: openssh::ChildStderr,
+    guard: &RemoteKill,
+) -> impl AsyncRead + Unpin {
+    let mut stderr = tokio::io::BufReader::new(stderr);
+    let mut before = Vec::new();
+    for _ in 0..PRELUDE_LINES_MAX {
+        let mut line = Vec::new();
+        let read = (&mut stderr)
+            .take(PRELUDE_LINE_MAX)
+            .read_until(b'\n', &mut line)
+            .await
+            .unwrap_or(0);
+        let pid = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.strip_prefix(PID_MARK))
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if let Some(pid) = pid {
+            guard.started(pid);
+            break;
+        }
+        before.extend_from_slice(&line);
+        if read == 0 || !line.ends_with(b"\n") {
+            break;
+        }
     }
-    let mut start = text.len() - OUTPUT_KEEP_BYTES;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    if let Some(newline) = text[start..].find('\n') {
-        start += newline + 1;
-    }
-    Captured {
-        dropped: start as u64,
-        text: text[start..].to_string(),
-    }
+    std::io::Cursor::new(before).chain(stderr)
 }
 
 /// A name `env` can set: letters, digits and `_`, not starting with a digit.

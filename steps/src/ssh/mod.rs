@@ -3,7 +3,12 @@
 
 pub mod download;
 pub mod exec;
+mod local_dest;
+mod local_tree;
+mod master;
 pub mod remote_file;
+mod remote_kill;
+mod remote_listing;
 pub mod target;
 mod transfer;
 pub mod upload;

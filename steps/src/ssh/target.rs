@@ -5,7 +5,7 @@
 //! reopened once if it went away, closed when the run ends.
 
 use flow_engine::prelude::*;
-use openssh::{KnownHosts, Session, SessionBuilder};
+use openssh::Session;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,91 +101,11 @@ impl SshTarget {
         Ok(())
     }
 
-    fn connect_timeout(&self) -> Duration {
+    pub(super) fn connect_timeout(&self) -> Duration {
         self.connect_timeout
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(10))
     }
-
-    fn builder(&self) -> SessionBuilder {
-        let mut builder = SessionBuilder::default();
-        builder
-            .known_hosts_check(match self.host_key_check {
-                HostKeyCheck::Strict => KnownHosts::Strict,
-                HostKeyCheck::AcceptNew => KnownHosts::Add,
-            })
-            // Whole seconds, at least one: ssh's ConnectTimeout.
-            .connect_timeout(self.connect_timeout().max(Duration::from_secs(1)))
-            .control_directory(std::env::temp_dir())
-            // A master left by a flow that was killed exits once idle, instead of forever.
-            .control_persist(openssh::ControlPersist::IdleFor(
-                std::num::NonZeroUsize::new(300).expect("not zero"),
-            ));
-        if let Some(user) = &self.user {
-            builder.user(user.clone());
-        }
-        if let Some(port) = self.port {
-            builder.port(port);
-        }
-        if let Some(key) = &self.key {
-            builder.keyfile(key);
-        }
-        if let Some(file) = &self.known_hosts {
-            builder.user_known_hosts_file(file);
-        }
-        if let Some(config) = &self.config {
-            builder.config_file(config);
-        }
-        if let Some(jump) = &self.proxy_jump {
-            builder.jump_hosts([jump]);
-        }
-        builder
-    }
-}
-
-/// Why a connection failed, in the words an operator acts on.
-fn connect_error(target: &SshTarget, error: &openssh::Error) -> StepError {
-    let text = error.to_string();
-    let detail = std::error::Error::source(error)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let all = format!("{text} {detail}");
-    let why = if all.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
-        // ssh names the entry: `Offending ED25519 key in /root/.ssh/known_hosts:3`.
-        let entry = all
-            .lines()
-            .find_map(|l| l.split_once("Offending ").map(|(_, rest)| rest.to_string()))
-            .and_then(|rest| rest.split_once(" in ").map(|(_, at)| format!(" ({at})")))
-            .unwrap_or_default();
-        format!(
-            "the host key does not match known_hosts{entry}: refused (a changed key is either a \
-             rebuilt host or someone in the middle; check, then fix the entry)"
-        )
-    } else if all.contains("Host key verification failed") || all.contains("host key is known") {
-        "the host key is not in known_hosts, and host_key_check is strict (`accept-new` records \
-         a new host's key on first contact)"
-            .to_string()
-    } else if all.contains("Permission denied") {
-        format!(
-            "authentication failed (only keys and the agent are tried; a password is never asked){}",
-            target
-                .key
-                .as_ref()
-                .map(|k| format!(": key {k}"))
-                .unwrap_or_default()
-        )
-    } else if all.contains("Could not resolve hostname") {
-        "unknown host: not an address, and no alias of that name in the ssh config".to_string()
-    } else if all.contains("Connection refused") {
-        "connection refused".to_string()
-    } else if all.contains("timed out") {
-        "connection timed out".to_string()
-    } else if detail.is_empty() {
-        text
-    } else {
-        format!("{text}: {detail}")
-    };
-    StepError::failed(format!("cannot connect to {}: {why}", target.display()))
 }
 
 /// Whether a connection failure may pass with time (the host is booting), as opposed to one
@@ -197,10 +117,12 @@ pub fn is_not_yet(error: &StepError) -> bool {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Open>>>;
 
-/// A connection of the run, with the pid of its control master (asked once, when it opens).
+/// A connection of the run, with the pid of its control master (asked once, when it opens)
+/// and the folder of its socket, logs and config.
 struct Open {
     session: Arc<Session>,
     master: Option<i32>,
+    _folder: tempfile::TempDir,
 }
 
 /// The pid of a session's control master (`ssh -O check` says `Master running (pid=N)`).
@@ -258,10 +180,16 @@ impl Resource for Sessions {
 /// itself, so its pid, which may be reused, is never signalled. A session still in use stays
 /// registered: the supervisor ends it with flow.
 async fn close(open: Open) {
-    if let Ok(session) = Arc::try_unwrap(open.session) {
-        let _ = session.close().await;
-        if let Some(pid) = open.master {
-            flow_engine::children::ended_normally(pid);
+    match Arc::try_unwrap(open.session) {
+        Ok(session) => {
+            let _ = session.close().await;
+            if let Some(pid) = open.master {
+                flow_engine::children::ended_normally(pid);
+            }
+        }
+        // Its socket stays where the commands still using it find it.
+        Err(_) => {
+            let _ = open._folder.keep();
         }
     }
 }
@@ -289,19 +217,7 @@ impl Sessions {
         if let Some(open) = open.as_ref() {
             return Ok(Arc::clone(&open.session));
         }
-        let builder = target.builder();
-        let connecting = builder.connect_mux(&target.host);
-        // ConnectTimeout covers the TCP connect; this covers the whole handshake.
-        let session = tokio::time::timeout(target.connect_timeout() * 2, connecting)
-            .await
-            .map_err(|_| {
-                StepError::failed(format!(
-                    "cannot connect to {}: no answer within {}",
-                    target.display(),
-                    flow_engine::duration::format_duration(target.connect_timeout())
-                ))
-            })?
-            .map_err(|e| connect_error(target, &e))?;
+        let super::master::Master { session, folder } = super::master::open(target).await?;
         // The master daemonizes into a session of its own: it dies with flow all the same.
         let master = master_pid(&session).await;
         if let Some(pid) = master {
@@ -311,6 +227,7 @@ impl Sessions {
         *open = Some(Open {
             session: Arc::clone(&session),
             master,
+            _folder: folder,
         });
         Ok(session)
     }

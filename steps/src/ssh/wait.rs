@@ -15,6 +15,7 @@ pub struct SshWaitParams {
     #[serde(flatten)]
     pub target: SshTarget,
     /// The command that must succeed (default: `true`).
+    #[schemars(extend("x-flow-argv" = true))]
     pub command: Option<Vec<Text>>,
     /// How long to keep trying (default 5m).
     pub timeout: Option<FlowDuration>,

@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod cfn_stub;
+pub mod channels;
+pub mod docker;
+pub mod k8s;
 pub mod moto;
 pub mod moto_iam;
 pub mod pty;

@@ -293,6 +293,21 @@ impl Moto {
         ))
     }
 
+    /// A launch template named `name` with a security group of its own, and a second group
+    /// to attach beside it: (template id, the template's group, the second group).
+    pub fn launch_template_with_group(&self, name: &str) -> (String, String, String) {
+        let ids = self.boto(&format!(
+            "image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+             own = ec2.create_security_group(GroupName='{name}-template', Description='the template own')['GroupId']\n\
+             other = ec2.create_security_group(GroupName='{name}', Description='attached beside')['GroupId']\n\
+             lt = ec2.create_launch_template(LaunchTemplateName='{name}', LaunchTemplateData={{'ImageId': image, 'InstanceType': 't3.small', 'SecurityGroupIds': [own]}})\n\
+             print(lt['LaunchTemplate']['LaunchTemplateId'], own, other)"
+        ));
+        let ids: Vec<String> = ids.split(' ').map(str::to_string).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        (ids[0].clone(), ids[1].clone(), ids[2].clone())
+    }
+
     /// The instances moto has (every state), as JSON: `[{id, state, type, tags, groups}]`.
     pub fn instances(&self) -> serde_json::Value {
         let text = self.boto(

@@ -157,6 +157,14 @@ pub fn only_run(state: &Path) -> PathBuf {
     dirs.into_iter().next().expect("one run")
 }
 
+/// The id of the one run under `<state>/runs`.
+pub fn only_run_id(state: &Path) -> String {
+    only_run(state)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub fn run_json(run: &Path) -> Value {
     let text = std::fs::read_to_string(run.join("run.json"))
         .unwrap_or_else(|e| panic!("read {}/run.json: {e}", run.display()));
@@ -262,4 +270,52 @@ pub fn write(dir: &Path, name: &str, content: &str) {
         std::fs::create_dir_all(parent).expect("create dirs");
     }
     std::fs::write(path, content).expect("write file");
+}
+
+/// A file's permission bits.
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `flow args…` in `dir` (none of `CLEARED_ENV` unless `env` gives it), which must end within
+/// `seconds` — a hang is a failure, not a hung suite: (exit code, stdout + stderr).
+pub fn flow_within(
+    dir: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    seconds: u64,
+) -> (i32, String) {
+    let mut command = Command::new(super::flow_bin());
+    command.args(args).current_dir(dir);
+    for var in super::CLEARED_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("flow {args:?} still running after {seconds}s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }

@@ -157,6 +157,54 @@ impl Sshd {
         )
     }
 
+    /// Makes this server a host that lies: every command of the client key runs with
+    /// `fakes` (name → shell script) first on its `PATH` — a `find`, `cat` or `sha256sum`
+    /// answering what a compromised host would. (A forced command in authorized_keys, as
+    /// sshd has it; commands under `sudo` get sudo's own PATH.)
+    pub fn shadow_commands(&self, fakes: &[(&str, &str)]) {
+        use std::os::unix::fs::PermissionsExt;
+        let d = self.dir();
+        let bin = d.join("fake-bin");
+        std::fs::create_dir_all(&bin).expect("fake bin");
+        for (name, script) in fakes {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write fake");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod fake");
+        }
+        let login = d.join("fake-login");
+        std::fs::write(
+            &login,
+            format!(
+                "#!/bin/sh\nPATH={}:$PATH; export PATH\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                bin.display()
+            ),
+        )
+        .expect("write fake login");
+        std::fs::set_permissions(&login, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod fake login");
+        let key = std::fs::read_to_string(d.join("client_key.pub")).expect("client key");
+        std::fs::write(
+            d.join("authorized_keys"),
+            format!("command=\"{}\" {key}", login.display()),
+        )
+        .expect("write authorized_keys");
+    }
+
+    /// Writes the ssh_config with `extra` after the test aliases' block (a bastion's).
+    pub fn append_config(&self, extra: &str) {
+        let mut config = std::fs::read_to_string(self.config()).expect("ssh_config");
+        config.push_str(extra);
+        std::fs::write(self.config(), config).expect("write ssh_config");
+    }
+
+    /// This server's host key line for `name` in known_hosts form (`[name]:port key`).
+    pub fn known_hosts_line(&self, name: &str) -> String {
+        let key = std::fs::read_to_string(self.dir().join("host_key.pub")).expect("host key");
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        format!("[{name}]:{} {}\n", self.port, key.join(" "))
+    }
+
     /// The ssh client processes talking to this server (control masters and commands).
     pub fn client_processes(&self) -> usize {
         let needle = self.config().display().to_string();
