@@ -114,6 +114,8 @@ pub fn pattern(text: Option<&str>) -> String {
     let Some(text) = text else {
         return "*".to_string();
     };
+    let text = as_known_after_apply(text);
+    let text = text.as_str();
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find(UNKNOWN_OPEN) {
@@ -129,11 +131,22 @@ pub fn pattern(text: Option<&str>) -> String {
 
 /// Whether the text holds a part known only after apply.
 pub fn is_partly_unknown(text: &str) -> bool {
-    text.contains(UNKNOWN_OPEN)
+    crate::evaluate::mentions_unknown(text)
+}
+
+/// A param not given (a required one, which `flow policy` covers whatever it will be) reads
+/// `(given at apply)`: here it is one more part known only after apply.
+fn as_known_after_apply(text: &str) -> String {
+    text.replace(
+        crate::evaluate::GIVEN_AT_APPLY,
+        &format!("{UNKNOWN_OPEN}a param not given)"),
+    )
 }
 
 /// What the unknown parts of the text wait for (`steps.pick.value`), in order.
 pub fn unknown_parts(text: &str) -> Vec<String> {
+    let text = as_known_after_apply(text);
+    let text = text.as_str();
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find(UNKNOWN_OPEN) {
@@ -197,6 +210,9 @@ mod tests {
             "*"
         );
         assert_eq!(pattern(None), "*");
+        assert_eq!(pattern(Some("(given at apply)-backups")), "*-backups");
+        assert!(is_partly_unknown("(given at apply)"));
+        assert_eq!(unknown_parts("(given at apply)"), ["a param not given"]);
     }
 
     #[test]

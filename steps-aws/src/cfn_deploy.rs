@@ -405,7 +405,9 @@ impl StepType for CfnDeploy {
                 params.template
             ));
         } else {
-            match std::fs::read_to_string(&params.template) {
+            // As the deploy reads it: never more than CloudFormation takes, never a FIFO.
+            let path = std::path::Path::new(&params.template);
+            match flow_engine::regular_file::read_text(path, INLINE_TEMPLATE_LIMIT) {
                 Ok(body) => {
                     if let Some(facts) = cfn_permissions::template_facts(&params.template, &body) {
                         statements.extend(cfn_permissions::transforms(&arns, &facts.transforms));

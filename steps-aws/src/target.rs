@@ -367,7 +367,14 @@ where
             let status = raw.status().as_u16();
             // A HEAD is refused with a bare 403: no code, no text, no body.
             let bare_refusal = status == 403 && raw.body().bytes().is_none_or(|b| b.is_empty());
-            match inner.code() {
+            // A refusal in a format the SDK does not read for this service (a stand-in
+            // answering a JSON service in XML): its code, read by hand.
+            let code = inner.code().map(str::to_string).or_else(|| {
+                (status == 403)
+                    .then(|| raw.body().bytes().and_then(crate::iam::code_in))
+                    .flatten()
+            });
+            match code.as_deref() {
                 Some(code) if crate::iam::is_denial(code, status) => {
                     let text = inner
                         .message()
