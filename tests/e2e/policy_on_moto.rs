@@ -329,7 +329,25 @@ fn ec2_steps_need_what_flow_policy_prints() {
         },
         files: &[],
     });
+    // A group beside the instance's own: ModifyInstanceAttribute with both.
+    let attach = honest(Case {
+        setup: "image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
+            i = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']\n\
+            sg = ec2.create_security_group(GroupName='redis', Description='redis')['GroupId']\n\
+            print(i, sg)",
+        playbook: |made| {
+            let (id, group) = made.split_once(' ').expect("instance and group");
+            playbook(&format!(
+                "  redis_group:\n    type: ec2.attach_security_groups\n    with: {{ instance_ids: [{id}], security_group_ids: [{group}] }}\n"
+            ))
+        },
+        files: &[],
+    });
     assert_eq!(run, ["ec2:RunInstances", "ec2:DescribeInstances"]);
+    assert_eq!(
+        attach,
+        ["ec2:ModifyInstanceAttribute", "ec2:DescribeInstances"]
+    );
     assert_eq!(find, ["ec2:DescribeInstances"]);
     assert_eq!(wait, ["ec2:DescribeInstances"]);
     assert_eq!(stop, ["ec2:StopInstances", "ec2:DescribeInstances"]);
