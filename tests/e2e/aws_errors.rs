@@ -79,31 +79,26 @@ fn a_missing_region_says_where_to_set_it() {
     );
 }
 
-/// moto's IAM mode: after the first few calls (which set up a user whose policy allows only
-/// S3 listing), every call is checked against IAM.
+/// moto's IAM mode: every call is checked against IAM, and this user may only list S3.
 #[test]
 fn a_call_iam_denies_names_the_service_operation_and_code() {
-    let moto = Moto::start_with_iam(3);
-    let keys = moto.boto(
-        "iam = boto3.client('iam', **kw)\n\
-         iam.create_user(UserName='reader')\n\
-         iam.put_user_policy(UserName='reader', PolicyName='s3', PolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 's3:ListBucket', 'Resource': '*'}]}))\n\
-         key = iam.create_access_key(UserName='reader')['AccessKey']\n\
-         print(key['AccessKeyId'], key['SecretAccessKey'])",
+    let moto = Moto::start_enforcing();
+    let keys = moto.user(
+        "reader",
+        &serde_json::json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*" }] }),
     );
-    let (id, secret) = keys.split_once(' ').expect("access key");
+    moto.run_flow_as(&keys);
     let out = moto
         .reach(
             Flow::new().playbook("flow: 1\nsteps:\n  found:\n    type: ec2.find\n    with: {}\n"),
         )
-        .env("AWS_ACCESS_KEY_ID", id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
         .args(&["apply", "playbook.yaml", "--yes"])
         .run();
     out.code(1)
         .stdout_has("ec2 DescribeInstances failed:")
         .stdout_has("not authorized")
-        .stdout_lacks(secret);
+        .stdout_has("it needs IAM permission `ec2:DescribeInstances`")
+        .stdout_lacks(&keys.secret);
 }
 
 /// CloudFormation as it answers a deploy that rolled back — moto never fails a resource, so

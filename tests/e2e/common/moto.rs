@@ -65,12 +65,6 @@ impl Moto {
         Self::start_with(&[])
     }
 
-    /// moto in its IAM mode: the first `free_calls` calls are not checked (to set up users
-    /// and policies), every later one is checked against IAM.
-    pub fn start_with_iam(free_calls: u32) -> Self {
-        Self::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", &free_calls.to_string())])
-    }
-
     fn start_with(env: &[(&str, &str)]) -> Self {
         let port = super::redis::free_port();
         let child = Command::new(moto_bin())
