@@ -113,6 +113,19 @@ enum Command {
         #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
     },
+    /// Print the least-privilege IAM policy the playbook's AWS steps need (JSON, on stdout).
+    #[command(
+        after_help = "Examples:\n  flow policy playbooks/blot/provision-and-restore.yaml\n  flow policy restore.yaml -p bucket=blot-redis-backups --account 123456789012 > policy.json\n  aws iam put-role-policy --role-name blot-restore --policy-name flow --policy-document file://policy.json\n\nEach AWS step type declares the calls it makes, during plan and apply, its `undo` included. Resources\nare ARNs where the params are known without running anything (rendered as `flow plan --offline` renders\nthem): a part known only after apply becomes `*`. The region comes from the step's AWS block (else `*`),\nthe account from --account (else `*`). A step whose `when` is false for these params is left out; a\nrequired param not given is covered whatever it will be. Statements are grouped by step: `LaunchEc2Run`\nis step `launch` (ec2.run), `LaunchUndoEc2Terminate` its undo. Why a statement is as wide as it is, and\nwhat flow cannot see (a launch template's instance profile, the resources a CloudFormation template\ncreates), is printed on stderr, each note naming its Sid.\n\nFor a step `backups: { type: s3.list, with: { bucket: blot-redis-backups, prefix: daily/ } }`:\n  {\n    \"Version\": \"2012-10-17\",\n    \"Statement\": [\n      {\n        \"Sid\": \"BackupsS3List\",\n        \"Effect\": \"Allow\",\n        \"Action\": [\"s3:ListBucket\"],\n        \"Resource\": [\"arn:aws:s3:::blot-redis-backups\"],\n        \"Condition\": { \"StringEquals\": { \"s3:prefix\": \"daily/\" } }\n      }\n    ]\n  }"
+    )]
+    Policy {
+        /// The playbook file.
+        playbook: PathBuf,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// The AWS account id ARNs name (default: `*`, any account).
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+    },
     /// List recorded runs, newest first.
     #[command(after_help = "Examples:\n  flow runs\n  flow --state-dir /var/lib/flow runs")]
     Runs,
@@ -255,6 +268,18 @@ fn main() {
             // clap requires one of them.
             (None, None) => exit::INVALID,
         },
+        Command::Policy {
+            playbook,
+            params,
+            account,
+        } => {
+            let options = ops::PolicyOptions {
+                playbook,
+                params: params.inputs(),
+                account,
+            };
+            ops::policy(options, &registry, &global)
+        }
         Command::Runs if json => print_json(&flow_engine::history::runs_json(&global.state_dir)),
         Command::Runs => print_page(&flow_engine::history::runs_page(&global.state_dir)),
         Command::Show { run } if json => {

@@ -3,8 +3,9 @@
 
 pub use crate::context::{PlanContext, StepContext};
 pub use crate::kinds::{Action, Description, Effect, StepError};
+pub use crate::permission::{Permission, PermissionContext, Permissions};
 pub use crate::resources::Resource;
-pub use crate::step_type::StepType;
+pub use crate::step_type::{RenderedParams, StepType};
 pub use crate::values::{
     Evaluated, FileMode, FlowDuration, NoOutputs, OneOrMany, Printable, Scalar, Secret, Text,
 };

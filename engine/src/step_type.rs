@@ -4,6 +4,7 @@
 
 use crate::context::{PlanContext, StepContext};
 pub use crate::kinds::{Action, Description, Effect, StepError};
+use crate::permission::{PermissionContext, Permissions};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -67,6 +68,20 @@ pub trait StepType: Send + Sync + 'static {
         params: Self::Params,
         ctx: &StepContext,
     ) -> impl Future<Output = Result<Self::Outputs, StepError>> + Send;
+
+    /// The cloud permissions (IAM statements) the calls of this step need — those `describe`
+    /// makes during plan and those `apply` makes — for `flow policy`. The params come as
+    /// `flow plan --offline` renders them (`params.typed()?` gives them typed): a value known
+    /// only after apply reads `(known after apply: …)`, which
+    /// [`crate::permission::pattern`] turns into `*`. Types that call no cloud API keep the
+    /// default: none (and their params are not even read).
+    fn permissions(
+        &self,
+        _params: &RenderedParams<Self::Params>,
+        _ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        Ok(Permissions::default())
+    }
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -139,6 +154,13 @@ pub trait DynStepType: Send + Sync {
         params: serde_json::Value,
         ctx: &'a StepContext,
     ) -> BoxFuture<'a, Result<serde_json::Value, StepError>>;
+    /// The permissions for rendered params that may hold unknowns (see
+    /// `StepType::permissions`).
+    fn permissions_json(
+        &self,
+        params: &serde_json::Value,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String>;
 }
 
 pub(crate) struct Erased<T: StepType> {
@@ -288,5 +310,81 @@ impl<T: StepType> DynStepType for Erased<T> {
             serde_json::to_value(outputs)
                 .map_err(|e| StepError::failed(format!("outputs cannot be recorded: {e}")))
         })
+    }
+
+    fn permissions_json(
+        &self,
+        params: &serde_json::Value,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let rendered = RenderedParams {
+            value: params,
+            schema: &self.meta.params_schema,
+            left_out: std::sync::Mutex::new(Vec::new()),
+            typed: std::marker::PhantomData,
+        };
+        let mut permissions = self.inner.permissions(&rendered, ctx)?;
+        for field in rendered
+            .left_out
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            permissions.notes.push(format!(
+                "`with.{field}` is known only after apply: these permissions are those of the step without it"
+            ));
+        }
+        Ok(permissions)
+    }
+}
+
+/// A step's params as `flow policy` renders them, read typed on demand.
+pub struct RenderedParams<'a, P> {
+    value: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+    /// Fields left out to read the rest (see `typed`).
+    left_out: std::sync::Mutex<Vec<String>>,
+    typed: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P: DeserializeOwned + JsonSchema> RenderedParams<'_, P> {
+    /// The params typed, unknowns as their `(known after apply: …)` text. A whole value known
+    /// only after apply where the type wants a number, a list or a map (`count: "{{
+    /// steps.x.n }}"`) does not fit: it is left out — all such fields, or one at a time —
+    /// and the permissions are those of the step without it (a note says so).
+    pub fn typed(&self) -> Result<P, String> {
+        let parse = |value: &serde_json::Value| {
+            let value = crate::evaluate::unknowns_as_text(value);
+            let value = crate::schema::coerce(value, self.schema);
+            params_from_json::<P>(value)
+        };
+        let error = match parse(self.value) {
+            Ok(typed) => return Ok(typed),
+            Err(error) => error,
+        };
+        let Some(map) = self.value.as_object() else {
+            return Err(error);
+        };
+        let unknown: Vec<&String> = map
+            .iter()
+            .filter(|(_, v)| v.get(crate::evaluate::UNKNOWN_KEY).is_some())
+            .map(|(k, _)| k)
+            .collect();
+        let without = |left_out: &[&String]| {
+            let mut map = map.clone();
+            map.retain(|k, _| !left_out.contains(&k));
+            serde_json::Value::Object(map)
+        };
+        let mut tries = vec![unknown.clone()];
+        tries.extend(unknown.iter().map(|k| vec![*k]));
+        for left_out in tries.iter().filter(|t| !t.is_empty()) {
+            if let Ok(typed) = parse(&without(left_out)) {
+                self.left_out
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(left_out.iter().map(|k| k.to_string()));
+                return Ok(typed);
+            }
+        }
+        Err(error)
     }
 }

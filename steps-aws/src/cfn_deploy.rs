@@ -3,11 +3,14 @@
 //! failed deploy names the resources that failed and why. The plan says create or update,
 //! with the parameters and the template lines that would change.
 
+use crate::cfn_permissions;
 use crate::cfn_stack::{failure_reasons, find_stack, outputs_of, settle, status_of};
+use crate::iam::{Arns, wider_because, with_reason};
 use crate::target::{AwsTarget, aws_error, clients};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, Stack, Tag,
 };
+use flow_engine::permission::is_partly_unknown;
 use flow_engine::prelude::*;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -51,6 +54,11 @@ pub struct CfnDeployOutputs {
     pub outputs: Map<String, Value>,
     /// False when the change set found nothing to change.
     pub changed: bool,
+}
+
+/// A list to send, or nothing when it is empty.
+fn given<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
 }
 
 fn text(value: &Scalar) -> String {
@@ -291,8 +299,8 @@ impl StepType for CfnDeploy {
                         .stack_name(&params.stack_name)
                         .send()
                         .await
-                        .ok()
-                        .and_then(|t| t.template_body().map(str::to_string));
+                        .map(|t| t.template_body().map(str::to_string))
+                        .map_err(|e| aws_error("cloudformation", "GetTemplate", e));
                     Some((stack, old))
                 }
                 Ok(None) => {
@@ -336,16 +344,91 @@ impl StepType for CfnDeploy {
         for line in parameter_lines(&template, stack.as_ref().map(|(s, _)| s)) {
             description = description.detail(line);
         }
-        if let Some((_, Some(old))) = &stack {
-            for line in template_lines(old, body) {
-                description = description.detail(line);
+        match &stack {
+            Some((_, Ok(Some(old)))) => {
+                for line in template_lines(old, body) {
+                    description = description.detail(line);
+                }
             }
+            Some((_, Err(error))) => {
+                description = description.detail(format!(
+                    "template differences not shown: {}",
+                    error.message()
+                ));
+            }
+            _ => {}
         }
         if !params.capabilities.is_empty() {
             description =
                 description.detail(format!("capabilities: {}", params.capabilities.join(", ")));
         }
         description
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<CfnDeployParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        let deploy = Permission::new(
+            [
+                // The plan: create or update, and the template lines that change.
+                "cloudformation:DescribeStacks",
+                "cloudformation:GetTemplate",
+                // The deploy, waiting for the stack to settle.
+                "cloudformation:CreateChangeSet",
+                "cloudformation:DescribeChangeSet",
+                "cloudformation:ExecuteChangeSet",
+                // A change set that failed (nothing to change) is removed; a failed deploy
+                // names the resources that failed from the stack's events.
+                "cloudformation:DeleteChangeSet",
+                "cloudformation:DescribeStackEvents",
+            ],
+            [arns.stack(&params.stack_name)],
+        );
+        let mut statements = vec![with_reason(
+            deploy,
+            wider_because(&[("stack_name", Some(&params.stack_name))]),
+        )];
+        let mut notes = Vec::new();
+        let mut texts: Vec<String> = params
+            .parameters
+            .values()
+            .chain(params.optional_parameters.values())
+            .map(text)
+            .collect();
+        if is_partly_unknown(&params.template) {
+            notes.push(format!(
+                "`template` is known only after apply ({}): the macros it runs, the references it resolves and the resources it creates need permissions this policy cannot name",
+                params.template
+            ));
+        } else {
+            // As the deploy reads it: never more than CloudFormation takes, never a FIFO.
+            let path = std::path::Path::new(&params.template);
+            match flow_engine::regular_file::read_text(path, INLINE_TEMPLATE_LIMIT) {
+                Ok(body) => {
+                    if let Some(facts) = cfn_permissions::template_facts(&params.template, &body) {
+                        statements.extend(cfn_permissions::transforms(&arns, &facts.transforms));
+                        if !facts.resource_types.is_empty() {
+                            notes.push(format!(
+                                "CloudFormation creates, updates and deletes the template's resources with the caller's rights (no service role is passed): grant the actions of {} too",
+                                facts.resource_types.into_iter().collect::<Vec<_>>().join(", ")
+                            ));
+                        }
+                    }
+                    texts.push(body);
+                }
+                Err(error) => notes.push(format!(
+                    "cannot read template {} ({error}): the macros it runs, the references it resolves and the resources it creates are not in this policy",
+                    params.template
+                )),
+            }
+        }
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        statements.extend(cfn_permissions::dynamic_references(&arns, &texts));
+        Ok(Permissions { statements, notes })
     }
 
     async fn apply(
@@ -381,7 +464,9 @@ impl StepType for CfnDeploy {
             .change_set_name(&change_set)
             .change_set_type(kind.clone())
             .template_body(&template.body)
-            .set_parameters(Some(
+            // An empty list is left out, not sent: CloudFormation reads an empty `Tags` on an
+            // update as "remove every tag" (tags set outside the playbook included).
+            .set_parameters(given(
                 template
                     .parameters
                     .iter()
@@ -393,14 +478,14 @@ impl StepType for CfnDeploy {
                     })
                     .collect(),
             ))
-            .set_capabilities(Some(
+            .set_capabilities(given(
                 params
                     .capabilities
                     .iter()
                     .map(|c| Capability::from(c.as_str()))
                     .collect(),
             ))
-            .set_tags(Some(
+            .set_tags(given(
                 params
                     .tags
                     .iter()
@@ -449,13 +534,20 @@ impl StepType for CfnDeploy {
         };
         if computed.status() == Some(&ChangeSetStatus::Failed) {
             let reason = computed.status_reason().unwrap_or("no reason given");
-            // Best effort: a failed change set is clutter on the stack.
-            let _ = client
+            // A failed change set is clutter on the stack: removed, or said so.
+            if let Err(error) = client
                 .delete_change_set()
                 .stack_name(name)
                 .change_set_name(&change_set)
                 .send()
-                .await;
+                .await
+            {
+                let error = aws_error("cloudformation", "DeleteChangeSet", error);
+                ctx.warn(&format!(
+                    "the failed change set {change_set} stays on stack {name}: {}",
+                    error.message()
+                ));
+            }
             if let Some(stack) = &existing
                 && says_unchanged(reason)
             {

@@ -1,6 +1,7 @@
 //! `cfn.outputs`: a stack's outputs and status — the endpoint another stack created.
 
 use crate::cfn_stack::{find_stack, outputs_of, status_of};
+use crate::iam::Arns;
 use crate::target::{AwsTarget, clients};
 use flow_engine::prelude::*;
 use serde_json::{Map, Value};
@@ -38,6 +39,20 @@ impl StepType for CfnOutputs {
             Action::Read,
             format!("read the outputs of stack {}", params.stack_name),
         )
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<CfnOutputsParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        Ok(Arns::new(&params.aws, ctx).one(
+            &["cloudformation:DescribeStacks"],
+            Arns::stack,
+            "stack_name",
+            &params.stack_name,
+        ))
     }
 
     async fn apply(

@@ -78,7 +78,7 @@ pub async fn settle(
 }
 
 /// The resources that failed since `since` (epoch seconds), newest first:
-/// `Bucket (AWS::S3::Bucket) CREATE_FAILED: reason`.
+/// `Bucket (AWS::S3::Bucket) CREATE_FAILED: reason` — or why the events cannot be read.
 pub async fn failure_reasons(client: &Client, name: &str, since: i64) -> Vec<String> {
     let mut reasons = Vec::new();
     let mut pages = client
@@ -86,7 +86,15 @@ pub async fn failure_reasons(client: &Client, name: &str, since: i64) -> Vec<Str
         .stack_name(name)
         .into_paginator()
         .send();
-    'pages: while let Some(Ok(page)) = pages.next().await {
+    'pages: while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(error) => {
+                let error = aws_error("cloudformation", "DescribeStackEvents", error);
+                reasons.push(format!("its events cannot be read: {}", error.message()));
+                break;
+            }
+        };
         for event in page.stack_events() {
             if event.timestamp().is_some_and(|t| t.secs() < since) {
                 break 'pages;

@@ -4,9 +4,11 @@
 //! the launch: ModifyInstanceAttribute with the union of the instance's groups and these.
 //! AWS calls: DescribeInstances, ModifyInstanceAttribute.
 
-use crate::ec2_instances::describe;
+use crate::ec2_instances::{describe, describe_instances};
+use crate::iam::{Arns, wider_because, with_reason};
 use crate::target::{AwsTarget, aws_error, clients};
 use aws_sdk_ec2::types::Instance;
+use flow_engine::permission::pattern;
 use flow_engine::prelude::*;
 use indexmap::IndexMap;
 
@@ -108,6 +110,45 @@ impl StepType for Ec2AttachSecurityGroups {
             }),
             Err(error) => description.detail(format!("cannot read them now: {}", error.message())),
         }
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<AttachParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        if params.instance_ids.is_empty() {
+            // No instance: no call.
+            return Ok(Permissions::default());
+        }
+        if params.security_group_ids.is_empty() {
+            // Only the plan looks at the instances.
+            return Ok(Permissions::new(vec![describe_instances()]));
+        }
+        let arns = Arns::new(&params.aws, ctx);
+        let mut resources: Vec<String> = params
+            .instance_ids
+            .iter()
+            .map(|id| arns.ec2(&format!("instance/{}", pattern(Some(id)))))
+            .collect();
+        // The groups sent are the instance's own (a launch template's: not known before the
+        // run) and these: IAM checks each of them.
+        resources.push(arns.ec2("security-group/*"));
+        let mut why = vec![
+            "the groups sent are each instance's own (known only when it is read) and the added ones: `security-group/*`".to_string(),
+        ];
+        let fields: Vec<(&str, Option<&str>)> = params
+            .instance_ids
+            .iter()
+            .map(|id| ("instance_ids", Some(id.as_str())))
+            .collect();
+        why.extend(wider_because(&fields));
+        let modify = Permission::new(["ec2:ModifyInstanceAttribute"], resources);
+        Ok(Permissions::new(vec![
+            with_reason(modify, Some(why.join("; "))),
+            describe_instances(),
+        ]))
     }
 
     async fn apply(

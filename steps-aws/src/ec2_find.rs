@@ -1,7 +1,7 @@
 //! `ec2.find`: the instances that match filters (`tag:Role: redis`, `instance-state-name`, …)
 //! or ids, as a table and as outputs — "which restore instances are still around?".
 
-use crate::ec2_instances::{describe, filter, instance_json, print_table};
+use crate::ec2_instances::{describe, describe_instances, filter, instance_json, print_table};
 use crate::target::{AwsTarget, clients};
 use flow_engine::prelude::*;
 use indexmap::IndexMap;
@@ -60,6 +60,14 @@ impl StepType for Ec2Find {
                 format!("find instances: {}", what.join(", "))
             },
         )
+    }
+
+    fn permissions(
+        &self,
+        _: &RenderedParams<Ec2FindParams>,
+        _: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        Ok(Permissions::new(vec![describe_instances()]))
     }
 
     async fn apply(

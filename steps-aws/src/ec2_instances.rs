@@ -256,6 +256,41 @@ pub async fn describe_change(
     description
 }
 
+/// DescribeInstances: every EC2 step looks at its instances (and waits with it).
+pub fn describe_instances() -> Permission {
+    Permission::new(["ec2:DescribeInstances"], ["*"]).note(crate::iam::UNSCOPED_DESCRIBE)
+}
+
+/// Stopping or terminating the instances (`action`), then looking at them until they got
+/// there; the plan looks at them too.
+pub fn state_change_permissions(
+    action: &str,
+    params: &StateChangeParams,
+    ctx: &PermissionContext,
+) -> Permissions {
+    let arns = crate::iam::Arns::new(&params.aws, ctx);
+    let ids = params.instance_ids.clone().into_vec();
+    if ids.is_empty() {
+        // No instance: no call.
+        return Permissions::default();
+    }
+    // A list known only after apply renders as one text: any instance.
+    let resources: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let id = flow_engine::permission::pattern(Some(id));
+            arns.ec2(&format!("instance/{id}"))
+        })
+        .collect();
+    let why = ids
+        .iter()
+        .find_map(|id| crate::iam::wider_because(&[("instance_ids", Some(id))]));
+    Permissions::new(vec![
+        crate::iam::with_reason(Permission::new([action], resources), why),
+        describe_instances(),
+    ])
+}
+
 /// Stops or terminates the instances (as `wanted` says), then waits for that state unless
 /// told not to.
 pub async fn change_state(

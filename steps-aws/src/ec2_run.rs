@@ -3,11 +3,15 @@
 //! tagged `flow:run`/`flow:step` and looked for before launching, so a retried or resumed
 //! step finds its instance even where the token is not honoured (moto ignores it).
 
-use crate::ec2_instances::{Wanted, describe, filter, instance_json, print_table, wait_for};
+use crate::ec2_instances::{
+    Wanted, describe, describe_instances, filter, instance_json, print_table, wait_for,
+};
+use crate::iam::{Arns, wider_because};
 use crate::target::{AwsTarget, aws_error, clients};
 use aws_sdk_ec2::types::{
     InstanceType, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification,
 };
+use flow_engine::permission::pattern;
 use flow_engine::prelude::*;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -214,6 +218,107 @@ impl StepType for Ec2Run {
             description = description.detail("then wait until running");
         }
         description
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<Ec2RunParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        let template = params.launch_template.as_ref();
+        let one = |kind: &str, id: Option<&str>| arns.ec2(&format!("{kind}/{}", pattern(id)));
+        // What RunInstances creates (new ids: any) and every resource it uses.
+        let mut resources = vec![
+            arns.ec2("instance/*"),
+            arns.ec2("volume/*"),
+            arns.ec2("network-interface/*"),
+            one("subnet", params.subnet_id.as_deref()),
+            arns.image(params.image_id.as_deref()),
+            one("key-pair", params.key_name.as_deref()),
+        ];
+        match params.security_group_ids.as_deref() {
+            Some(groups) if !groups.is_empty() => resources.extend(
+                groups
+                    .iter()
+                    .map(|id| one("security-group", Some(id.as_str()))),
+            ),
+            _ => resources.push(one("security-group", None)),
+        }
+        // IAM names a launch template by its id only.
+        if let Some(template) = template {
+            resources.push(one("launch-template", template.id.as_deref()));
+        }
+        let from_template: Vec<&str> = [
+            ("the image", params.image_id.is_none()),
+            ("the subnet", params.subnet_id.is_none()),
+            ("the key pair", params.key_name.is_none()),
+            (
+                "the security groups",
+                params
+                    .security_group_ids
+                    .as_ref()
+                    .is_none_or(|g| g.is_empty()),
+            ),
+            (
+                "the template (given by name)",
+                template.is_some_and(|t| t.id.is_none()),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, open)| *open)
+        .map(|(what, _)| what)
+        .collect();
+        let mut why = vec![
+            "what it launches has no id yet: `instance/*`, `volume/*`, `network-interface/*`"
+                .to_string(),
+        ];
+        if !from_template.is_empty() {
+            why.push(format!(
+                "{} {} not given (the launch template's, which flow does not read offline): `*`",
+                from_template.join(", "),
+                if from_template.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            ));
+        }
+        let mut fields: Vec<(&str, Option<&str>)> = vec![
+            ("subnet_id", params.subnet_id.as_deref()),
+            ("image_id", params.image_id.as_deref()),
+            ("key_name", params.key_name.as_deref()),
+        ];
+        fields.extend(
+            template
+                .and_then(|t| t.id.as_deref())
+                .map(|id| ("launch_template.id", Some(id))),
+        );
+        fields.extend(
+            params
+                .security_group_ids
+                .iter()
+                .flatten()
+                .map(|id| ("security_group_ids", Some(id.as_str()))),
+        );
+        let unknown: Vec<(&str, Option<&str>)> =
+            fields.into_iter().filter(|(_, v)| v.is_some()).collect();
+        why.extend(wider_because(&unknown));
+        let run = Permission::new(["ec2:RunInstances"], resources).note(why.join("; "));
+        // Its tags are set by the launch itself, and only there.
+        let tag = Permission::new(
+            ["ec2:CreateTags"],
+            [arns.ec2("instance/*"), arns.ec2("volume/*")],
+        )
+        .condition("StringEquals", "ec2:CreateAction", "RunInstances");
+        let mut permissions = Permissions::new(vec![run, tag, describe_instances()]);
+        if template.is_some() {
+            permissions = permissions.with_note(
+                "a launch template that names an instance profile also needs iam:PassRole on that profile's role (flow does not read the template offline)",
+            );
+        }
+        Ok(permissions)
     }
 
     async fn apply(

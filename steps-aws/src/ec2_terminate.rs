@@ -2,6 +2,7 @@
 
 use crate::ec2_instances::{
     StateChangeOutputs, StateChangeParams, Wanted, change_state, describe_change,
+    state_change_permissions,
 };
 use flow_engine::prelude::*;
 
@@ -20,6 +21,19 @@ impl StepType for Ec2Terminate {
 
     async fn describe(&self, params: &StateChangeParams, ctx: &PlanContext) -> Description {
         describe_change("terminate", params, ctx).await
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<StateChangeParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        Ok(state_change_permissions(
+            "ec2:TerminateInstances",
+            params,
+            ctx,
+        ))
     }
 
     async fn apply(

@@ -1,6 +1,6 @@
 //! `ec2.wait`: waits until instances are running, stopped or terminated.
 
-use crate::ec2_instances::{Wanted, states, wait_for};
+use crate::ec2_instances::{Wanted, describe_instances, states, wait_for};
 use crate::target::{AwsTarget, clients};
 use flow_engine::prelude::*;
 use serde_json::{Map, Value};
@@ -50,6 +50,14 @@ impl StepType for Ec2Wait {
                 params.state.as_str()
             ),
         )
+    }
+
+    fn permissions(
+        &self,
+        _: &RenderedParams<Ec2WaitParams>,
+        _: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        Ok(Permissions::new(vec![describe_instances()]))
     }
 
     async fn apply(

@@ -3,6 +3,7 @@
 
 pub mod cfn_deploy;
 pub mod cfn_outputs;
+pub mod cfn_permissions;
 pub mod cfn_stack;
 pub mod ec2_attach_groups;
 pub mod ec2_find;
@@ -11,6 +12,7 @@ pub mod ec2_run;
 pub mod ec2_stop;
 pub mod ec2_terminate;
 pub mod ec2_wait;
+pub mod iam;
 pub mod logs_search;
 pub mod s3_delete;
 pub mod s3_get;

@@ -1,6 +1,7 @@
 //! `logs.search`: the events of a CloudWatch Logs group that match a filter pattern since a
 //! moment — "did the app log the new endpoint after the deploy?".
 
+use crate::iam::Arns;
 use crate::target::{AwsTarget, aws_error, clients};
 use flow_engine::prelude::*;
 use serde_json::{Value, json};
@@ -63,6 +64,20 @@ impl StepType for LogsSearch {
                 flow_engine::duration::format_duration(since)
             ),
         )
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<LogsSearchParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        Ok(Arns::new(&params.aws, ctx).one(
+            &["logs:FilterLogEvents"],
+            Arns::log_group,
+            "log_group",
+            &params.log_group,
+        ))
     }
 
     async fn apply(

@@ -1,6 +1,7 @@
 //! `s3.delete`: deletes named keys, or the objects under a prefix except the newest
 //! `keep_latest` — the retention of a backup bucket. The plan lists exactly the keys.
 
+use crate::iam::{Arns, listing_under, wider_because, with_reason};
 use crate::target::{AwsTarget, aws_error, check_s3_names, clients, list_objects};
 use flow_engine::prelude::*;
 
@@ -99,6 +100,46 @@ impl StepType for S3Delete {
         }
     }
 
+    fn permissions(
+        &self,
+        params: &RenderedParams<S3DeleteParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        let bucket = wider_because(&[("bucket", Some(&params.bucket))]);
+        let mut statements = Vec::new();
+        if let Some(prefix) = &params.prefix {
+            // The objects under the prefix are listed first (in the plan too).
+            let list = Permission::new(["s3:ListBucket"], [arns.bucket(&params.bucket)]);
+            statements.push(with_reason(
+                listing_under(list, Some(prefix)),
+                bucket.clone(),
+            ));
+            statements.push(with_reason(
+                Permission::new(
+                    ["s3:DeleteObject"],
+                    [arns.object(&params.bucket, &format!("{prefix}*"))],
+                ),
+                wider_because(&[("bucket", Some(&params.bucket)), ("prefix", Some(prefix))]),
+            ));
+        }
+        if let Some(keys) = &params.keys {
+            let mut why = bucket;
+            for key in keys {
+                why = why.or_else(|| wider_because(&[("keys", Some(key))]));
+            }
+            statements.push(with_reason(
+                Permission::new(
+                    ["s3:DeleteObject"],
+                    keys.iter().map(|key| arns.object(&params.bucket, key)),
+                ),
+                why,
+            ));
+        }
+        Ok(Permissions::new(statements))
+    }
+
     async fn apply(
         &self,
         params: S3DeleteParams,
@@ -137,10 +178,16 @@ impl StepType for S3Delete {
                 .await
                 .map_err(|e| aws_error("s3", "DeleteObjects", e))?;
             if let Some(error) = out.errors().first() {
+                let code = error.code().unwrap_or("error");
+                // Each key is refused on its own, in the answer of a call that succeeded.
+                let hint = if crate::iam::is_denial(code, 200) {
+                    crate::iam::denial_hint("s3", "DeleteObjects")
+                } else {
+                    String::new()
+                };
                 return Err(StepError::failed(format!(
-                    "s3 DeleteObjects failed for {}: {}: {}",
+                    "s3 DeleteObjects failed for {}: {code}: {}{hint}",
                     error.key().unwrap_or("?"),
-                    error.code().unwrap_or("error"),
                     error.message().unwrap_or("")
                 )));
             }

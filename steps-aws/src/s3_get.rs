@@ -1,6 +1,7 @@
 //! `s3.get`: downloads an object to a local file, streamed, verifying its sha256 — the one
 //! given, or the one `s3.put` recorded. A mismatch fails and leaves no file at the destination.
 
+use crate::iam::{Arns, wider_because, with_reason};
 use crate::s3_put::hex;
 use crate::target::{AwsTarget, Pace, aws_error, check_s3_names, clients};
 use flow_engine::prelude::*;
@@ -60,6 +61,20 @@ impl StepType for S3Get {
             Err(e) => d.detail(format!("will fail: {e}")),
             Ok(()) => d,
         }
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<S3GetParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        let get = Permission::new(["s3:GetObject"], [arns.object(&params.bucket, &params.key)]);
+        Ok(Permissions::new(vec![with_reason(
+            get,
+            wider_because(&[("bucket", Some(&params.bucket)), ("key", Some(&params.key))]),
+        )]))
     }
 
     async fn apply(

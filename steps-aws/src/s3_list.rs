@@ -1,6 +1,7 @@
 //! `s3.list`: the objects under a prefix, newest first by default, with the latest one —
 //! "which backup do we restore?" as a read that runs during plan.
 
+use crate::iam::{Arns, listing_under, wider_because, with_reason};
 use crate::target::{AwsTarget, Listed, check_s3_names, clients, list_objects};
 use flow_engine::prelude::*;
 use serde_json::{Value, json};
@@ -71,6 +72,26 @@ impl StepType for S3List {
                 params.prefix.as_deref().unwrap_or("")
             ),
         )
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<S3ListParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        let list = Permission::new(["s3:ListBucket"], [arns.bucket(&params.bucket)]);
+        let list = if params.allow_missing_bucket {
+            // HeadBucket sends no prefix: only a ListBucket without the condition allows it.
+            list.note("`allow_missing_bucket` asks HeadBucket first, which IAM allows with s3:ListBucket on the whole bucket: not narrowed to `prefix`")
+        } else {
+            listing_under(list, params.prefix.as_deref())
+        };
+        Ok(Permissions::new(vec![with_reason(
+            list,
+            wider_because(&[("bucket", Some(&params.bucket))]),
+        )]))
     }
 
     async fn apply(

@@ -1,6 +1,7 @@
 //! `s3.put`: uploads a local file, streamed, recording its sha256 in the object's metadata so
 //! `s3.get` can verify the copy it brings back.
 
+use crate::iam::{Arns, wider_because, with_reason};
 use crate::target::{AwsTarget, aws_error, check_s3_names, clients};
 use flow_engine::prelude::*;
 use sha2::Digest as _;
@@ -76,6 +77,20 @@ impl StepType for S3Put {
             ),
         )
         .detail(size)
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<S3PutParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        let put = Permission::new(["s3:PutObject"], [arns.object(&params.bucket, &params.key)]);
+        Ok(Permissions::new(vec![with_reason(
+            put,
+            wider_because(&[("bucket", Some(&params.bucket)), ("key", Some(&params.key))]),
+        )]))
     }
 
     async fn apply(

@@ -1,6 +1,7 @@
 //! `secrets.get`: reads a Secrets Manager secret (or one key of a JSON secret). The value is
 //! a secret: masked in everything flow writes from then on, each leaf of a JSON one too.
 
+use crate::iam::Arns;
 use crate::target::{AwsTarget, aws_error, clients};
 use flow_engine::prelude::*;
 
@@ -42,6 +43,20 @@ impl StepType for SecretsGet {
             .map(|k| format!(" [{k}]"))
             .unwrap_or_default();
         Description::new(Action::Read, format!("read secret {}{key}", params.name))
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<SecretsGetParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        Ok(Arns::new(&params.aws, ctx).one(
+            &["secretsmanager:GetSecretValue"],
+            Arns::secret,
+            "name",
+            &params.name,
+        ))
     }
 
     async fn apply(

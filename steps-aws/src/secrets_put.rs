@@ -1,6 +1,7 @@
 //! `secrets.put`: creates a Secrets Manager secret, or gives it a new value — only when the
 //! value differs (`changed`). A map is stored as JSON. Retries reuse one request token.
 
+use crate::iam::{Arns, wider_because, with_reason};
 use crate::target::{AwsTarget, aws_error, clients};
 use flow_engine::prelude::*;
 
@@ -54,6 +55,45 @@ impl StepType for SecretsPut {
             Action::Change,
             format!("create or update secret {}", params.name),
         )
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<SecretsPutParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        let arns = Arns::new(&params.aws, ctx);
+        // The value now, to write only when it differs; then a new value, or the secret.
+        let mut statements = vec![with_reason(
+            Permission::new(
+                [
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:CreateSecret",
+                ],
+                [arns.secret(&params.name)],
+            ),
+            wider_because(&[("name", Some(&params.name))]),
+        )];
+        if let Some(key) = &params.kms_key_id {
+            // Secrets Manager encrypts and decrypts with the caller's rights on the key.
+            let via = format!("secretsmanager.{}.amazonaws.com", arns.region());
+            statements.push(with_reason(
+                Permission::new(["kms:GenerateDataKey", "kms:Decrypt"], [arns.kms_key(key)])
+                    .condition(
+                        if via.contains('*') {
+                            "StringLike"
+                        } else {
+                            "StringEquals"
+                        },
+                        "kms:ViaService",
+                        via,
+                    ),
+                wider_because(&[("kms_key_id", Some(key))]),
+            ));
+        }
+        Ok(Permissions::new(statements))
     }
 
     async fn apply(

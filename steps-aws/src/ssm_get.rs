@@ -1,5 +1,6 @@
 //! `ssm.get`: reads an SSM parameter; a SecureString's value is a secret (masked everywhere).
 
+use crate::iam::Arns;
 use crate::target::{AwsTarget, aws_error, clients};
 use flow_engine::prelude::*;
 
@@ -37,6 +38,20 @@ impl StepType for SsmGet {
 
     async fn describe(&self, params: &SsmGetParams, _: &PlanContext) -> Description {
         Description::new(Action::Read, format!("read parameter {}", params.name))
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<SsmGetParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        Ok(Arns::new(&params.aws, ctx).one(
+            &["ssm:GetParameter"],
+            Arns::parameter,
+            "name",
+            &params.name,
+        ))
     }
 
     async fn apply(

@@ -1,5 +1,6 @@
 //! `ssm.put`: writes an SSM parameter — only when the value differs (`changed`).
 
+use crate::iam::Arns;
 use crate::target::{AwsTarget, aws_error, clients};
 use flow_engine::prelude::*;
 
@@ -85,9 +86,31 @@ impl StepType for SsmPut {
                 description.summary =
                     format!("create parameter {} ({:?})", params.name, params.r#type);
             }
-            Err(_) => {}
+            Err(error) => {
+                let error = aws_error("ssm", "GetParameter", error);
+                description = description.detail(format!(
+                    "cannot tell create from change: {}",
+                    error.message()
+                ));
+            }
         }
         description
+    }
+
+    fn permissions(
+        &self,
+        params: &RenderedParams<SsmPutParams>,
+        ctx: &PermissionContext,
+    ) -> Result<Permissions, String> {
+        let params = &params.typed()?;
+        // The parameter now (the plan's create-or-change, and to write only when it differs),
+        // then the write.
+        Ok(Arns::new(&params.aws, ctx).one(
+            &["ssm:GetParameter", "ssm:PutParameter"],
+            Arns::parameter,
+            "name",
+            &params.name,
+        ))
     }
 
     async fn apply(
@@ -105,6 +128,18 @@ impl StepType for SsmPut {
             .with_decryption(true)
             .send()
             .await;
+        // Only a parameter that does not exist yet is no answer: without the value now,
+        // `changed` and the SecureString warning would be guesses.
+        let current = match current {
+            Err(error)
+                if !error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                return Err(aws_error("ssm", "GetParameter", error));
+            }
+            current => current,
+        };
         if let Ok(current) = &current
             && let Some(warning) =
                 downgrade(current.parameter().and_then(|p| p.r#type()), params.r#type)

@@ -365,7 +365,29 @@ where
                 .map(|id| format!(" (request id {id})"))
                 .unwrap_or_default();
             let status = raw.status().as_u16();
-            match inner.code() {
+            // A HEAD is refused with a bare 403: no code, no text, no body.
+            let bare_refusal = status == 403 && raw.body().bytes().is_none_or(|b| b.is_empty());
+            // A refusal in a format the SDK does not read for this service (a stand-in
+            // answering a JSON service in XML): its code, read by hand.
+            let code = inner.code().map(str::to_string).or_else(|| {
+                (status == 403)
+                    .then(|| raw.body().bytes().and_then(crate::iam::code_in))
+                    .flatten()
+            });
+            match code.as_deref() {
+                Some(code) if crate::iam::is_denial(code, status) => {
+                    let text = inner
+                        .message()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| format!(": {t}"))
+                        .unwrap_or_default();
+                    let hint = crate::iam::denial_hint(service, operation);
+                    format!("{what} failed: {code}{text}{request}{hint}")
+                }
+                None if bare_refusal => {
+                    let hint = crate::iam::denial_hint(service, operation);
+                    format!("{what} failed: Forbidden (HTTP 403){request}{hint}")
+                }
                 Some(code) => format!(
                     "{what} failed: {code}: {}{request}",
                     inner.message().unwrap_or("")
@@ -378,6 +400,26 @@ where
                     what_came(headers.get("content-type"), raw.body().bytes())
                 ),
             }
+        }
+        // A 403 whose body the SDK cannot read (a stand-in answering a JSON service in XML):
+        // its code, read by hand, tells a refusal from, say, a bad signature.
+        other
+            if other
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 403) =>
+        {
+            let code = other
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .and_then(crate::iam::code_in)
+                .unwrap_or_else(|| "error".to_string());
+            let hint = if crate::iam::is_denial(&code, 403) {
+                crate::iam::denial_hint(service, operation)
+            } else {
+                String::new()
+            };
+            let code = if code == "error" { "Forbidden" } else { &code };
+            format!("{what} failed: {code} (HTTP 403){hint}")
         }
         other => {
             // The causes, outermost first, each in its own words (not the debug dump that

@@ -3,6 +3,7 @@
 //! clear line naming the service and operation.
 
 use crate::common::Flow;
+use crate::common::cfn_stub::{self, Answer};
 use crate::common::moto::Moto;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -78,104 +79,48 @@ fn a_missing_region_says_where_to_set_it() {
     );
 }
 
-/// moto's IAM mode: after the first few calls (which set up a user whose policy allows only
-/// S3 listing), every call is checked against IAM.
+/// moto's IAM mode: every call is checked against IAM, and this user may only list S3.
 #[test]
 fn a_call_iam_denies_names_the_service_operation_and_code() {
-    let moto = Moto::start_with_iam(3);
-    let keys = moto.boto(
-        "iam = boto3.client('iam', **kw)\n\
-         iam.create_user(UserName='reader')\n\
-         iam.put_user_policy(UserName='reader', PolicyName='s3', PolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 's3:ListBucket', 'Resource': '*'}]}))\n\
-         key = iam.create_access_key(UserName='reader')['AccessKey']\n\
-         print(key['AccessKeyId'], key['SecretAccessKey'])",
+    let moto = Moto::start_enforcing();
+    let keys = moto.user(
+        "reader",
+        &serde_json::json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*" }] }),
     );
-    let (id, secret) = keys.split_once(' ').expect("access key");
+    moto.run_flow_as(&keys);
     let out = moto
         .reach(
             Flow::new().playbook("flow: 1\nsteps:\n  found:\n    type: ec2.find\n    with: {}\n"),
         )
-        .env("AWS_ACCESS_KEY_ID", id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
         .args(&["apply", "playbook.yaml", "--yes"])
         .run();
     out.code(1)
         .stdout_has("ec2 DescribeInstances failed:")
         .stdout_has("not authorized")
-        .stdout_lacks(secret);
+        .stdout_has("it needs IAM permission `ec2:DescribeInstances`")
+        .stdout_lacks(&keys.secret);
 }
 
 /// CloudFormation as it answers a deploy that rolled back — moto never fails a resource, so
 /// these few answers stand in for AWS: the stack settles UPDATE_ROLLBACK_COMPLETE and its
 /// events name the resource that failed and why.
 fn rolled_back_cloudformation() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut executed = false;
-        for mut stream in listener.incoming().flatten() {
-            let request = read_request(&mut stream);
-            let action = request
-                .split('&')
-                .find_map(|p| p.strip_prefix("Action="))
-                .unwrap_or_default()
-                .to_string();
-            let now = jiff::Timestamp::now().to_string();
-            let stack = "<StackName>app</StackName><StackId>arn:aws:cloudformation:us-east-1:123456789012:stack/app/1</StackId><CreationTime>2026-12-01T00:00:00Z</CreationTime>";
-            let result = match action.as_str() {
-                "DescribeStacks" => format!(
-                    "<Stacks><member>{stack}<StackStatus>{}</StackStatus></member></Stacks>",
-                    if executed { "UPDATE_ROLLBACK_COMPLETE" } else { "UPDATE_COMPLETE" }
-                ),
-                "CreateChangeSet" => "<Id>arn:aws:cloudformation:us-east-1:123456789012:changeSet/c/1</Id>".into(),
-                "DescribeChangeSet" => "<ChangeSetName>c</ChangeSetName><Status>CREATE_COMPLETE</Status><ExecutionStatus>AVAILABLE</ExecutionStatus><Changes></Changes>".into(),
-                "ExecuteChangeSet" => {
-                    executed = true;
-                    String::new()
-                }
-                "DescribeStackEvents" => format!(
-                    "<StackEvents><member>{stack}<EventId>2</EventId><LogicalResourceId>app</LogicalResourceId><ResourceType>AWS::CloudFormation::Stack</ResourceType><Timestamp>{now}</Timestamp><ResourceStatus>UPDATE_ROLLBACK_COMPLETE</ResourceStatus></member><member>{stack}<EventId>1</EventId><LogicalResourceId>Cache</LogicalResourceId><ResourceType>AWS::ElastiCache::ReplicationGroup</ResourceType><Timestamp>{now}</Timestamp><ResourceStatus>UPDATE_FAILED</ResourceStatus><ResourceStatusReason>AuthToken must be at least 16 characters</ResourceStatusReason></member></StackEvents>"
-                ),
-                _ => String::new(),
-            };
-            let body = format!(
-                "<{action}Response xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata></{action}Response>"
-            );
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
-/// The body of one HTTP request (after its headers, as long as Content-Length says).
-fn read_request(stream: &mut std::net::TcpStream) -> String {
-    let mut data = Vec::new();
-    let mut buffer = [0u8; 8192];
-    while let Ok(n) = stream.read(&mut buffer) {
-        if n == 0 {
-            break;
-        }
-        data.extend_from_slice(&buffer[..n]);
-        let text = String::from_utf8_lossy(&data);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if body.len() >= length {
-                return body.to_string();
-            }
-        }
-    }
-    String::new()
+    cfn_stub::serve(|action, executed| {
+        let now = jiff::Timestamp::now().to_string();
+        let stack = cfn_stub::STACK;
+        Answer::Result(match action {
+            "DescribeStacks" => format!(
+                "<Stacks><member>{stack}<StackStatus>{}</StackStatus></member></Stacks>",
+                if executed { "UPDATE_ROLLBACK_COMPLETE" } else { "UPDATE_COMPLETE" }
+            ),
+            "CreateChangeSet" => "<Id>arn:aws:cloudformation:us-east-1:123456789012:changeSet/c/1</Id>".into(),
+            "DescribeChangeSet" => "<ChangeSetName>c</ChangeSetName><Status>CREATE_COMPLETE</Status><ExecutionStatus>AVAILABLE</ExecutionStatus><Changes></Changes>".into(),
+            "DescribeStackEvents" => format!(
+                "<StackEvents><member>{stack}<EventId>2</EventId><LogicalResourceId>app</LogicalResourceId><ResourceType>AWS::CloudFormation::Stack</ResourceType><Timestamp>{now}</Timestamp><ResourceStatus>UPDATE_ROLLBACK_COMPLETE</ResourceStatus></member><member>{stack}<EventId>1</EventId><LogicalResourceId>Cache</LogicalResourceId><ResourceType>AWS::ElastiCache::ReplicationGroup</ResourceType><Timestamp>{now}</Timestamp><ResourceStatus>UPDATE_FAILED</ResourceStatus><ResourceStatusReason>AuthToken must be at least 16 characters</ResourceStatusReason></member></StackEvents>"
+            ),
+            _ => String::new(),
+        })
+    })
 }
 
 #[test]

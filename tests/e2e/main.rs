@@ -36,6 +36,8 @@ mod playbooks_cloudradar;
 mod playbooks_october;
 mod playbooks_prospectflow;
 mod playbooks_redis;
+mod policy;
+mod policy_on_moto;
 mod processes;
 mod redis_kubernetes;
 mod redis_scale;

@@ -7,7 +7,7 @@ use crate::common::moto::Moto;
 use crate::common::{Flow, Outcome, read, read_tree};
 use std::path::{Path, PathBuf};
 
-fn playbook(path: &str) -> String {
+pub(crate) fn playbook(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("playbooks")
         .join(path)
@@ -15,9 +15,9 @@ fn playbook(path: &str) -> String {
         .to_string()
 }
 
-const TOKEN: &str = "Tok3n-For-Redis-9f8e7d6c";
+pub(crate) const TOKEN: &str = "Tok3n-For-Redis-9f8e7d6c";
 
-fn infra(path: &str) -> PathBuf {
+pub(crate) fn infra(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("playbooks/math-visuals/infra")
         .join(path)
@@ -46,7 +46,12 @@ fn team_data_template(cidr: &str) -> String {
 /// compute the Outputs of a stack made through a change set; MOTO.md): shared, data (from
 /// `data_template`, with `data_params`), the static site (in its own region, with its
 /// CloudFront domain) and the API, whose log group has `api_says` in it.
-fn math_visuals_world(moto: &Moto, data_template: &Path, data_params: &str, api_says: &str) {
+pub(crate) fn math_visuals_world(
+    moto: &Moto,
+    data_template: &Path,
+    data_params: &str,
+    api_says: &str,
+) {
     moto.boto(&format!(
         "shared = open('{shared}').read()\n\
          data = open('{data}').read()\n\
@@ -66,10 +71,10 @@ fn math_visuals_world(moto: &Moto, data_template: &Path, data_params: &str, api_
 }
 
 /// The sample data template's parameters, without ElastiCache (moto has none).
-const SAMPLE_DATA: &str = "dict(EnvironmentName='prod', SharedParametersStackName='math-visuals-shared', RedisAuthToken='{{resolve:secretsmanager:math-visuals/prod/redis/auth}}', CreateReplicationGroup='false', ExistingRedisEndpoint='redis.prod.internal', ExistingRedisPort='6380')";
+pub(crate) const SAMPLE_DATA: &str = "dict(EnvironmentName='prod', SharedParametersStackName='math-visuals-shared', RedisAuthToken='{{resolve:secretsmanager:math-visuals/prod/redis/auth}}', CreateReplicationGroup='false', ExistingRedisEndpoint='redis.prod.internal', ExistingRedisPort='6380')";
 
 /// The params that point the playbook at the sample templates and at moto's region.
-fn math_visuals_params() -> Vec<String> {
+pub(crate) fn math_visuals_params() -> Vec<String> {
     vec![
         "region=us-east-1".to_string(),
         format!(

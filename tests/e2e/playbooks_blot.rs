@@ -17,9 +17,9 @@ use crate::common::{Flow, Outcome, read};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-const SNAPSHOT: &str = "daily/2026-12-01.rdb";
+pub(crate) const SNAPSHOT: &str = "daily/2026-12-01.rdb";
 
-fn playbook(name: &str) -> String {
+pub(crate) fn playbook(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("playbooks/blot")
         .join(name)
@@ -28,8 +28,8 @@ fn playbook(name: &str) -> String {
 }
 
 /// Everything a run talks to, stopped when dropped (the restored Redis too).
-struct World {
-    moto: Moto,
+pub(crate) struct World {
+    pub(crate) moto: Moto,
     sshd: Sshd,
     production: RedisServer,
     /// The "remote" side: the env file, the stand-in commands and their call log, the
@@ -64,7 +64,11 @@ fn write_script(path: &Path, text: &str) {
 
 impl World {
     fn start() -> Self {
-        let moto = Moto::start();
+        Self::on(Moto::start())
+    }
+
+    /// The world with its AWS side on `moto` (one checking IAM, say).
+    pub(crate) fn on(moto: Moto) -> Self {
         let (template, template_group, group) = moto.launch_template_with_group("blot-redis");
         let production = RedisServer::start();
         let mut posts = vec!["MSET".to_string()];
@@ -127,7 +131,7 @@ impl World {
         self.remote.path().join("redis")
     }
 
-    fn env_file(&self) -> String {
+    pub(crate) fn env_file(&self) -> String {
         std::fs::read_to_string(self.remote.path().join("secrets.env")).expect("env file")
     }
 
@@ -156,7 +160,7 @@ impl World {
     }
 
     /// The params that point the playbook at the stand-ins.
-    fn params(&self) -> Vec<String> {
+    pub(crate) fn params(&self) -> Vec<String> {
         let r = self.remote.path().display();
         [
             "region=us-east-1".to_string(),
@@ -179,7 +183,7 @@ impl World {
     }
 
     /// `flow COMMAND provision-and-restore.yaml` with the stand-ins' params and `extra`.
-    fn provision(&self, command: &[&str], extra: &[&str]) -> Outcome {
+    pub(crate) fn provision(&self, command: &[&str], extra: &[&str]) -> Outcome {
         let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         args.insert(1, playbook("provision-and-restore.yaml"));
         for p in self
@@ -621,7 +625,7 @@ fn the_ssh_key_is_asked_on_a_terminal_and_named_as_missing_without_one() {
 }
 
 /// Two tagged instances (one stopped) and an unrelated one, with an audit log line.
-fn tagged_instances(moto: &Moto) -> (String, String) {
+pub(crate) fn tagged_instances(moto: &Moto) -> (String, String) {
     let ids = moto.boto(
         "image = ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId']\n\
          def launch(tags):\n\
@@ -637,7 +641,7 @@ fn tagged_instances(moto: &Moto) -> (String, String) {
     (running.to_string(), stopped.to_string())
 }
 
-fn cleanup(moto: &Moto, command: &[&str], params: &[&str], audit: &str) -> Outcome {
+pub(crate) fn cleanup(moto: &Moto, command: &[&str], params: &[&str], audit: &str) -> Outcome {
     let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
     args.insert(1, playbook("cleanup.yaml"));
     for p in ["region=us-east-1"].iter().chain(params) {

@@ -5,12 +5,14 @@
 mod apply;
 mod drift;
 mod plan;
+mod policy;
 mod resume;
 mod run_setup;
 mod validate;
 
 pub use apply::{ApplyOptions, apply};
 pub use plan::{PlanOptions, plan};
+pub use policy::{PolicyOptions, policy};
 pub use resume::{ResumeOptions, resume};
 pub use run_setup::new_run_id;
 pub use validate::validate;

@@ -81,13 +81,35 @@ impl Runner {
         interaction: Arc<Interaction>,
         interrupt: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
+        let now = jiff::Timestamp::now();
+        Self::new_at(
+            checked,
+            params,
+            settings,
+            emitter,
+            interaction,
+            interrupt,
+            now,
+        )
+    }
+
+    /// A runner whose `now()` is `now` (`flow policy` renders at two moments to find what
+    /// depends on the clock).
+    pub fn new_at(
+        checked: Arc<Checked>,
+        params: ResolvedParams,
+        settings: RunSettings,
+        emitter: Arc<Emitter>,
+        interaction: Arc<Interaction>,
+        interrupt: tokio::sync::watch::Receiver<bool>,
+        now: jiff::Timestamp,
+    ) -> Arc<Self> {
         learn_param_secrets(&params, &emitter.masker);
         for step in &checked.playbook.steps {
             if let Some(hidden) = step.secret_outputs.hidden_lines(step.body.step_type.meta()) {
                 emitter.hide_lines(&step.id, hidden);
             }
         }
-        let now = jiff::Timestamp::now();
         let env = build_environment(TemplateSettings {
             now,
             playbook_dir: checked.playbook.dir.clone(),

@@ -2,10 +2,12 @@
 //! assert on what a user sees — exit code, stdout, stderr, files left behind.
 #![allow(dead_code)]
 
+pub mod cfn_stub;
 pub mod channels;
 pub mod docker;
 pub mod k8s;
 pub mod moto;
+pub mod moto_iam;
 pub mod pty;
 pub mod redis;
 pub mod run;
