@@ -288,10 +288,15 @@ fn scale_and_rollout_status_follow_the_controller_with_its_delays() {
         .kubectl(&["-n", "october", "scale", "deploy/worker", "--replicas=0"])
         .code(0)
         .stdout_has("deployment.apps/worker scaled");
-    cluster
-        .kubectl(&["-n", "october", "get", "pods", "-l", "app=worker"])
-        .code(0)
-        .stdout_has("Terminating");
+    // The controller acts a moment after the API answers, as a real one does: the pods go
+    // Terminating, not at once.
+    let pods_say = |status: &str| {
+        cluster
+            .kubectl(&["-n", "october", "get", "pods", "-l", "app=worker"])
+            .stdout
+            .contains(status)
+    };
+    assert!(cluster.until(|| pods_say("Terminating")));
     cluster
         .kubectl(&[
             "-n",
@@ -307,10 +312,7 @@ fn scale_and_rollout_status_follow_the_controller_with_its_delays() {
     cluster
         .kubectl(&["-n", "october", "scale", "deploy/worker", "--replicas=2"])
         .code(0);
-    cluster
-        .kubectl(&["-n", "october", "get", "pods", "-l", "app=worker"])
-        .code(0)
-        .stdout_has("ContainerCreating");
+    assert!(cluster.until(|| pods_say("ContainerCreating")));
     cluster
         .kubectl(&["-n", "october", "rollout", "status", "deploy/worker"])
         .code(0)
