@@ -98,7 +98,7 @@ pub fn runs_page(state_dir: &Path) -> String {
 pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
     let record = find_run(state_dir, id)?;
     let mut summary = Summary::default();
-    let mut started: Vec<String> = Vec::new();
+    let mut started: indexmap::IndexSet<String> = indexmap::IndexSet::new();
     let mut attempts = Attempts::default();
     let read = read_events(&events_path(state_dir, &record), |event| {
         summary.observe(&event);
@@ -108,14 +108,13 @@ pub fn show_page(state_dir: &Path, id: &str) -> Result<String, String> {
                 step,
                 element: None,
                 ..
-            } if !started.contains(step) => started.push(step.clone()),
+            } if !started.contains(step) => {
+                started.insert(step.clone());
+            }
             _ => {}
         }
     });
-    let unfinished: Vec<&String> = started
-        .iter()
-        .filter(|s| !summary.rows.iter().any(|r| &r.step == *s))
-        .collect();
+    let unfinished: Vec<&String> = started.iter().filter(|s| !summary.has_row(s)).collect();
     let params: Vec<String> = record
         .params
         .iter()

@@ -189,29 +189,8 @@ pub fn masked_playbook_text(playbook: &crate::playbook::Playbook, masker: &Maske
         .flat_map(|s| std::iter::once(&s.body).chain(s.undo.as_ref()))
         .flat_map(|b| b.step_type.meta().secret_fields.iter().cloned())
         .collect();
-    fn learn(value: &Value, names: &[String], masker: &Masker) {
-        let literal = |v: &Value| v.as_str().is_some_and(|s| !s.contains("{{"));
-        match value {
-            Value::Object(map) => {
-                for (key, value) in map {
-                    if names.contains(key) && literal(value) {
-                        masker.add(value);
-                    } else {
-                        learn(value, names, masker);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|v| learn(v, names, masker)),
-            Value::String(text) if !text.contains("{{") => {
-                if let Some(password) = crate::secrets::url_password(text) {
-                    masker.add(&Value::String(password.to_string()));
-                }
-            }
-            _ => {}
-        }
-    }
     if let Ok(node) = crate::yaml::parse(&playbook.file) {
-        learn(&node.to_json(), &names, masker);
+        learn_written_secrets(&node.to_json(), &names, masker);
     }
     masker
         .mask(&playbook.file.text)
@@ -219,6 +198,33 @@ pub fn masked_playbook_text(playbook: &crate::playbook::Playbook, masker: &Maske
         .map(crate::secrets::redact_urls)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Teaches `masker` the secrets written as they are in `value` (a playbook's text, or a step's
+/// `with`): the literal values of the fields named in `names` (secret fields, such as a Redis
+/// `password:`), and the password of every URL. A template (`{{ … }}`) is no secret itself.
+pub fn learn_written_secrets(value: &Value, names: &[String], masker: &Masker) {
+    let literal = |v: &Value| v.as_str().is_some_and(|s| !s.contains("{{"));
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if names.contains(key) && literal(value) {
+                    masker.add(value);
+                } else {
+                    learn_written_secrets(value, names, masker);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| learn_written_secrets(v, names, masker)),
+        Value::String(text) if !text.contains("{{") => {
+            if let Some(password) = crate::secrets::url_password(text) {
+                masker.add(&Value::String(password.to_string()));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Reads a plan file; `None` when the file is not a plan (a playbook, say).

@@ -13,7 +13,9 @@
 use crate::analyze::Checked;
 use crate::param::ResolvedParams;
 use crate::playbook::Step;
-use crate::saved_plan::{PlanKey, ReadFingerprint, fingerprint, holds_secret};
+use crate::saved_plan::{
+    PlanKey, ReadFingerprint, fingerprint, holds_secret, learn_written_secrets,
+};
 use crate::secret_outputs::SecretOutputs;
 use crate::secrets::Masker;
 use crate::template::{Reference, Tmpl};
@@ -21,8 +23,8 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 use std::path::Path;
 
-/// The fingerprint of every main step. `masker` must know the run's secrets (params, and
-/// those written in the playbook: `saved_plan::masked_playbook_text` teaches it those).
+/// The fingerprint of every main step. `masker` must know the params' secrets; it learns
+/// those written in the playbook here.
 pub fn fingerprints(
     checked: &Checked,
     params: &ResolvedParams,
@@ -35,7 +37,14 @@ pub fn fingerprints(
         .main_steps()
         .map(|step| (step.id.clone(), definition(checked, step, params)))
         .collect();
-    for (_, d) in &definitions {
+    // The secrets written in the playbook, learnt from what is fingerprinted (the `with`
+    // of each step has its `defaults` merged) rather than from a second parse of the file.
+    for (step, (_, d)) in checked.playbook.main_steps().zip(&definitions) {
+        learn_written_secrets(
+            &d["with"],
+            &step.body.step_type.meta().secret_fields,
+            masker,
+        );
         learn_url_passwords(d, masker);
     }
     // The key is made only when a definition needs one.

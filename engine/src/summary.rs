@@ -48,9 +48,17 @@ pub struct Summary {
     pending_warnings: Vec<(String, String)>,
     /// Display names (`name:`) by step id.
     names: std::collections::HashMap<String, String>,
+    /// Where each step's row is in `rows`: a run of 10 000 steps must not search them all
+    /// for each step that finishes.
+    row_of: std::collections::HashMap<String, usize>,
 }
 
 impl Summary {
+    /// Whether the step has a row (it finished, or was skipped).
+    pub fn has_row(&self, step: &str) -> bool {
+        self.row_of.contains_key(step)
+    }
+
     /// A step as people should see it: its `name:`, else its id.
     pub fn label(&self, step: &str) -> String {
         self.names
@@ -116,7 +124,7 @@ impl Summary {
             } => {
                 // A kept step keeps the row it has (from the attempt that ran it, in
                 // `flow show`); a resume's own summary gets a row saying it was kept.
-                if *kept && self.rows.iter().any(|r| r.step == *step) {
+                if *kept && self.has_row(step) {
                     return;
                 }
                 // A step finishes once, except that `undo` rows come later under their own id.
@@ -134,9 +142,12 @@ impl Summary {
                     kept: *kept,
                     warnings: warnings.into_iter().map(|(_, w)| w).collect(),
                 };
-                match self.rows.iter_mut().find(|r| r.step == *step) {
-                    Some(existing) => *existing = row,
-                    None => self.rows.push(row),
+                match self.row_of.get(step) {
+                    Some(&index) => self.rows[index] = row,
+                    None => {
+                        self.row_of.insert(step.clone(), self.rows.len());
+                        self.rows.push(row);
+                    }
                 }
             }
             Event::Approval {

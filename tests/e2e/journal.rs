@@ -875,3 +875,39 @@ fn the_journal_keeps_a_bounded_share_of_a_chatty_steps_output() {
         8000
     );
 }
+
+/// A password written in the playbook itself — a Redis block's `password:` in `defaults`, a
+/// URL's password in a command — is masked in `run.json`'s step fingerprints (their preview
+/// is the step's `with`), as everywhere else: also where the same text stands in a field
+/// that is not secret.
+#[test]
+fn a_password_written_in_the_playbook_is_not_in_run_json() {
+    let dir = dir_with(
+        "playbook.yaml",
+        r#"flow: 1
+name: written
+defaults:
+  redis: { url: "redis://127.0.0.1:1", password: "Lit3ral-Redis-pw" }
+steps:
+  ping:
+    type: redis.command
+    with: { command: [PING] }
+  fetch:
+    type: exec
+    needs: [ping]
+    with: { command: [echo, "https://deploy:Url-Pass-w0rd@example.invalid/x", "Lit3ral-Redis-pw"] }
+"#,
+    );
+    flow(dir.path(), &["apply", "playbook.yaml", "--yes"], &[]).code(1);
+    let runs = run_dirs(&dir.path().join(".flow"));
+    assert_eq!(runs.len(), 1);
+    let text = std::fs::read_to_string(runs[0].join("run.json")).expect("run.json");
+    assert!(text.contains("\"fingerprints\""), "{text}");
+    assert!(
+        text.contains("deploy:***@"),
+        "the preview holds the URL, masked: {text}"
+    );
+    for secret in ["Lit3ral-Redis-pw", "Url-Pass-w0rd"] {
+        assert!(!text.contains(secret), "run.json holds {secret}:\n{text}");
+    }
+}

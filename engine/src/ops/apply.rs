@@ -151,7 +151,6 @@ pub(super) fn step_fingerprints(
 ) -> std::io::Result<indexmap::IndexMap<String, crate::saved_plan::ReadFingerprint>> {
     let masker = Masker::new();
     crate::run::learn_param_secrets(params, &masker);
-    crate::saved_plan::masked_playbook_text(&checked.playbook, &masker);
     crate::step_fingerprint::fingerprints(checked, params, run_id, &masker, state_dir)
 }
 
