@@ -27,6 +27,15 @@ impl Checked {
     pub fn main_count(&self) -> usize {
         self.deps.len()
     }
+
+    /// Every step as plan, policy and the recorded graph walk them: the main steps in
+    /// execution order, then the `finally` steps in written order.
+    pub fn walk_order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order
+            .iter()
+            .copied()
+            .chain(self.playbook.finally_steps().map(|s| s.index))
+    }
 }
 
 /// Where a template is written, which decides which names it may use.

@@ -64,7 +64,6 @@ pub struct Plan {
 impl Runner {
     /// Plans the playbook; every plan line is emitted as an `Event::PlanStep`.
     pub async fn plan(self: &Arc<Self>) -> Plan {
-        let playbook = &self.checked.playbook;
         self.start_run();
         let unknown_steps: Arc<RwLock<HashSet<String>>> = Arc::default();
         // Steps shown `[only if: …]`: what needs them runs only if they do.
@@ -73,13 +72,7 @@ impl Runner {
         let mut counts = PlanCounts::default();
         let mut lines = Vec::new();
         let mut failed = false;
-        let order: Vec<usize> = self
-            .checked
-            .order
-            .iter()
-            .copied()
-            .chain(playbook.finally_steps().map(|s| s.index))
-            .collect();
+        let order: Vec<usize> = self.checked.walk_order().collect();
         for index in order {
             if *self.interrupt.borrow() {
                 failed = true;

@@ -49,18 +49,11 @@ impl Runner {
         unknown_params: &HashSet<String>,
         ctx: &PermissionContext,
     ) -> Gathered {
-        let playbook = &self.checked.playbook;
         let mut gathered = Gathered::default();
         // Offline, no step's outputs are known: a step joins this set once walked (a skipped
         // one is known: skipped).
         let mut unknown_steps: HashSet<String> = HashSet::new();
-        let order: Vec<usize> = self
-            .checked
-            .order
-            .iter()
-            .copied()
-            .chain(playbook.finally_steps().map(|s| s.index))
-            .collect();
+        let order: Vec<usize> = self.checked.walk_order().collect();
         for index in order {
             let step = self.step(index);
             let walked = {

@@ -40,10 +40,8 @@ pub fn graph(checked: &Checked, masker: &Masker) -> Vec<GraphStep> {
         finally: step.finally,
     };
     checked
-        .order
-        .iter()
-        .filter_map(|i| playbook.steps.get(*i))
-        .chain(playbook.finally_steps())
+        .walk_order()
+        .filter_map(|i| playbook.steps.get(i))
         .map(node)
         .collect()
 }
